@@ -1,0 +1,71 @@
+"""The one error hierarchy. HTTP maps it in `shared.web`; the stream worker maps it to dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class RiskError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    http_status = 500
+    code = "internal_error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": str(self)}
+
+
+class ConfigurationError(RiskError):
+    """A setting is missing or wrong: raised at start-up, never per request."""
+
+    code = "configuration_error"
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class InvalidInput(RiskError):
+    """Client data failed its contract. `fields` maps each field path to its messages."""
+
+    http_status = 422
+    code = "invalid_input"
+
+    def __init__(self, fields: Mapping[str, Any], message: str = "the input does not match the contract") -> None:
+        super().__init__(message)
+        self.fields = dict(fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "fields": self.fields}
+
+
+class PayloadTooLarge(RiskError):
+    http_status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(RiskError):
+    http_status = 401
+    code = "unauthorized"
+
+
+class NotReady(RiskError):
+    """A dependency (model, broker, state store) is not usable yet."""
+
+    http_status = 503
+    code = "not_ready"
+
+
+class ModelNotFound(NotReady):
+    code = "model_not_found"
+
+
+class InvalidRuleset(RiskError):
+    """A ruleset failed to load; the message names the rule and the problem."""
+
+    code = "invalid_ruleset"
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.problems = problems

@@ -1,0 +1,64 @@
+"""structlog, configured once: JSON lines on stderr, personal identifiers masked by a processor.
+
+Callers log plain values (`log.info("scored", customer_id=...)`); the masking processor replaces every
+value under a personal key with its keyed pseudonym before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+
+from shared.privacy import pseudonymise
+
+PERSONAL_KEYS = frozenset(
+    {
+        "customer_id", "card_id", "entity_id", "patient_id", "policy_id", "policyholder",
+        "name", "first_name", "last_name", "email", "phone", "address", "date_of_birth",
+    }
+)
+
+
+class MaskPersonalData:
+    """Replaces personal values with keyed pseudonyms, also inside nested dicts and lists."""
+
+    def __init__(self, key: bytes, personal_keys: Iterable[str] = PERSONAL_KEYS) -> None:
+        self._key = key
+        self._personal = frozenset(personal_keys)
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._mask(k, v) for k, v in event_dict.items()}
+
+    def _mask(self, key: str, value: Any) -> Any:
+        if key in self._personal and value is not None:
+            if isinstance(value, list | tuple):
+                return [pseudonymise(v, self._key) for v in value]
+            return pseudonymise(value, self._key)
+        if isinstance(value, dict):
+            return {k: self._mask(k, v) for k, v in value.items()}
+        return value
+
+
+def configure_logging(level: str = "INFO", pseudonym_key: bytes = b"", stream: TextIO | None = None) -> None:
+    """Configure structlog for the whole process. Safe to call again (tests reconfigure)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            MaskPersonalData(pseudonym_key),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger().bind(logger=name)

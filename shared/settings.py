@@ -1,0 +1,76 @@
+"""Configuration, read once from the environment into one frozen object.
+
+Every entry point (gunicorn, stream worker, batch job, CLI) calls `Settings.from_env()` at its edge and
+passes the result down; nothing else reads os.environ. Bad values fail fast with the variable named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from shared.errors import ConfigurationError
+
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "risk-scoring"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    model_dir: Path = DEFAULT_DATA_DIR / "models"
+    data_dir: Path = DEFAULT_DATA_DIR / "data"
+    # sqlite:///path (embedded, shared by the processes of one machine) or redis://host:port/db
+    state_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'state.sqlite3'}"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    pseudonym_key: bytes = field(default=b"", repr=False)
+    log_level: str = "INFO"
+    max_batch_events: int = 500
+    max_body_bytes: int = 1_048_576
+    stream_batch_size: int = 500
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        settings = cls(
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
+            model_dir=Path(env.get("RISK_MODEL_DIR", str(defaults.model_dir))),
+            data_dir=Path(env.get("RISK_DATA_DIR", str(defaults.data_dir))),
+            state_url=env.get("RISK_STATE_URL", defaults.state_url),
+            api_keys=tuple(k.strip() for k in env.get("RISK_API_KEYS", "").split(",") if k.strip()),
+            pseudonym_key=env.get("RISK_PSEUDONYM_KEY", "").encode(),
+            log_level=env.get("RISK_LOG_LEVEL", defaults.log_level).upper(),
+            max_batch_events=_positive_int(env, "RISK_MAX_BATCH_EVENTS", defaults.max_batch_events),
+            max_body_bytes=_positive_int(env, "RISK_MAX_BODY_BYTES", defaults.max_body_bytes),
+            stream_batch_size=_positive_int(env, "RISK_STREAM_BATCH_SIZE", defaults.stream_batch_size),
+        )
+        settings = replace(settings, **overrides) if overrides else settings
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigurationError("RISK_LOG_LEVEL", f"unknown level {self.log_level!r}")
+        if not self.state_url.startswith(("sqlite:///", "redis://")):
+            raise ConfigurationError("RISK_STATE_URL", "must start with sqlite:/// or redis://")
+        if not self.kafka_bootstrap_servers.strip():
+            raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS", "must not be empty")
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(name, f"must be positive, got {value}")
+    return value
