@@ -17,7 +17,7 @@ from shared.privacy import pseudonymise
 
 PERSONAL_KEYS = frozenset(
     {
-        "customer_id", "card_id", "entity_id", "patient_id", "policy_id", "policyholder",
+        "customer_id", "card_id", "entity_id", "entity_ids", "patient_id", "policy_id", "policyholder",
         "name", "first_name", "last_name", "email", "phone", "address", "date_of_birth",
     }
 )

@@ -1,0 +1,25 @@
+"""gunicorn settings for `risk serve SERVICE`; bind and workers come from the CLI's flags or the
+environment (RISK_HTTP_BIND, RISK_HTTP_WORKERS)."""
+
+import os
+
+from prometheus_client import multiprocess
+
+bind = os.environ.get("RISK_HTTP_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("RISK_HTTP_WORKERS", "2"))
+worker_class = "sync"
+# Clients (Kafka, state store) are made per worker after fork, never in the master: no preloading.
+preload_app = False
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# The app logs one structured line per request; gunicorn's access log would be a second, unmasked one.
+accesslog = None
+errorlog = "-"
+loglevel = "warning"
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Let the Prometheus multiprocess collector forget a dead worker's live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,207 @@
+"""`risk`: the command line, and the one place that knows every service.
+
+    risk broker [--port N]                        the embedded Kafka-protocol broker (Tansu), in memory
+    risk train SERVICE [--size full|demo|small]   train, evaluate and register a model
+    risk serve SERVICE [--port N --workers N]     the HTTP door under gunicorn
+    risk stream SERVICE                           the Kafka door (consumer group worker)
+    risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
+    risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
+    risk demo                                     everything at once, end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.logging import configure_logging
+from shared.scoring import ServiceDefinition
+from shared.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONFIG = REPO_ROOT / "infra" / "gunicorn.conf.py"
+CONTRACTS_HTTP = REPO_ROOT / "contracts" / "http"
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    definition: Callable[[], ServiceDefinition]
+    app_factory: str  # for gunicorn: "module:callable()"
+    train: Callable[[Settings, str], dict[str, Any]]
+
+
+def _fraud_definition() -> ServiceDefinition:
+    from services.fraud_detection.scoring import DEFINITION
+
+    return DEFINITION
+
+
+def _train_fraud(settings: Settings, size: str) -> dict[str, Any]:
+    from services.fraud_detection.train import SIZES, train
+
+    return train(settings.model_dir, settings.data_dir, SIZES[size])
+
+
+SERVICES: dict[str, ServiceEntry] = {
+    "fraud": ServiceEntry("fraud", _fraud_definition, "services.fraud_detection.app:create_app()", _train_fraud),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    overrides = {}
+    if getattr(args, "bootstrap_servers", None):
+        overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
+    settings = Settings.from_env(**overrides)
+    configure_logging(settings.log_level, settings.pseudonym_key)
+    return int(args.run(args, settings) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="risk", description="Risk scoring: claims, fraud and disease.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    services = sorted(SERVICES)
+
+    broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.set_defaults(run=_run_broker)
+
+    train = commands.add_parser("train", help="train, evaluate and register a model")
+    train.add_argument("service", choices=services)
+    train.add_argument("--size", choices=["full", "demo", "small"], default="full",
+                       help="simulation size where the data is simulated (default: full)")
+    train.set_defaults(run=_run_train)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API under gunicorn")
+    serve.add_argument("service", choices=services)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.set_defaults(run=_run_serve)
+
+    stream = commands.add_parser("stream", help="run the Kafka stream worker")
+    stream.add_argument("service", choices=services)
+    stream.add_argument("--bootstrap-servers", help="overrides KAFKA_BOOTSTRAP_SERVERS")
+    stream.set_defaults(run=_run_stream)
+
+    rescore = commands.add_parser("rescore", help="rescore a file through the batch door")
+    rescore.add_argument("service", choices=services)
+    rescore.add_argument("--input", type=Path, required=True)
+    rescore.add_argument("--output", type=Path, required=True)
+    rescore.add_argument("--chunk-size", type=int, default=5_000)
+    rescore.add_argument("--no-progress", action="store_true")
+    rescore.set_defaults(run=_run_rescore)
+
+    contracts = commands.add_parser("contracts", help="write or check contracts/http/*.openapi.json")
+    contracts.add_argument("--check", action="store_true", help="exit 1 when a committed document is stale")
+    contracts.set_defaults(run=_run_contracts)
+
+    demo = commands.add_parser("demo", help="the end-to-end demo")
+    demo.add_argument("--events", type=int, default=300)
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def _run_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.events.broker import EmbeddedBroker, ensure_topics
+    from shared.events.topics import ALL_TOPICS
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    with EmbeddedBroker(port=args.port) as broker:
+        ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
+        print(f"broker ready on {broker.bootstrap_servers} (in memory; Ctrl-C stops it)", flush=True)
+        try:
+            while not stop["now"]:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _run_train(args: argparse.Namespace, settings: Settings) -> int:
+    card = SERVICES[args.service].train(settings, args.size)
+    print(json.dumps({"version": card["version"], "metrics": card["metrics"]}, indent=2))
+    return 0
+
+
+def serve_environment(settings: Settings, host: str, port: int, workers: int) -> dict[str, str]:
+    """The environment `risk serve` hands gunicorn (also used by the tests and the demo)."""
+    metrics_dir = tempfile.mkdtemp(prefix="risk-prometheus-")
+    return {**os.environ, "RISK_HTTP_BIND": f"{host}:{port}", "RISK_HTTP_WORKERS": str(workers),
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+
+
+def gunicorn_command(service: str) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), SERVICES[service].app_factory]
+
+
+def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    env = serve_environment(settings, args.host, args.port, args.workers)
+    command = gunicorn_command(args.service)
+    os.execve(command[0], command, env)
+    return 1  # not reached
+
+
+def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.worker import run_worker
+
+    run_worker(SERVICES[args.service].definition(), settings)
+    return 0
+
+
+def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.batch.runner import rescore
+    from shared.runtime import load_core
+
+    core = load_core(SERVICES[args.service].definition(), settings)
+    summary = rescore(core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress)
+    print(f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
+          f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else ""))
+    print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items())))
+    return 0
+
+
+def openapi_documents(settings: Settings) -> dict[Path, str]:
+    from shared.openapi import build_openapi
+
+    return {
+        CONTRACTS_HTTP / f"{name}.openapi.json":
+            json.dumps(build_openapi(entry.definition(), settings.max_batch_events), indent=2, sort_keys=True) + "\n"
+        for name, entry in SERVICES.items()
+    }
+
+
+def _run_contracts(args: argparse.Namespace, settings: Settings) -> int:
+    stale = []
+    for path, text in openapi_documents(Settings()).items():
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    for path in stale:
+        print(f"stale: {path.relative_to(REPO_ROOT)} (run `risk contracts`)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from services.demo import run_demo
+
+    return run_demo(settings, events=args.events)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""The fraud feature set: the Handbook's baseline transaction features plus the amount against the
+card's own habits, computed offline (training, batch) and online (HTTP, stream) by the shared window
+primitives, so both forms give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.features.calendar import is_night, is_weekend
+from shared.features.featureset import FeatureSet
+from shared.features.state import Record, StateStore
+from shared.features.windows import (
+    DAY_SECONDS,
+    HistoryBuffer,
+    activity_windows_offline,
+    delayed_label_windows_offline,
+)
+
+WINDOWS_DAYS = (1, 7, 30)
+TERMINAL_DELAY_DAYS = 7
+CUSTOMER_NAMESPACE = "fraud.customer"
+TERMINAL_NAMESPACE = "fraud.terminal"
+
+FEATURE_SET = FeatureSet(
+    name="fraud_transaction_windows",
+    version="1",
+    features=(
+        "amount",
+        "is_weekend",
+        "is_night",
+        *(f"customer_nb_tx_{w}d" for w in WINDOWS_DAYS),
+        *(f"customer_avg_amount_{w}d" for w in WINDOWS_DAYS),
+        "amount_to_customer_avg_30d",
+        *(f"terminal_nb_tx_{w}d" for w in WINDOWS_DAYS),
+        *(f"terminal_risk_{w}d" for w in WINDOWS_DAYS),
+    ),
+)
+
+# Columns of a transactions frame, the common shape of every input before its features.
+FRAME_COLUMNS = ("event_id", "customer_id", "terminal_id", "ts", "amount", "is_weekend", "is_night", "label")
+
+
+def frame_from_events(events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Validated transaction events (as loaded by TransactionSchema) to a transactions frame."""
+    moments: list[datetime] = [e["timestamp"] for e in events]
+    return pd.DataFrame(
+        {
+            "event_id": [str(e["transaction_id"]) for e in events],
+            "customer_id": [str(e["customer_id"]) for e in events],
+            "terminal_id": [str(e["terminal_id"]) for e in events],
+            "ts": np.array([m.timestamp() for m in moments], dtype=float),
+            "amount": np.array([e["amount"] for e in events], dtype=float),
+            "is_weekend": np.array([is_weekend(m) for m in moments], dtype=np.int64),
+            "is_night": np.array([is_night(m) for m in moments], dtype=np.int64),
+            "label": np.zeros(len(events), dtype=np.int64),
+        }
+    )
+
+
+def frame_from_simulation(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The simulator's output (naive UTC datetimes, integer ids, labels) to a transactions frame."""
+    moments = transactions["tx_datetime"]
+    return pd.DataFrame(
+        {
+            "event_id": transactions["transaction_id"].astype(str).to_numpy(),
+            "customer_id": transactions["customer_id"].astype(str).to_numpy(),
+            "terminal_id": transactions["terminal_id"].astype(str).to_numpy(),
+            "ts": (moments - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float),
+            "amount": transactions["amount"].to_numpy(dtype=float),
+            "is_weekend": (moments.dt.weekday >= 5).astype(np.int64).to_numpy(),
+            "is_night": (moments.dt.hour <= 6).astype(np.int64).to_numpy(),
+            "label": transactions["is_fraud"].astype(np.int64).to_numpy(),
+        }
+    )
+
+
+def events_from_simulation(transactions: pd.DataFrame) -> list[dict[str, Any]]:
+    """Simulated transactions as contract-shaped event payloads (JSON-ready, timestamps in UTC)."""
+    stamps = transactions["tx_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return [
+        {"transaction_id": str(tx), "timestamp": stamp, "customer_id": str(customer),
+         "terminal_id": str(terminal), "amount": float(amount)}
+        for tx, stamp, customer, terminal, amount in zip(
+            transactions["transaction_id"], stamps, transactions["customer_id"],
+            transactions["terminal_id"], transactions["amount"], strict=True,
+        )
+    ]
+
+
+# ------------------------------------------------------------------ offline
+
+
+def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every feature for every row of a transactions frame, from the frame's own history."""
+    customer = activity_windows_offline(
+        frame, entity="customer_id", ts="ts", event_id="event_id", value="amount", windows_days=WINDOWS_DAYS
+    )
+    terminal = delayed_label_windows_offline(
+        frame, entity="terminal_id", ts="ts", event_id="event_id", label="label",
+        windows_days=WINDOWS_DAYS, delay_days=TERMINAL_DELAY_DAYS,
+    )
+    columns: dict[str, np.ndarray] = {
+        "amount": frame["amount"].to_numpy(dtype=float),
+        "is_weekend": frame["is_weekend"].to_numpy(),
+        "is_night": frame["is_night"].to_numpy(),
+    }
+    for w in WINDOWS_DAYS:
+        count, total = customer[w]
+        columns[f"customer_nb_tx_{w}d"] = count
+        columns[f"customer_avg_amount_{w}d"] = total / count
+    for w in WINDOWS_DAYS:
+        count, frauds = terminal[w]
+        columns[f"terminal_nb_tx_{w}d"] = count
+        columns[f"terminal_risk_{w}d"] = np.divide(frauds, count, out=np.zeros_like(frauds), where=count > 0)
+    columns["amount_to_customer_avg_30d"] = _ratio(columns["amount"], columns["customer_avg_amount_30d"])
+    return pd.DataFrame(columns, index=frame.index)[list(FEATURE_SET.features)]
+
+
+def offline_features_for_events(events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    return offline_features(frame_from_events(events))
+
+
+# ------------------------------------------------------------------ online
+
+
+def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
+    """Features for a micro-batch from the state store; the batch's events are then recorded in it."""
+    frame = frame_from_events(events)
+    if frame.empty:
+        return pd.DataFrame(columns=list(FEATURE_SET.features))
+    first, last = float(frame["ts"].min()), float(frame["ts"].max())
+    customers = HistoryBuffer.load(
+        store, CUSTOMER_NAMESPACE, frame["customer_id"], first - max(WINDOWS_DAYS) * DAY_SECONDS, last
+    )
+    terminals = HistoryBuffer.load(
+        store, TERMINAL_NAMESPACE, frame["terminal_id"],
+        first - (TERMINAL_DELAY_DAYS + max(WINDOWS_DAYS)) * DAY_SECONDS, last,
+    )
+    customer_spans = [w * DAY_SECONDS for w in WINDOWS_DAYS]
+    terminal_spans = [(TERMINAL_DELAY_DAYS + w) * DAY_SECONDS for w in WINDOWS_DAYS]
+    rows = []
+    for tx in frame.itertuples(index=False):
+        position = customers.add(tx.customer_id, Record(ts=tx.ts, id=tx.event_id, value=tx.amount))
+        activity = customers.activity(tx.customer_id, position, customer_spans)
+        risk = terminals.delayed_labels(tx.terminal_id, tx.ts, TERMINAL_DELAY_DAYS * DAY_SECONDS, terminal_spans)
+        terminals.add(tx.terminal_id, Record(ts=tx.ts, id=tx.event_id))
+        row: dict[str, float] = {"amount": tx.amount, "is_weekend": tx.is_weekend, "is_night": tx.is_night}
+        for w, (count, total) in zip(WINDOWS_DAYS, activity, strict=True):
+            row[f"customer_nb_tx_{w}d"] = float(count)
+            row[f"customer_avg_amount_{w}d"] = total / count
+        for w, (count, frauds) in zip(WINDOWS_DAYS, risk, strict=True):
+            row[f"terminal_nb_tx_{w}d"] = float(count)
+            row[f"terminal_risk_{w}d"] = frauds / count if count else 0.0
+        row["amount_to_customer_avg_30d"] = float(_ratio(tx.amount, row["customer_avg_amount_30d"]))
+        rows.append(row)
+    customers.flush(store)
+    terminals.flush(store)
+    return pd.DataFrame(rows, columns=list(FEATURE_SET.features))
+
+
+def record_history(store: StateStore, frame: pd.DataFrame) -> None:
+    """Load a labelled transaction history into the state store (warm start, or confirmed-fraud feedback)."""
+    customers = [
+        (c, Record(ts=t, id=i, value=a))
+        for c, t, i, a in zip(frame["customer_id"], frame["ts"], frame["event_id"], frame["amount"], strict=True)
+    ]
+    terminals = [
+        (term, Record(ts=t, id=i, label=int(label)))
+        for term, t, i, label in zip(frame["terminal_id"], frame["ts"], frame["event_id"], frame["label"], strict=True)
+    ]
+    store.append(CUSTOMER_NAMESPACE, customers)
+    store.append(TERMINAL_NAMESPACE, terminals)
+
+
+def _ratio(amount: Any, average: Any) -> Any:
+    """The amount against the card's average; 1 when there is no average. Scalars or arrays alike."""
+    positive = np.asarray(average) > 0
+    return np.where(positive, np.asarray(amount) / np.where(positive, average, 1.0), 1.0)
+
+
+# ------------------------------------------------------------------ reasons in plain words
+
+
+def reason_text(feature: str, features: Mapping[str, Any]) -> str:
+    value = features[feature]
+    daily_habit = features["customer_nb_tx_30d"] / 30.0
+    average_30d = features["customer_avg_amount_30d"]
+    window = feature.rsplit("_", 1)[-1]
+    days = int(window.rstrip("d")) if window.endswith("d") and window[:-1].isdigit() else None
+    if feature.startswith("customer_nb_tx_") and days:
+        period = "24 hours" if days == 1 else f"{days} days"
+        return (f"{value:.0f} transactions on this card in the last {period}, "
+                f"usually {daily_habit * days:.0f}")
+    if feature.startswith("customer_avg_amount_") and days:
+        period = "24 hours" if days == 1 else f"{days} days"
+        return f"average amount {value:.2f} on this card in the last {period}, against {average_30d:.2f} over 30 days"
+    if feature == "amount":
+        return f"amount {value:.2f}, against this card's 30-day average of {average_30d:.2f}"
+    if feature == "amount_to_customer_avg_30d":
+        return f"amount is {value:.1f} times this card's 30-day average of {average_30d:.2f}"
+    if feature.startswith("terminal_risk_") and days:
+        count = features[f"terminal_nb_tx_{days}d"]
+        return (f"{value:.0%} of the {count:.0f} transactions at this terminal in the {days} days before "
+                f"last week were confirmed fraud")
+    if feature.startswith("terminal_nb_tx_") and days:
+        return f"{value:.0f} transactions at this terminal in the {days} days before last week"
+    if feature == "is_night":
+        return "made at night (00:00 to 06:59)" if value else "made in the daytime"
+    if feature == "is_weekend":
+        return "made at the weekend" if value else "made on a weekday"
+    return f"{feature} = {value}"

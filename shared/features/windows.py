@@ -1,0 +1,159 @@
+"""Time-window features per entity, in two forms that must agree.
+
+- Offline (pandas/numpy over a whole history): for training and batch rescoring.
+- Online (incremental, over a `StateStore`): for HTTP and stream scoring, one micro-batch at a time.
+
+Both follow one definition, so a test replays a history through the online form and compares:
+
+* Events are ordered by (time, event id as text). An event's *activity* window of `w` days holds the
+  events of the same entity with time in (t - w, t] that come no later than it in that order, itself
+  included: its count and the sum of a value (e.g. the amount).
+* A *delayed label* window of `w` days with delay `d` holds the entity's events with time in
+  (t - d - w, t - d]: labels (e.g. confirmed fraud) are only known after `d` days, so the newest `d`
+  days never count. It yields the number of events and of positive labels among them.
+Counts are exact in both forms; sums agree to floating-point rounding (cumulative versus direct sums).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from shared.features.state import Record, StateStore
+
+DAY_SECONDS = 86_400.0
+
+WindowCounts = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+# ------------------------------------------------------------------ offline: a whole history at once
+
+
+def activity_windows_offline(
+    frame: pd.DataFrame, *, entity: str, ts: str, event_id: str, value: str, windows_days: Iterable[int]
+) -> WindowCounts:
+    """For each window in days, (count, sum of `value`) per row, aligned with `frame`'s rows."""
+    view = _SortedHistory(frame, entity, ts, event_id, frame[value].to_numpy(dtype=float))
+    return {days: view.trailing(days * DAY_SECONDS, include_self=True) for days in windows_days}
+
+
+def delayed_label_windows_offline(
+    frame: pd.DataFrame, *, entity: str, ts: str, event_id: str, label: str, windows_days: Iterable[int],
+    delay_days: int,
+) -> WindowCounts:
+    """For each window in days, (events, positive labels) in (t - delay - w, t - delay] per row."""
+    labels = frame[label].fillna(0).to_numpy(dtype=float)
+    view = _SortedHistory(frame, entity, ts, event_id, (labels == 1).astype(float))
+    return {
+        days: view.delayed(delay_days * DAY_SECONDS, (delay_days + days) * DAY_SECONDS) for days in windows_days
+    }
+
+
+class _SortedHistory:
+    """Rows sorted by (entity, time, id) with per-entity boundaries and a running sum of the values."""
+
+    def __init__(self, frame: pd.DataFrame, entity: str, ts: str, event_id: str, values: np.ndarray) -> None:
+        entity_codes = pd.factorize(frame[entity])[0]
+        times = frame[ts].to_numpy(dtype=float)
+        ids = frame[event_id].astype(str).to_numpy()
+        self.order = np.lexsort((ids, times, entity_codes))
+        self.times = times[self.order]
+        self.values = values[self.order]
+        codes = entity_codes[self.order]
+        self.starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        self.ends = np.r_[self.starts[1:], len(codes)]
+
+    def trailing(self, seconds: float, *, include_self: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Events in (t - seconds, t] up to and including each row, within its entity."""
+        counts = np.empty(len(self.times))
+        sums = np.empty(len(self.times))
+        for start, end in zip(self.starts, self.ends, strict=True):
+            times = self.times[start:end]
+            running = np.r_[0.0, np.cumsum(self.values[start:end])]
+            first = np.searchsorted(times, times - seconds, side="right")
+            last = np.arange(end - start) + (1 if include_self else 0)
+            counts[start:end] = last - first
+            sums[start:end] = running[last] - running[first]
+        return self._unsort(counts), self._unsort(sums)
+
+    def delayed(self, delay: float, span: float) -> tuple[np.ndarray, np.ndarray]:
+        """Events in (t - span, t - delay] for each row, within its entity."""
+        counts = np.empty(len(self.times))
+        sums = np.empty(len(self.times))
+        for start, end in zip(self.starts, self.ends, strict=True):
+            times = self.times[start:end]
+            running = np.r_[0.0, np.cumsum(self.values[start:end])]
+            first = np.searchsorted(times, times - span, side="right")
+            last = np.searchsorted(times, times - delay, side="right")
+            counts[start:end] = last - first
+            sums[start:end] = np.rint(running[last] - running[first])
+        return self._unsort(counts), self._unsort(sums)
+
+    def _unsort(self, values: np.ndarray) -> np.ndarray:
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+
+# ------------------------------------------------------------------ online: one micro-batch at a time
+
+
+@dataclass
+class HistoryBuffer:
+    """The recent records of a micro-batch's entities, fetched in one call, plus the batch's own events.
+
+    Events are added in the order they are scored, so an event sees the ones before it in its batch;
+    `flush` writes the new records back (idempotently: a redelivered event is not counted twice).
+    """
+
+    namespace: str
+    records: dict[str, list[Record]]
+    pending: list[tuple[str, Record]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, store: StateStore, namespace: str, keys: Iterable[str], since: float, until: float) -> HistoryBuffer:
+        unique = sorted(set(keys))
+        return cls(namespace, store.fetch(namespace, unique, since, until) if unique else {})
+
+    def add(self, key: str, record: Record) -> int:
+        """Insert `record` in (time, id) order unless its id is already there; return its position."""
+        history = self.records.setdefault(key, [])
+        position = bisect.bisect_left(history, (record.ts, record.id), key=lambda r: (r.ts, r.id))
+        if position < len(history) and history[position].id == record.id:
+            return position
+        history.insert(position, record)
+        self.pending.append((key, record))
+        return position
+
+    def activity(self, key: str, position: int, windows_seconds: Sequence[float]) -> list[tuple[int, float]]:
+        """(count, sum of values) over (t - w, t] up to and including the record at `position`."""
+        history = self.records[key]
+        now = history[position].ts
+        out = []
+        for seconds in windows_seconds:
+            first = bisect.bisect_right(history, now - seconds, hi=position, key=lambda r: r.ts)
+            window = history[first : position + 1]
+            out.append((len(window), sum(r.value for r in window)))
+        return out
+
+    def delayed_labels(
+        self, key: str, now: float, delay_seconds: float, spans_seconds: Sequence[float]
+    ) -> list[tuple[int, int]]:
+        """(events, positive labels) over (now - span, now - delay] for each span."""
+        history = self.records.get(key, [])
+        last = bisect.bisect_right(history, now - delay_seconds, key=lambda r: r.ts)
+        out = []
+        for span in spans_seconds:
+            first = bisect.bisect_right(history, now - span, hi=last, key=lambda r: r.ts)
+            window = history[first:last]
+            out.append((len(window), sum(1 for r in window if r.label == 1)))
+        return out
+
+    def flush(self, store: StateStore) -> None:
+        if self.pending:
+            store.append(self.namespace, self.pending)
+            self.pending = []

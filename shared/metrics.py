@@ -1,0 +1,29 @@
+"""Prometheus metrics, defined once. Under gunicorn the multiprocess collector aggregates the workers
+(PROMETHEUS_MULTIPROC_DIR is set by `risk serve` before any worker starts)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+DECISIONS = Counter("risk_decisions_total", "Decisions made", ["service", "door", "decision"])
+SCORING_SECONDS = Histogram(
+    "risk_scoring_seconds", "Time to score one batch of events", ["service", "door"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+HTTP_REQUESTS = Counter("risk_http_requests_total", "HTTP requests", ["service", "endpoint", "status"])
+HTTP_SECONDS = Histogram(
+    "risk_http_request_seconds", "HTTP request latency", ["service", "endpoint"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+REJECTED = Counter("risk_rejected_events_total", "Events refused by their contract", ["service", "door"])
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text, aggregated over processes when running multiprocess."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

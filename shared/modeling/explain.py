@@ -1,0 +1,48 @@
+"""Feature contributions (CatBoost's exact tree SHAP values) turned into the top reasons of a score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoost, Pool
+
+
+@dataclass(frozen=True)
+class Contribution:
+    feature: str
+    value: float
+    contribution: float
+
+
+def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str] | None = None) -> np.ndarray:
+    """SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias column."""
+    pool = Pool(features, cat_features=cat_features or None)
+    values = model.get_feature_importance(pool, type="ShapValues")
+    return np.asarray(values)[:, :-1]
+
+
+def top_contributions(
+    model: CatBoost, features: pd.DataFrame, k: int = 3, cat_features: list[str] | None = None
+) -> list[list[Contribution]]:
+    """The k features pushing each row's score up the most (positive contributions only)."""
+    if features.empty:
+        return []
+    values = shap_values(model, features, cat_features)
+    names = list(features.columns)
+    out: list[list[Contribution]] = []
+    for row_index, row in enumerate(values):
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append(
+            [
+                Contribution(names[i], _plain(features.iat[row_index, i]), float(row[i]))
+                for i in order
+                if row[i] > 0
+            ]
+        )
+    return out
+
+
+def _plain(value: object) -> float:
+    return float(value) if isinstance(value, int | float | np.number) else value  # type: ignore[return-value]

@@ -1,0 +1,81 @@
+"""The OpenAPI document of a service, generated from its marshmallow schemas (contracts/http/ holds the
+committed copy; a test fails when the two drift apart)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from shared.decision import DecisionBatchSchema, DecisionSchema
+from shared.scoring import ServiceDefinition
+
+API_VERSION = "1.0.0"
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True, metadata={"example": "invalid_input"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(
+        data_key="fields", keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "field path -> messages (422 only)"},
+    )
+
+
+def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[str, Any]:
+    spec = APISpec(
+        title=f"{definition.name} risk scoring",
+        version=API_VERSION,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": f"Scores {definition.name} events through the shared scoring core."},
+    )
+    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+    event_name = definition.event_schema.__name__.removesuffix("Schema")
+    spec.components.schema(event_name, schema=definition.event_schema)
+    spec.components.schema("Decision", schema=DecisionSchema)
+    spec.components.schema("DecisionBatch", schema=DecisionBatchSchema)
+    spec.components.schema("Error", schema=ErrorSchema)
+    event_ref = {"$ref": f"#/components/schemas/{event_name}"}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    spec.path(
+        path="/v1/score",
+        operations={
+            "post": {
+                "summary": f"Score one event, or a batch of up to {max_batch_events}",
+                "security": [{"apiKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        event_ref,
+                        {"type": "object", "required": ["events"], "additionalProperties": False,
+                         "properties": {"events": {"type": "array", "items": event_ref,
+                                                   "minItems": 1, "maxItems": max_batch_events}}},
+                    ]}}},
+                },
+                "responses": {
+                    "200": {"description": "the decision, or {decisions: [...]} for a batch",
+                            "content": {"application/json": {"schema": {"oneOf": [
+                                {"$ref": "#/components/schemas/Decision"},
+                                {"$ref": "#/components/schemas/DecisionBatch"}]}}}},
+                    "401": {"description": "missing or unknown API key", "content": error},
+                    "413": {"description": "body or batch too large", "content": error},
+                    "422": {"description": "the input breaks the contract; `fields` names what", "content": error},
+                    "503": {"description": "no model loaded yet", "content": error},
+                },
+            }
+        },
+    )
+    spec.path(path="/v1/model", operations={"get": {
+        "summary": "The model card of the champion model", "security": [{"apiKey": []}],
+        "responses": {"200": {"description": "model card"}, "401": {"description": "missing or unknown API key"}}}})
+    for path, summary in (
+        ("/healthz", "The process is alive"),
+        ("/readyz", "The model and the state store are usable"),
+        ("/metrics", "Prometheus metrics"),
+        ("/openapi.json", "This document"),
+    ):
+        spec.path(path=path, operations={"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}})
+    return spec.to_dict()

@@ -1,0 +1,33 @@
+"""Builds a service's scoring core from settings: the champion model from the registry and the ruleset,
+validated against a sample context made from the event schema's examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.modeling.registry import ModelRegistry
+from shared.rules.engine import Ruleset
+from shared.scoring import ScoringCore, ServiceDefinition
+from shared.settings import Settings
+
+
+def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
+    """A context of the shape the rules see, for load-time validation of every expression."""
+    schema = definition.event_schema()
+    example = {name: f.metadata.get("example") for name, f in schema.fields.items()}
+    return {
+        "event": {k: v for k, v in example.items() if v is not None},
+        "features": {name: 0.0 for name in definition.feature_set.features},
+        "score": 0.5,
+        "band": "low",
+        "reasons": [],
+    }
+
+
+def load_ruleset(definition: ServiceDefinition) -> Ruleset:
+    return Ruleset.load(definition.ruleset_path, sample_context=sample_context(definition))
+
+
+def load_core(definition: ServiceDefinition, settings: Settings, model_version: str | None = None) -> ScoringCore:
+    model = ModelRegistry(settings.model_dir).load(definition.name, model_version)
+    return ScoringCore(definition, model, load_ruleset(definition))

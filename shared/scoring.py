@@ -1,0 +1,169 @@
+"""The scoring core: one path for every event, whatever door it came through.
+
+    validated events -> features -> model score -> explanations -> rules -> decision records
+
+It is batch-first: `score_online` takes a micro-batch and reads window state from the store (HTTP and
+stream doors); `score_offline` takes a whole input and computes window features from it (batch door).
+After the features, both run the very same `decide`, so the same event gets the same decision.
+A service plugs in its specifics through a `ServiceDefinition`; the core knows no domain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoost
+from marshmallow import Schema, ValidationError
+
+from shared.decision import fingerprint
+from shared.errors import InvalidInput
+from shared.events.topics import Topic
+from shared.features.featureset import FeatureSet
+from shared.features.state import StateStore
+from shared.modeling.explain import Contribution, top_contributions
+from shared.modeling.registry import RegisteredModel
+from shared.rules.engine import Ruleset
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What one service plugs into the generic core."""
+
+    name: str
+    event_schema: type[Schema]
+    event_id_field: str
+    entity_field: str
+    feature_set: FeatureSet
+    online_features: Callable[[Sequence[Event], StateStore], pd.DataFrame]
+    offline_features: Callable[[Sequence[Event]], pd.DataFrame]
+    reason_text: Callable[[str, Mapping[str, Any]], str]
+    predict: Callable[[CatBoost, pd.DataFrame], np.ndarray]
+    ruleset_path: Path
+    input_topics: tuple[Topic, ...]
+    output_topic: Topic
+    explain_top_k: int = 3
+
+
+class ScoringCore:
+    def __init__(self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset) -> None:
+        self.definition = definition
+        self.model = model
+        self.ruleset = ruleset
+        self._schema = definition.event_schema()
+        self._features = list(definition.feature_set.features)
+        self._categorical = list(definition.feature_set.categorical)
+
+    # ------------------------------------------------------------------ validation (the contract)
+
+    def validate(self, raw: object) -> Event:
+        """One raw event (parsed JSON) to a validated event, or InvalidInput naming the fields at fault."""
+        if not isinstance(raw, Mapping):
+            raise InvalidInput({"_schema": ["the event must be a JSON object"]})
+        try:
+            return self._schema.load(raw)
+        except ValidationError as error:
+            raise InvalidInput(_flatten(error.normalized_messages())) from None
+
+    def serialise(self, event: Event) -> dict[str, Any]:
+        return self._schema.dump(event)
+
+    # ------------------------------------------------------------------ the two feature doors
+
+    def score_online(self, events: Sequence[Event], store: StateStore) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        features = self.definition.online_features(events, store)
+        return self.decide(events, features, started)
+
+    def score_offline(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        features = self.definition.offline_features(events)
+        return self.decide(events, features, started)
+
+    # ------------------------------------------------------------------ model, explanations, rules
+
+    def decide(self, events: Sequence[Event], features: pd.DataFrame, started: float) -> list[dict[str, Any]]:
+        if not events:
+            return []
+        matrix = features[self._features].reset_index(drop=True)
+        scores = self.definition.predict(self.model.model, matrix)
+        bands = [self.ruleset.band_for(float(s)) for s in scores]
+        threshold = self.ruleset.explain_from_score
+        explained = self._explain(matrix, [threshold is not None and s >= threshold for s in scores])
+        serialised = [self.serialise(e) for e in events]
+        rows = matrix.to_dict(orient="records")
+        verdicts = self.ruleset.evaluate_many(
+            [
+                {"event": s, "features": row, "score": float(score), "band": band,
+                 "reasons": [c.feature for c in explained.get(i, [])]}
+                for i, (s, row, score, band) in enumerate(zip(serialised, rows, scores, bands, strict=True))
+            ]
+        )
+        unexplained = [
+            i for i, v in enumerate(verdicts) if v.outcome != self.ruleset.default and i not in explained
+        ]
+        explained.update(self._explain(matrix, [i in set(unexplained) for i in range(len(events))]))
+
+        scored_at = datetime.now(UTC).isoformat()
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        definition = self.definition
+        return [
+            {
+                "event_id": str(event[definition.event_id_field]),
+                "entity_id": str(event[definition.entity_field]),
+                "service": definition.name,
+                "score": float(scores[i]),
+                "risk_band": bands[i],
+                "decision": verdicts[i].outcome,
+                "reasons": [self._reason(c, rows[i]) for c in explained.get(i, [])]
+                if verdicts[i].outcome != self.ruleset.default
+                else [],
+                "rule_hits": [
+                    {"rule_id": h.rule_id, "outcome": h.outcome, "reason": h.reason} for h in verdicts[i].hits
+                ],
+                "model": {"name": self.model.card.get("name", definition.name), "version": self.model.version},
+                "feature_set": {"name": definition.feature_set.name, "version": definition.feature_set.version},
+                "ruleset_version": self.ruleset.version,
+                "input_fingerprint": fingerprint(serialised[i]),
+                "scored_at": scored_at,
+                "latency_ms": round(latency_ms, 3),
+            }
+            for i, event in enumerate(events)
+        ]
+
+    def _explain(self, matrix: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
+        indices = [i for i, w in enumerate(wanted) if w]
+        if not indices:
+            return {}
+        contributions = top_contributions(
+            self.model.model, matrix.iloc[indices], self.definition.explain_top_k, self._categorical
+        )
+        return dict(zip(indices, contributions, strict=True))
+
+    def _reason(self, contribution: Contribution, features: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "feature": contribution.feature,
+            "value": contribution.value,
+            "contribution": round(contribution.contribution, 6),
+            "text": self.definition.reason_text(contribution.feature, features),
+        }
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages to {"field.path": [messages]} (list positions become path parts)."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages}
+    flat: dict[str, list[str]] = {}
+    items = messages.items() if isinstance(messages, Mapping) else enumerate(messages)
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flatten(value, path))
+    return flat

@@ -1,0 +1,188 @@
+"""The HTTP door: a Flask app factory shared by every service, served by gunicorn.
+
+POST /v1/score takes one event or {"events": [...]} and answers with decisions from the scoring core.
+Errors come from the one hierarchy in shared.errors; no client input, however malformed, gets a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+import uuid
+from typing import Any
+
+import structlog
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from shared.errors import InvalidInput, ModelNotFound, NotReady, PayloadTooLarge, RiskError, Unauthorized
+from shared.features.state import StateStore, open_state_store
+from shared.logging import configure_logging, get_logger
+from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
+from shared.openapi import build_openapi
+from shared.runtime import load_core
+from shared.scoring import ScoringCore, ServiceDefinition
+from shared.settings import Settings
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+class ServiceRuntime:
+    """The per-process pieces behind an app: the scoring core and the state store, made on first use."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self._core: ScoringCore | None = None
+        self._store: StateStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def core(self) -> ScoringCore:
+        if self._core is None:
+            with self._lock:
+                if self._core is None:
+                    self._core = load_core(self.definition, self.settings)
+        return self._core
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_state_store(self.settings.state_url)
+        return self._store
+
+
+def create_scoring_app(definition: ServiceDefinition, settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.pseudonym_key)
+    log = get_logger(f"{definition.name}.http")
+    app = Flask(f"risk-{definition.name}")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    runtime = ServiceRuntime(definition, settings)
+    app.extensions["risk_runtime"] = runtime
+    api_keys = [k.encode() for k in settings.api_keys]
+    openapi = build_openapi(definition, settings.max_batch_events)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id, service=definition.name)
+        if api_keys and request.path not in OPEN_PATHS:
+            presented = request.headers.get("X-API-Key", "").encode()
+            matched = False
+            for key in api_keys:  # every key is compared, so timing says nothing about which one matched
+                matched |= hmac.compare_digest(presented, key)
+            if not matched:
+                raise Unauthorized("missing or unknown API key (X-API-Key header)")
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        HTTP_REQUESTS.labels(definition.name, endpoint, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(definition.name, endpoint).observe(elapsed)
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if endpoint not in OPEN_PATHS:
+            log.info(
+                "http_request", method=request.method, path=request.path, status=response.status_code,
+                latency_ms=round(elapsed * 1000, 3), event_ids=g.get("event_ids"),
+                entity_ids=g.get("entity_ids"), decisions=g.get("outcomes"),
+            )
+        return response
+
+    @app.errorhandler(RiskError)
+    def _risk_error(error: RiskError) -> tuple[Response, int]:
+        if isinstance(error, InvalidInput):
+            REJECTED.labels(definition.name, "http").inc()
+        return jsonify(error.to_dict()), error.http_status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[Response, int]:
+        if isinstance(error, RequestEntityTooLarge):
+            return _risk_error(PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes"))
+        code = error.code or 500
+        return jsonify({"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description}), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled_error")
+        return jsonify({"error": "internal_error", "message": "an internal error occurred"}), 500
+
+    @app.post("/v1/score")
+    def score() -> Response:
+        events, single = _read_events(runtime, settings.max_batch_events)
+        core = runtime.core
+        g.event_ids = [str(e[definition.event_id_field]) for e in events]
+        g.entity_ids = [str(e[definition.entity_field]) for e in events]
+        started = time.perf_counter()
+        decisions = core.score_online(events, runtime.store)
+        SCORING_SECONDS.labels(definition.name, "http").observe(time.perf_counter() - started)
+        for decision in decisions:
+            DECISIONS.labels(definition.name, "http", decision["decision"]).inc()
+        g.outcomes = [d["decision"] for d in decisions]
+        return jsonify(decisions[0] if single else {"decisions": decisions})
+
+    @app.get("/v1/model")
+    def model_card() -> Response:
+        return jsonify(runtime.core.model.card)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok", "service": definition.name})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks: dict[str, str] = {}
+        try:
+            checks["model"] = runtime.core.model.version
+        except ModelNotFound as error:
+            checks["model"] = f"unavailable: {error}"
+        try:
+            runtime.store.ping()
+            checks["state_store"] = "ok"
+        except NotReady as error:
+            checks["state_store"] = f"unavailable: {error}"
+        ready = all(not v.startswith("unavailable") for v in checks.values())
+        return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi_document() -> Response:
+        return jsonify(openapi)
+
+    return app
+
+
+def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The request's events, validated all or nothing: one bad event refuses the whole batch."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput({"_body": ["the body must be JSON (Content-Type: application/json)"]})
+    core = runtime.core
+    if isinstance(body, dict) and "events" in body:
+        if set(body) != {"events"}:
+            raise InvalidInput({k: ["unknown field beside events"] for k in body if k != "events"})
+        raw_events = body["events"]
+        if not isinstance(raw_events, list) or not raw_events:
+            raise InvalidInput({"events": ["must be a non-empty list of events"]})
+        if len(raw_events) > limit:
+            raise PayloadTooLarge(f"a batch holds at most {limit} events; this one has {len(raw_events)}")
+        events, problems = [], {}
+        for index, raw in enumerate(raw_events):
+            try:
+                events.append(core.validate(raw))
+            except InvalidInput as error:
+                problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
+        if problems:
+            raise InvalidInput(problems)
+        return events, False
+    return [core.validate(body)], True

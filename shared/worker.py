@@ -1,0 +1,72 @@
+"""The Kafka door: a stream handler that runs micro-batches through a service's scoring core.
+
+Invalid events become dead letters (the StreamWorker keeps the original bytes); valid ones are scored
+together and each decision is produced, as a CloudEvent keyed by the entity id, to the output topic.
+"""
+
+from __future__ import annotations
+
+import time
+
+from shared.errors import InvalidInput
+from shared.events.envelope import make_event
+from shared.events.stream import Handler, Inbound, Produce, Reject, StreamWorker
+from shared.features.state import StateStore, open_state_store
+from shared.logging import configure_logging, get_logger
+from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
+from shared.runtime import load_core
+from shared.scoring import ScoringCore, ServiceDefinition
+from shared.settings import Settings
+
+
+def scoring_handler(core: ScoringCore, store: StateStore) -> Handler:
+    definition = core.definition
+    output = definition.output_topic
+    log = get_logger(f"{definition.name}.stream")
+
+    def handle(batch: list[Inbound]) -> list[list[Produce] | Reject]:
+        results: list[list[Produce] | Reject] = [[] for _ in batch]
+        valid, positions = [], []
+        for index, inbound in enumerate(batch):
+            try:
+                valid.append(core.validate(inbound.event.get("data")))
+                positions.append(index)
+            except InvalidInput as error:
+                REJECTED.labels(definition.name, "stream").inc()
+                results[index] = Reject(error.code, str(error), error.fields)
+        started = time.perf_counter()
+        decisions = core.score_online(valid, store)
+        SCORING_SECONDS.labels(definition.name, "stream").observe(time.perf_counter() - started)
+        for index, decision in zip(positions, decisions, strict=True):
+            DECISIONS.labels(definition.name, "stream", decision["decision"]).inc()
+            event = make_event(
+                output.event_type, source=f"/risk/{definition.name}", data=decision, subject=decision["event_id"]
+            )
+            results[index] = [Produce(topic=output.name, key=decision["entity_id"], event=event)]
+        if decisions:
+            log.info(
+                "stream_batch_scored", events=len(batch), scored=len(decisions),
+                event_ids=[d["event_id"] for d in decisions], entity_ids=[d["entity_id"] for d in decisions],
+            )
+        return results
+
+    return handle
+
+
+def build_worker(definition: ServiceDefinition, settings: Settings, **worker_options: object) -> StreamWorker:
+    core = load_core(definition, settings)
+    store = open_state_store(settings.state_url)
+    return StreamWorker(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"risk-{definition.name}",
+        inputs=definition.input_topics,
+        handler=scoring_handler(core, store),
+        batch_size=settings.stream_batch_size,
+        **worker_options,  # type: ignore[arg-type]
+    )
+
+
+def run_worker(definition: ServiceDefinition, settings: Settings) -> None:
+    """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand."""
+    configure_logging(settings.log_level, settings.pseudonym_key)
+    build_worker(definition, settings).run_until_stopped_by_signals()
