@@ -164,7 +164,10 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
 
 def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, Any]], bool]:
     """The request's events, validated all or nothing: one bad event refuses the whole batch."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
     if body is None:
         raise InvalidInput({"_body": ["the body must be JSON (Content-Type: application/json)"]})
     core = runtime.core

@@ -2,4 +2,5 @@
 under tests/fixtures/, each on a free loopback port, so the suite needs nothing running beforehand."""
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.services",
 ]
