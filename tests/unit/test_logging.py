@@ -1,0 +1,29 @@
+"""The masking processor replaces personal values with keyed pseudonyms before anything is rendered."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from shared.logging import configure_logging, get_logger
+from shared.privacy import pseudonymise
+
+
+def test_personal_keys_are_pseudonymised_at_any_depth_and_others_kept() -> None:
+    """customer_id, entity_ids (lists) and nested patient_id are masked with the keyed hash; other
+    fields pass through; the output is one JSON object per line."""
+    stream = io.StringIO()
+    configure_logging("INFO", b"k1", stream=stream)
+    get_logger("t").info("scored", customer_id="4929-1", entity_ids=["a", "b"], extra={"patient_id": "p-9"}, score=0.25)
+    line = json.loads(stream.getvalue())
+    assert line["customer_id"] == pseudonymise("4929-1", b"k1")
+    assert line["entity_ids"] == [pseudonymise("a", b"k1"), pseudonymise("b", b"k1")]
+    assert line["extra"]["patient_id"] == pseudonymise("p-9", b"k1")
+    assert line["score"] == 0.25 and line["event"] == "scored" and line["logger"] == "t"
+    assert "4929-1" not in stream.getvalue()
+
+
+def test_pseudonyms_depend_on_the_key() -> None:
+    """Without the key the pseudonym cannot be recomputed: another key gives another token."""
+    assert pseudonymise("4929-1", b"k1") != pseudonymise("4929-1", b"k2")
+    assert pseudonymise("4929-1", b"k1") == pseudonymise("4929-1", b"k1")
