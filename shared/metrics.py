@@ -27,3 +27,11 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+STREAM_RECORDS = Counter("risk_stream_records_total", "Records consumed by stream workers", ["topic"])
+STREAM_PRODUCED = Counter("risk_stream_produced_total", "Records produced by stream workers", ["topic"])
+STREAM_DEAD_LETTERS = Counter("risk_stream_dead_letters_total", "Records sent to a dead-letter topic", ["topic", "code"])
+STREAM_BATCH_SECONDS = Histogram(
+    "risk_stream_batch_seconds", "Time to handle, produce and commit one micro-batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
