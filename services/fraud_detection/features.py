@@ -73,7 +73,7 @@ def frame_from_simulation(transactions: pd.DataFrame) -> pd.DataFrame:
             "terminal_id": transactions["terminal_id"].astype(str).to_numpy(),
             "ts": (moments - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float),
             "amount": transactions["amount"].to_numpy(dtype=float),
-            "is_weekend": (moments.dt.weekday >= 5).astype(np.int64).to_numpy(),
+            "is_weekend": (moments.dt.day_of_week >= 5).astype(np.int64).to_numpy(),
             "is_night": (moments.dt.hour <= 6).astype(np.int64).to_numpy(),
             "label": transactions["is_fraud"].astype(np.int64).to_numpy(),
         }
