@@ -31,6 +31,8 @@ def run_wrk(base_url: str, seconds: int, connections: int) -> dict[str, float]:
         figures[f"p{percentile}_ms"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     figures["non_2xx"] = int(errors.group(1)) if errors else 0
+    if figures["non_2xx"]:
+        raise SystemExit(f"{figures['non_2xx']} requests failed: the figures would mean nothing")
     return figures
 
 

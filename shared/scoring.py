@@ -93,13 +93,17 @@ class ScoringCore:
     def decide(self, events: Sequence[Event], features: pd.DataFrame, started: float) -> list[dict[str, Any]]:
         if not events:
             return []
-        matrix = features[self._features].reset_index(drop=True)
+        if list(features.columns) != self._features:
+            features = features[self._features]
+        index = features.index
+        ranged = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        matrix = features if ranged else features.reset_index(drop=True)
         scores = self.definition.predict(self.model.model, matrix)
         bands = [self.ruleset.band_for(float(s)) for s in scores]
         threshold = self.ruleset.explain_from_score
         explained = self._explain(matrix, [threshold is not None and s >= threshold for s in scores])
         serialised = [self.serialise(e) for e in events]
-        rows = matrix.to_dict(orient="records")
+        rows = [dict(zip(self._features, values, strict=True)) for values in _plain_rows(matrix)]
         verdicts = self.ruleset.evaluate_many(
             [
                 {"event": s, "features": row, "score": float(score), "band": band,
@@ -107,10 +111,10 @@ class ScoringCore:
                 for i, (s, row, score, band) in enumerate(zip(serialised, rows, scores, bands, strict=True))
             ]
         )
-        unexplained = [
+        unexplained = {
             i for i, v in enumerate(verdicts) if v.outcome != self.ruleset.default and i not in explained
-        ]
-        explained.update(self._explain(matrix, [i in set(unexplained) for i in range(len(events))]))
+        }
+        explained.update(self._explain(matrix, [i in unexplained for i in range(len(events))]))
 
         scored_at = datetime.now(UTC).isoformat()
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -155,6 +159,11 @@ class ScoringCore:
             "contribution": round(contribution.contribution, 6),
             "text": self.definition.reason_text(contribution.feature, features),
         }
+
+
+def _plain_rows(matrix: pd.DataFrame) -> list[list[Any]]:
+    """Rows as lists of Python values. (DataFrame.to_dict costs milliseconds a call; this, microseconds.)"""
+    return matrix.to_numpy().tolist()
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

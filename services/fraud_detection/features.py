@@ -130,38 +130,41 @@ def offline_features_for_events(events: Sequence[Mapping[str, Any]]) -> pd.DataF
 
 
 def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
-    """Features for a micro-batch from the state store; the batch's events are then recorded in it."""
-    frame = frame_from_events(events)
-    if frame.empty:
-        return pd.DataFrame(columns=list(FEATURE_SET.features))
-    first, last = float(frame["ts"].min()), float(frame["ts"].max())
-    customers = HistoryBuffer.load(
-        store, CUSTOMER_NAMESPACE, frame["customer_id"], first - max(WINDOWS_DAYS) * DAY_SECONDS, last
-    )
+    """Features for a micro-batch from the state store; the batch's events are then recorded in it.
+
+    Plain Python over the events (no intermediate frame): this is the per-request hot path."""
+    if not events:
+        return pd.DataFrame(columns=FEATURE_SET.columns)
+    moments = [e["timestamp"] for e in events]
+    stamps = [m.timestamp() for m in moments]
+    customer_ids = [str(e["customer_id"]) for e in events]
+    terminal_ids = [str(e["terminal_id"]) for e in events]
+    first, last = min(stamps), max(stamps)
+    customers = HistoryBuffer.load(store, CUSTOMER_NAMESPACE, customer_ids, first - max(WINDOWS_DAYS) * DAY_SECONDS, last)
     terminals = HistoryBuffer.load(
-        store, TERMINAL_NAMESPACE, frame["terminal_id"],
-        first - (TERMINAL_DELAY_DAYS + max(WINDOWS_DAYS)) * DAY_SECONDS, last,
+        store, TERMINAL_NAMESPACE, terminal_ids, first - (TERMINAL_DELAY_DAYS + max(WINDOWS_DAYS)) * DAY_SECONDS, last
     )
     customer_spans = [w * DAY_SECONDS for w in WINDOWS_DAYS]
     terminal_spans = [(TERMINAL_DELAY_DAYS + w) * DAY_SECONDS for w in WINDOWS_DAYS]
     rows = []
-    for tx in frame.itertuples(index=False):
-        position = customers.add(tx.customer_id, Record(ts=tx.ts, id=tx.event_id, value=tx.amount))
-        activity = customers.activity(tx.customer_id, position, customer_spans)
-        risk = terminals.delayed_labels(tx.terminal_id, tx.ts, TERMINAL_DELAY_DAYS * DAY_SECONDS, terminal_spans)
-        terminals.add(tx.terminal_id, Record(ts=tx.ts, id=tx.event_id))
-        row: dict[str, float] = {"amount": tx.amount, "is_weekend": tx.is_weekend, "is_night": tx.is_night}
+    for event, moment, ts, customer, terminal in zip(events, moments, stamps, customer_ids, terminal_ids, strict=True):
+        event_id, amount = str(event["transaction_id"]), float(event["amount"])
+        position = customers.add(customer, Record(ts=ts, id=event_id, value=amount))
+        activity = customers.activity(customer, position, customer_spans)
+        risk = terminals.delayed_labels(terminal, ts, TERMINAL_DELAY_DAYS * DAY_SECONDS, terminal_spans)
+        terminals.add(terminal, Record(ts=ts, id=event_id))
+        row: dict[str, float] = {"amount": amount, "is_weekend": is_weekend(moment), "is_night": is_night(moment)}
         for w, (count, total) in zip(WINDOWS_DAYS, activity, strict=True):
             row[f"customer_nb_tx_{w}d"] = float(count)
             row[f"customer_avg_amount_{w}d"] = total / count
         for w, (count, frauds) in zip(WINDOWS_DAYS, risk, strict=True):
             row[f"terminal_nb_tx_{w}d"] = float(count)
             row[f"terminal_risk_{w}d"] = frauds / count if count else 0.0
-        row["amount_to_customer_avg_30d"] = float(_ratio(tx.amount, row["customer_avg_amount_30d"]))
-        rows.append(row)
+        row["amount_to_customer_avg_30d"] = float(_ratio(amount, row["customer_avg_amount_30d"]))
+        rows.append([row[name] for name in FEATURE_SET.features])
     customers.flush(store)
     terminals.flush(store)
-    return pd.DataFrame(rows, columns=list(FEATURE_SET.features))
+    return pd.DataFrame(np.array(rows, dtype=np.float64), columns=FEATURE_SET.columns, copy=False)
 
 
 def record_history(store: StateStore, frame: pd.DataFrame) -> None:
@@ -180,6 +183,8 @@ def record_history(store: StateStore, frame: pd.DataFrame) -> None:
 
 def _ratio(amount: Any, average: Any) -> Any:
     """The amount against the card's average; 1 when there is no average. Scalars or arrays alike."""
+    if np.ndim(average) == 0:
+        return amount / average if average > 0 else 1.0
     positive = np.asarray(average) > 0
     return np.where(positive, np.asarray(amount) / np.where(positive, average, 1.0), 1.0)
 

@@ -22,7 +22,9 @@ SERVICE = "fraud"
 
 
 def predict_fraud_probability(model: CatBoost, features: pd.DataFrame) -> np.ndarray:
-    return np.asarray(model.predict(features, prediction_type="Probability"))[:, 1]
+    # Every fraud feature is numeric and in training order: a plain array skips CatBoost's DataFrame checks.
+    matrix = features.to_numpy(dtype=np.float64)
+    return np.asarray(model.predict(matrix, prediction_type="Probability"))[:, 1]
 
 
 DEFINITION = ServiceDefinition(

@@ -1,7 +1,8 @@
 """State for online window features: each entity's recent events, shared by every process that scores.
 
 - `SqliteStateStore` (`sqlite:///PATH`): the embedded default. One file shared by the gunicorn workers
-  and stream workers of one machine (WAL mode, so readers never block the writer).
+  and stream workers of one machine (WAL mode, so readers never block the writer; writers queue on a
+  lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
 - `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines.
 
 Both keep, per (namespace, entity key), records unique by event id, so appending a redelivered event
@@ -10,10 +11,12 @@ changes nothing, and both answer the same operations with the same results (a te
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,6 +67,7 @@ class SqliteStateStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._connection: sqlite3.Connection | None = None
+        self._writer_lock: int | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
@@ -81,6 +85,7 @@ class SqliteStateStore:
                 " PRIMARY KEY (namespace, key, id)) WITHOUT ROWID"
             )
             connection.execute("CREATE INDEX IF NOT EXISTS records_by_time ON records (namespace, key, ts, id)")
+            self._writer_lock = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
@@ -109,14 +114,13 @@ class SqliteStateStore:
         self._write("UPDATE records SET label = ? WHERE namespace = ? AND key = ? AND id = ?", rows)
 
     def prune(self, namespace: str, before: float) -> int:
-        with self._lock:
-            return self._db().execute("DELETE FROM records WHERE namespace = ? AND ts < ?", (namespace, before)).rowcount
+        with self._lock, self._writing() as db:
+            return db.execute("DELETE FROM records WHERE namespace = ? AND ts < ?", (namespace, before)).rowcount
 
     def _write(self, statement: str, rows: list[tuple[object, ...]]) -> None:
         if not rows:
             return
-        with self._lock:
-            db = self._db()
+        with self._lock, self._writing() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(statement, rows)
@@ -124,6 +128,17 @@ class SqliteStateStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held under the machine-wide writer lock."""
+        db = self._db()
+        assert self._writer_lock is not None
+        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+        try:
+            yield db
+        finally:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
     def ping(self) -> None:
         try:
@@ -135,7 +150,10 @@ class SqliteStateStore:
     def close(self) -> None:
         if self._connection is not None and self._pid == os.getpid():
             self._connection.close()
+            if self._writer_lock is not None:
+                os.close(self._writer_lock)
         self._connection = None
+        self._writer_lock = None
 
 
 # Sets a label only where the record exists, as the SQLite store's UPDATE does.

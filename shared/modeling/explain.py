@@ -16,10 +16,16 @@ class Contribution:
     contribution: float
 
 
+# CatBoost can precompute SHAP over every leaf of every tree (about half a second for 600 trees of depth
+# 6, whatever the number of rows) or walk each row's paths (several ms a row); both give the same values.
+PRECALC_FROM_ROWS = 64
+
+
 def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str] | None = None) -> np.ndarray:
-    """SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias column."""
+    """Exact SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias."""
     pool = Pool(features, cat_features=cat_features or None)
-    values = model.get_feature_importance(pool, type="ShapValues")
+    mode = "UsePreCalc" if len(features) >= PRECALC_FROM_ROWS else "NoPreCalc"
+    values = model.get_feature_importance(pool, type="ShapValues", shap_mode=mode)
     return np.asarray(values)[:, :-1]
 
 
