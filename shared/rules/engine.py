@@ -82,7 +82,8 @@ class Ruleset:
     bands: tuple[Band, ...]
     rules: tuple[Rule, ...]
     digest: str
-    _expression: Any  # the compiled list of every condition
+    _expression: Any  # the compiled list of every condition: one call per event
+    _conditions: tuple[Any, ...]  # each condition alone: used only when the list fails on an event
 
     @classmethod
     def load(cls, path: Path, *, sample_context: Mapping[str, Any] | None = None) -> Ruleset:
@@ -108,6 +109,7 @@ class Ruleset:
         if problems:
             raise InvalidRuleset(source, problems)
         expression = zen.compile_expression("[" + ", ".join(f"({r.when})" for r in rules) + "]") if rules else None
+        conditions = tuple(zen.compile_expression(r.when) for r in rules)
         ruleset = cls(
             service=str(document["service"]),
             version=str(document["version"]),
@@ -119,6 +121,7 @@ class Ruleset:
             rules=rules,
             digest="sha256:" + hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest(),
             _expression=expression,
+            _conditions=conditions,
         )
         if sample_context is not None:
             problems = ruleset._check_against(sample_context)
@@ -133,7 +136,7 @@ class Ruleset:
         return self.bands[-1].name
 
     def evaluate(self, context: Mapping[str, Any]) -> Verdict:
-        results = self._expression.evaluate(dict(context)) if self._expression is not None else []
+        results = self._results(dict(context))
         hits = tuple(
             RuleHit(rule.id, rule.then, render_reason(rule, context))
             for rule, hit in zip(self.rules, results, strict=True)
@@ -143,6 +146,16 @@ class Ruleset:
         band = context.get("band") or self.band_for(float(context.get("score", 0.0)))
         return Verdict(outcome=outcome, band=str(band), hits=hits)
 
+    def _results(self, context: dict[str, Any]) -> list[Any]:
+        """Every condition's value. ZEN raises on some operations over null (a field this event lacks):
+        then each condition is evaluated alone, and one that fails counts as not hit."""
+        if self._expression is None:
+            return []
+        try:
+            return list(self._expression.evaluate(context))
+        except Exception:  # zen raises plain Exceptions carrying its VM error
+            return [_value_or_none(condition, context) for condition in self._conditions]
+
     def evaluate_many(self, contexts: Sequence[Mapping[str, Any]]) -> list[Verdict]:
         return [self.evaluate(context) for context in contexts]
 
@@ -151,15 +164,16 @@ class Ruleset:
         a misspelt field makes ZEN return null, which would silently never hit."""
         problems = []
         for rule in self.rules:
+            hint = f"is a field name misspelt? (fields: {', '.join(_field_paths(context))})"
             try:
                 value = zen.evaluate_expression(rule.when, dict(context))
             except Exception as error:  # zen raises plain exceptions on type errors
-                problems.append(f"rule {rule.id}: `{rule.when}` fails on a sample event: {error}")
+                problems.append(f"rule {rule.id}: `{rule.when}` fails on a sample event ({_zen_message(error)}): {hint}")
                 continue
             if not isinstance(value, bool):
                 problems.append(
                     f"rule {rule.id}: `{rule.when}` gives {json.dumps(value)} instead of true/false on a sample "
-                    f"event: is a field name misspelt? (fields: {', '.join(_field_paths(context))})"
+                    f"event: {hint}"
                 )
             for placeholder in _placeholders(rule.reason):
                 if _lookup(context, placeholder) is _MISSING:
@@ -241,6 +255,22 @@ def _check_expression(rule: Rule) -> list[str]:
         return []
     message = outcome.get("source", outcome) if isinstance(outcome, dict) else outcome
     return [f"rule {rule.id}: `{rule.when}` is not a valid expression: {message}"]
+
+
+def _value_or_none(condition: Any, context: dict[str, Any]) -> Any:
+    try:
+        return condition.evaluate(context)
+    except Exception:
+        return None
+
+
+def _zen_message(error: Exception) -> str:
+    """ZEN's message without the Rust backtrace it appends."""
+    first = str(error).split("\n", 1)[0]
+    try:
+        return str(json.loads(first).get("source", first))
+    except (json.JSONDecodeError, AttributeError):
+        return first
 
 
 # ------------------------------------------------------------------ reason templates
