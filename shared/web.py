@@ -63,6 +63,10 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     runtime = ServiceRuntime(definition, settings)
     app.extensions["risk_runtime"] = runtime
+    try:
+        runtime.core  # load the model now (gunicorn builds the app in each worker, after fork)
+    except ModelNotFound as error:
+        log.warning("model_not_loaded", reason=str(error))
     api_keys = [k.encode() for k in settings.api_keys]
     openapi = build_openapi(definition, settings.max_batch_events)
 
