@@ -1,4 +1,5 @@
-"""Evaluation metrics for classifiers that flag entities (cards, patients) for human review."""
+"""Evaluation metrics for classifiers whose alerts are checked by people, entity by entity (cards,
+patients, policies), a fixed number a day."""
 
 from __future__ import annotations
 
@@ -8,42 +9,62 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+ArrayLike = Sequence[object] | np.ndarray | pd.Series
+
 
 def card_precision_top_k(
-    days: Sequence[int] | np.ndarray, entity_ids: Sequence[object] | np.ndarray, y_true: Sequence[int] | np.ndarray,
-    scores: Sequence[float] | np.ndarray, k: int = 100, remove_detected: bool = True,
+    days: ArrayLike, entity_ids: ArrayLike, y_true: ArrayLike, scores: ArrayLike, k: int = 100,
+    remove_detected: bool = True,
 ) -> float:
-    """The mean over days of the precision among the k entities with the highest daily score.
+    """The mean over days of the share of truly fraudulent entities among the k highest-scored ones.
 
-    Investigators check k cards a day: each card counts once (its highest score, and fraudulent if any of
-    its transactions that day is), and a card found fraudulent is blocked, so it is not counted again
-    on later days (when `remove_detected`). As defined in the Fraud Detection Handbook, chapter 4.
+    Investigators check k entities (cards) a day, not k transactions, so each entity counts once a day:
+    with its highest score, and as fraudulent if any of its rows that day is. Days are taken in
+    ascending order; with `remove_detected`, an entity found fraudulent in an earlier day's top k is
+    blocked and dropped from later days, so catching it again earns nothing. The denominator is always
+    k, even on a day with fewer than k entities, as in the Fraud Detection Handbook (Le Borgne et al.
+    2022, chapter 4). Equal scores are ranked by entity id, so the result does not depend on row order.
     """
-    frame = pd.DataFrame({"day": np.asarray(days), "entity": np.asarray(entity_ids),
-                          "label": np.asarray(y_true), "score": np.asarray(scores, dtype=float)})
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    frame = pd.DataFrame({
+        "day": np.asarray(days), "entity": np.asarray(entity_ids),
+        "label": np.asarray(y_true, dtype=np.int64), "score": np.asarray(scores, dtype=np.float64),
+    })
+    if frame.empty:
+        raise ValueError("card precision needs at least one row")
     detected: set[object] = set()
-    precisions = []
+    precisions: list[float] = []
     for _, day in frame.groupby("day", sort=True):
-        day = day[~day["entity"].isin(detected)]
-        per_entity = day.groupby("entity").agg(score=("score", "max"), label=("label", "max"))
+        if remove_detected:
+            day = day[~day["entity"].isin(detected)]
+        per_entity = day.groupby("entity", sort=True).agg(score=("score", "max"), label=("label", "max"))
         top = per_entity.sort_values("score", ascending=False, kind="stable").head(k)
         found = top.index[top["label"] == 1]
         precisions.append(len(found) / k)
-        if remove_detected:
-            detected.update(found)
-    return float(np.mean(precisions)) if precisions else 0.0
+        detected.update(found)
+    return float(np.mean(precisions))
 
 
 def classification_report(
-    y_true: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *,
-    days: Sequence[int] | np.ndarray | None = None, entity_ids: Sequence[object] | np.ndarray | None = None,
+    y_true: ArrayLike, scores: ArrayLike, *, days: ArrayLike | None = None, entity_ids: ArrayLike | None = None,
     k: int = 100,
 ) -> dict[str, float]:
-    """ROC AUC, average precision and, given days and entities, card precision@k; plain floats."""
+    """ROC AUC, average precision and, given days and entity ids, `card_precision_at_{k}`, as plain
+    Python floats so the report goes straight into JSON (model cards, logs).
+
+    Both ranking metrics are undefined when `y_true` holds one class; that is reported as an error
+    rather than as NaN, which JSON cannot carry and which would hide an empty evaluation set.
+    """
+    labels = np.asarray(y_true, dtype=np.int64)
+    if np.unique(labels).size != 2:
+        raise ValueError("ROC AUC and average precision need both classes in y_true")
     report = {
-        "roc_auc": round(float(roc_auc_score(y_true, scores)), 4),
-        "average_precision": round(float(average_precision_score(y_true, scores)), 4),
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "average_precision": float(average_precision_score(labels, scores)),
     }
+    if (days is None) != (entity_ids is None):
+        raise ValueError("card precision needs both days and entity_ids")
     if days is not None and entity_ids is not None:
-        report[f"card_precision_at_{k}"] = round(card_precision_top_k(days, entity_ids, y_true, scores, k), 4)
+        report[f"card_precision_at_{k}"] = card_precision_top_k(days, entity_ids, labels, scores, k)
     return report
