@@ -1,50 +1,28 @@
-"""Rulesets: analysts' YAML that turns a model score into a decision, with the rules that hit.
+"""Rulesets and their evaluation: a model score and its context in, a decision with the rules that hit out.
 
-Conditions are ZEN expressions (GoRules' expression language, evaluated in Rust by zen-engine): no
-parser of ours. All conditions of a ruleset are compiled into one list expression and evaluated once
-per event, which is several times cheaper than one call per rule. See shared/rules/README.md.
-
-    service: fraud
-    version: "2026.11.1"
-    outcomes: [approve, review, decline]     # least to most severe; the most severe hit wins
-    default: approve                         # when no rule hits
-    explain_from_score: 0.2                  # optional: events scored at or above get reasons before the rules
-    bands:                                   # risk band: the first whose min_score the score reaches
-      - {name: high, min_score: 0.6}
-      - {name: low, min_score: 0.0}
-    rules:
-      - id: very_high_score
-        description: The model is confident
-        when: "score >= 0.9"
-        then: decline
-        reason: "fraud score {score} is at or above 0.9"
+The YAML format is documented in `shared/rules/__init__.py` and `shared/rules/README.md`. Loading checks
+everything (`shared.rules.checks`) and raises `InvalidRuleset` with every problem; evaluation never raises
+for an odd event and logs nothing (the caller logs one line per event or batch).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-import zen
-
 from shared.errors import InvalidRuleset
-
-RULE_ID = re.compile(r"^[a-z0-9_]+$")
-TOP_KEYS = {"service", "version", "outcomes", "default", "explain_from_score", "bands", "rules"}
-REQUIRED_TOP_KEYS = {"service", "version", "outcomes", "default", "bands", "rules"}
-RULE_KEYS = {"id", "description", "when", "then", "reason"}
-REQUIRED_RULE_KEYS = {"id", "when", "then"}
+from shared.rules import checks, templates
+from shared.rules.conditions import Conditions
 
 
 @dataclass(frozen=True)
 class Rule:
+    """One analyst rule: when the ZEN condition `when` is true, the event gets at least outcome `then`."""
+
     id: str
     description: str
     when: str
@@ -54,12 +32,16 @@ class Rule:
 
 @dataclass(frozen=True)
 class Band:
+    """A risk band: scores at or above `min_score` (and below the band above) belong to it."""
+
     name: str
     min_score: float
 
 
 @dataclass(frozen=True)
 class RuleHit:
+    """A rule that hit one event, with its reason rendered on that event."""
+
     rule_id: str
     outcome: str
     reason: str
@@ -67,6 +49,8 @@ class RuleHit:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The decision for one event: the most severe outcome of the hits (or the default), in rule order."""
+
     outcome: str
     band: str
     hits: tuple[RuleHit, ...]
@@ -74,6 +58,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Ruleset:
+    """A loaded, checked ruleset. Immutable: a change is a new file, a new load, a new digest.
+
+    Build one with `from_yaml` or `load`, which check the document; the constructor itself only computes
+    the digest and compiles the conditions and reason templates, once.
+    """
+
     service: str
     version: str
     outcomes: tuple[str, ...]
@@ -81,249 +71,126 @@ class Ruleset:
     explain_from_score: float | None
     bands: tuple[Band, ...]
     rules: tuple[Rule, ...]
-    digest: str
-    _expression: Any  # the compiled list of every condition: one call per event
-    _conditions: tuple[Any, ...]  # each condition alone: used only when the list fails on an event
+    digest: str = field(init=False)
+    _conditions: Conditions = field(init=False, repr=False, compare=False)
+    _reasons: tuple[templates.Template | None, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", _digest(self))
+        object.__setattr__(self, "_conditions", Conditions(tuple(rule.when for rule in self.rules)))
+        object.__setattr__(self, "_reasons", tuple(
+            templates.Template(rule.reason) if rule.reason else None for rule in self.rules))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle and deep-copy by content (compiled ZEN expressions cannot be pickled): the copy recompiles,
+        so a ruleset can be sent to worker processes."""
+        return (type(self), (self.service, self.version, self.outcomes, self.default, self.explain_from_score,
+                             self.bands, self.rules))
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<string>",
+                  sample_context: Mapping[str, Any] | None = None) -> Ruleset:
+        """A checked ruleset from YAML text, or InvalidRuleset(source, problems) listing every problem.
+        Pass `sample_context` (a context of the real shape) to also catch conditions that would never
+        give true or false, typically a misspelt field, and reason placeholders the context lacks."""
+        document, problems = checks.parse_yaml(text)
+        if not problems:
+            problems = checks.document_problems(document, sample_context)
+        if problems:
+            raise InvalidRuleset(source, problems)
+        return cls._from_document(document)
 
     @classmethod
     def load(cls, path: Path, *, sample_context: Mapping[str, Any] | None = None) -> Ruleset:
-        return cls.from_yaml(Path(path).read_text(), source=str(path), sample_context=sample_context)
+        """`from_yaml` on a file, naming the file in every problem; an unreadable file is a problem too."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidRuleset(str(path), [f"cannot be read: {error}"]) from None
+        return cls.from_yaml(text, source=str(path), sample_context=sample_context)
 
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "<string>", sample_context: Mapping[str, Any] | None = None) -> Ruleset:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise InvalidRuleset(source, [f"not valid YAML{where}: {getattr(error, 'problem', error)}"]) from None
-        problems = _check_document(document)
-        if problems:
-            raise InvalidRuleset(source, problems)
-        rules = tuple(
-            Rule(id=r["id"], description=str(r.get("description", "")), when=r["when"], then=r["then"],
-                 reason=r.get("reason"))
-            for r in document["rules"]
-        )
-        problems = [p for rule in rules for p in _check_expression(rule)]
-        if problems:
-            raise InvalidRuleset(source, problems)
-        expression = zen.compile_expression("[" + ", ".join(f"({r.when})" for r in rules) + "]") if rules else None
-        conditions = tuple(zen.compile_expression(r.when) for r in rules)
-        ruleset = cls(
-            service=str(document["service"]),
-            version=str(document["version"]),
+    def _from_document(cls, document: Mapping[str, Any]) -> Ruleset:
+        """The ruleset of a document that passed the checks (so every key and type is known good)."""
+        explain = document.get("explain_from_score")
+        return cls(
+            service=document["service"],
+            version=document["version"],
             outcomes=tuple(document["outcomes"]),
             default=document["default"],
-            explain_from_score=(None if document.get("explain_from_score") is None
-                                else float(document["explain_from_score"])),
-            bands=tuple(Band(str(b["name"]), float(b["min_score"])) for b in document["bands"]),
-            rules=rules,
-            digest="sha256:" + hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest(),
-            _expression=expression,
-            _conditions=conditions,
+            explain_from_score=None if explain is None else float(explain),
+            bands=tuple(Band(band["name"], float(band["min_score"])) for band in document["bands"]),
+            rules=tuple(
+                Rule(id=rule["id"], description=rule.get("description") or "", when=rule["when"],
+                     then=rule["then"], reason=rule.get("reason"))
+                for rule in document["rules"]
+            ),
         )
-        if sample_context is not None:
-            problems = ruleset._check_against(sample_context)
-            if problems:
-                raise InvalidRuleset(source, problems)
-        return ruleset
+
+    # ------------------------------------------------------------------ evaluation
 
     def band_for(self, score: float) -> str:
+        """The first band from the top whose min_score the score reaches; the lowest band for anything
+        below every threshold (or NaN), so every score has a band."""
         for band in self.bands:
             if score >= band.min_score:
                 return band.name
         return self.bands[-1].name
 
     def evaluate(self, context: Mapping[str, Any]) -> Verdict:
-        results = self._results(dict(context))
+        """The verdict for one event's context: one ZEN call for all conditions; a condition giving
+        anything but true (null for a missing field, an error) does not hit; never raises for the event."""
+        values = self._conditions.values(context)
         hits = tuple(
-            RuleHit(rule.id, rule.then, render_reason(rule, context))
-            for rule, hit in zip(self.rules, results, strict=True)
-            if hit is True
+            RuleHit(rule.id, rule.then, _reason(rule, reason, context))
+            for rule, reason, value in zip(self.rules, self._reasons, values, strict=True)
+            if value is True
         )
-        outcome = max((h.outcome for h in hits), key=self.outcomes.index, default=self.default)
-        band = context.get("band") or self.band_for(float(context.get("score", 0.0)))
-        return Verdict(outcome=outcome, band=str(band), hits=hits)
-
-    def _results(self, context: dict[str, Any]) -> list[Any]:
-        """Every condition's value. ZEN raises on some operations over null (a field this event lacks):
-        then each condition is evaluated alone, and one that fails counts as not hit."""
-        if self._expression is None:
-            return []
-        try:
-            return list(self._expression.evaluate(context))
-        except Exception:  # zen raises plain Exceptions carrying its VM error
-            return [_value_or_none(condition, context) for condition in self._conditions]
+        return Verdict(outcome=self._most_severe(hits), band=self._band_of(context), hits=hits)
 
     def evaluate_many(self, contexts: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        """One verdict per context, in order. A plain loop: one ZEN call over the whole batch costs the
+        same per event (handing the contexts to Rust dominates) and would need the conditions rewritten."""
         return [self.evaluate(context) for context in contexts]
 
-    def _check_against(self, context: Mapping[str, Any]) -> list[str]:
-        """Every condition must give a boolean and every reason resolve on a context of the real shape:
-        a misspelt field makes ZEN return null, which would silently never hit."""
-        problems = []
-        for rule in self.rules:
-            hint = f"is a field name misspelt? (fields: {', '.join(_field_paths(context))})"
-            try:
-                value = zen.evaluate_expression(rule.when, dict(context))
-            except Exception as error:  # zen raises plain exceptions on type errors
-                problems.append(f"rule {rule.id}: `{rule.when}` fails on a sample event ({_zen_message(error)}): {hint}")
-                continue
-            if not isinstance(value, bool):
-                problems.append(
-                    f"rule {rule.id}: `{rule.when}` gives {json.dumps(value)} instead of true/false on a sample "
-                    f"event: {hint}"
-                )
-            for placeholder in _placeholders(rule.reason):
-                if _lookup(context, placeholder) is _MISSING:
-                    problems.append(f"rule {rule.id}: reason names {{{placeholder}}}, which is not in the context")
-        return problems
+    def _most_severe(self, hits: tuple[RuleHit, ...]) -> str:
+        """The outcome latest in `outcomes` among the hits, whatever the rule order; the default if none."""
+        return max((hit.outcome for hit in hits), key=self.outcomes.index, default=self.default)
+
+    def _band_of(self, context: Mapping[str, Any]) -> str:
+        """The band the caller put in the context, else the band of its score, else the lowest band."""
+        band = context.get("band")
+        if isinstance(band, str):
+            return band
+        score = context.get("score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            return self.band_for(float(score))
+        return self.bands[-1].name
 
 
-def _check_document(document: Any) -> list[str]:
-    if not isinstance(document, dict):
-        return ["the ruleset must be a YAML mapping with service, version, outcomes, default, bands and rules"]
-    problems = [f"unknown key {k!r}" for k in document if k not in TOP_KEYS]
-    problems += [f"missing key {k!r}" for k in sorted(REQUIRED_TOP_KEYS - set(document))]
-    if problems:
-        return problems
-    if not isinstance(document["version"], str | int | float) or not str(document["version"]).strip():
-        problems.append("version must be a non-empty string")
-    outcomes = document["outcomes"]
-    if not isinstance(outcomes, list) or not outcomes or not all(isinstance(o, str) for o in outcomes):
-        return [*problems, "outcomes must be a non-empty list of names"]
-    if len(set(outcomes)) != len(outcomes):
-        problems.append("outcomes are listed twice")
-    if document["default"] not in outcomes:
-        problems.append(f"default {document['default']!r} is not one of the outcomes {outcomes}")
-    explain = document.get("explain_from_score")
-    if explain is not None and (not isinstance(explain, int | float) or not 0 <= explain <= 1):
-        problems.append("explain_from_score must be a number from 0 to 1")
-    problems += _check_bands(document["bands"])
-    rules = document["rules"]
-    if not isinstance(rules, list):
-        return [*problems, "rules must be a list"]
-    seen: set[str] = set()
-    for position, rule in enumerate(rules, start=1):
-        if not isinstance(rule, dict):
-            problems.append(f"rule #{position} must be a mapping")
-            continue
-        name = f"rule {rule.get('id', f'#{position}')}"
-        problems += [f"{name}: unknown key {k!r}" for k in rule if k not in RULE_KEYS]
-        problems += [f"{name}: missing key {k!r}" for k in sorted(REQUIRED_RULE_KEYS - set(rule))]
-        rule_id = rule.get("id")
-        if rule_id is not None and (not isinstance(rule_id, str) or not RULE_ID.match(rule_id)):
-            problems.append(f"{name}: id must match [a-z0-9_]+")
-        if rule_id in seen:
-            problems.append(f"{name}: the id is used twice")
-        seen.add(rule_id)
-        if "then" in rule and rule["then"] not in outcomes:
-            problems.append(f"{name}: then {rule['then']!r} is not one of the outcomes {outcomes}")
-        if "when" in rule and (not isinstance(rule["when"], str) or not rule["when"].strip()):
-            problems.append(f"{name}: when must be a non-empty expression")
-        if rule.get("reason") is not None and not isinstance(rule["reason"], str):
-            problems.append(f"{name}: reason must be text")
-        elif rule.get("reason"):
-            try:
-                _placeholders(rule["reason"])
-            except ValueError as error:
-                problems.append(f"{name}: reason template: {error}")
-    return problems
+def _reason(rule: Rule, template: templates.Template | None, context: Mapping[str, Any]) -> str:
+    """The rule's reason rendered on this event, else its description, else its id."""
+    if template is not None:
+        return template.render(context)
+    return rule.description or rule.id
 
 
-def _check_bands(bands: Any) -> list[str]:
-    if not isinstance(bands, list) or not bands:
-        return ["bands must be a non-empty list of {name, min_score}"]
-    problems = []
-    floors = []
-    for band in bands:
-        if not isinstance(band, dict) or set(band) != {"name", "min_score"} or not isinstance(band["min_score"], int | float):
-            problems.append(f"band {band!r} must be {{name, min_score}} with a number")
-            continue
-        floors.append(float(band["min_score"]))
-    if floors and floors != sorted(floors, reverse=True):
-        problems.append("bands must be listed from the highest min_score down")
-    if floors and floors[-1] > 0:
-        problems.append("the last band must start at min_score 0 so every score has a band")
-    return problems
-
-
-def _check_expression(rule: Rule) -> list[str]:
-    outcome = zen.validate_expression(rule.when)
-    if outcome is None:
-        return []
-    message = outcome.get("source", outcome) if isinstance(outcome, dict) else outcome
-    return [f"rule {rule.id}: `{rule.when}` is not a valid expression: {message}"]
-
-
-def _value_or_none(condition: Any, context: dict[str, Any]) -> Any:
-    try:
-        return condition.evaluate(context)
-    except Exception:
-        return None
-
-
-def _zen_message(error: Exception) -> str:
-    """ZEN's message without the Rust backtrace it appends."""
-    first = str(error).split("\n", 1)[0]
-    try:
-        return str(json.loads(first).get("source", first))
-    except (json.JSONDecodeError, AttributeError):
-        return first
-
-
-# ------------------------------------------------------------------ reason templates
-
-_MISSING = object()
-
-
-def _placeholders(template: str | None) -> list[str]:
-    """Field paths named in a reason template; format specs and conversions are refused."""
-    if not template:
-        return []
-    names = []
-    for _, field, spec, conversion in string.Formatter().parse(template):
-        if field is None:
-            continue
-        if spec or conversion:
-            raise ValueError(f"{{{field}}}: format specs and conversions are not allowed")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field):
-            raise ValueError(f"{{{field}}} is not a field path like features.name")
-        names.append(field)
-    return names
-
-
-def _lookup(context: Mapping[str, Any], path: str) -> Any:
-    value: Any = context
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
-def _readable(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
-    return str(value)
-
-
-def render_reason(rule: Rule, context: Mapping[str, Any]) -> str:
-    if not rule.reason:
-        return rule.description or rule.id
-    out = []
-    for literal, field, _, _ in string.Formatter().parse(rule.reason):
-        out.append(literal)
-        if field is not None:
-            value = _lookup(context, field)
-            out.append("?" if value is _MISSING else _readable(value))
-    return "".join(out)
-
-
-def _field_paths(context: Mapping[str, Any], prefix: str = "") -> list[str]:
-    paths = []
-    for key, value in context.items():
-        path = f"{prefix}{key}"
-        paths += _field_paths(value, f"{path}.") if isinstance(value, Mapping) else [path]
-    return paths
+def _digest(ruleset: Ruleset) -> str:
+    """sha256 of the canonical content (sorted-key JSON of the normalised values), for audit: comments,
+    layout, key order and `0` versus `0.0` do not change it; any change of meaning does."""
+    content = {
+        "service": ruleset.service,
+        "version": ruleset.version,
+        "outcomes": list(ruleset.outcomes),
+        "default": ruleset.default,
+        "explain_from_score": ruleset.explain_from_score,
+        "bands": [{"name": band.name, "min_score": band.min_score} for band in ruleset.bands],
+        "rules": [
+            {"id": r.id, "description": r.description, "when": r.when, "then": r.then, "reason": r.reason}
+            for r in ruleset.rules
+        ],
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
