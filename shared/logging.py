@@ -61,4 +61,6 @@ def configure_logging(level: str = "INFO", pseudonym_key: bytes = b"", stream: T
 
 
 def get_logger(name: str) -> Any:
-    return structlog.get_logger().bind(logger=name)
+    """A lazy logger: it takes the configuration current at each use, so module-level loggers created
+    before `configure_logging` still render JSON and mask personal data."""
+    return structlog.get_logger(component=name)

@@ -19,7 +19,7 @@ def test_personal_keys_are_pseudonymised_at_any_depth_and_others_kept() -> None:
     assert line["customer_id"] == pseudonymise("4929-1", b"k1")
     assert line["entity_ids"] == [pseudonymise("a", b"k1"), pseudonymise("b", b"k1")]
     assert line["extra"]["patient_id"] == pseudonymise("p-9", b"k1")
-    assert line["score"] == 0.25 and line["event"] == "scored" and line["logger"] == "t"
+    assert line["score"] == 0.25 and line["event"] == "scored" and line["component"] == "t"
     assert "4929-1" not in stream.getvalue()
 
 
@@ -27,3 +27,13 @@ def test_pseudonyms_depend_on_the_key() -> None:
     """Without the key the pseudonym cannot be recomputed: another key gives another token."""
     assert pseudonymise("4929-1", b"k1") != pseudonymise("4929-1", b"k2")
     assert pseudonymise("4929-1", b"k1") == pseudonymise("4929-1", b"k1")
+
+
+def test_a_logger_made_before_configuration_follows_it() -> None:
+    """Module-level loggers exist before `configure_logging` runs; they must still mask and emit JSON."""
+    early = get_logger("early")
+    stream = io.StringIO()
+    configure_logging("INFO", b"k1", stream=stream)
+    early.info("dead_letter", customer_id="4929-1")
+    line = json.loads(stream.getvalue())
+    assert line["customer_id"] == pseudonymise("4929-1", b"k1") and line["component"] == "early"
