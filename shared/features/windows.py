@@ -157,3 +157,36 @@ class HistoryBuffer:
         if self.pending:
             store.append(self.namespace, self.pending)
             self.pending = []
+
+
+# ------------------------------------------------------------------ another stream's events before each event
+
+
+def prior_events_offline(
+    events: pd.DataFrame, history: pd.DataFrame, *, entity: str, ts: str, window_seconds: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `events`: how many rows of `history` (e.g. claims) of the same entity fall in
+    (t - window, t], and the time of the latest one at or before t (NaN when there is none)."""
+    counts = np.zeros(len(events))
+    latest = np.full(len(events), np.nan)
+    if history.empty or events.empty:
+        return counts, latest
+    by_entity = {key: np.sort(group[ts].to_numpy(dtype=float)) for key, group in history.groupby(entity, sort=False)}
+    event_entities = events[entity].to_numpy()
+    event_times = events[ts].to_numpy(dtype=float)
+    for row, (key, now) in enumerate(zip(event_entities, event_times, strict=True)):
+        times = by_entity.get(key)
+        if times is None:
+            continue
+        last = np.searchsorted(times, now, side="right")
+        counts[row] = last - np.searchsorted(times, now - window_seconds, side="right")
+        if last:
+            latest[row] = times[last - 1]
+    return counts, latest
+
+
+def prior_events_online(history: Sequence[Record], now: float, window_seconds: float) -> tuple[int, float | None]:
+    """The online form of `prior_events_offline` over one entity's records sorted by time."""
+    last = bisect.bisect_right(history, now, key=lambda r: r.ts)
+    first = bisect.bisect_right(history, now - window_seconds, hi=last, key=lambda r: r.ts)
+    return last - first, (history[last - 1].ts if last else None)

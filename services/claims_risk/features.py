@@ -1,0 +1,64 @@
+"""The claims feature set: the policy's rating factors (what the frequency model reads) and the
+policy's claim history from `insurance.claims` (what the rules read), computed offline (batch, with a
+claims file) and online (HTTP and stream, over the state store) by one definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.features.featureset import FeatureSet
+from shared.features.state import Record, StateStore
+from shared.features.windows import DAY_SECONDS, HistoryBuffer, prior_events_offline, prior_events_online
+
+HISTORY_NAMESPACE = "claims.policy"
+HISTORY_WINDOW_DAYS = 365
+
+FEATURE_SET = FeatureSet(
+    name="motor_tpl_frequency",
+    version="1",
+    features=("area", "bonus_malus", "driver_age", "vehicle_age", "vehicle_power", "vehicle_brand"),
+    categorical=("area", "vehicle_brand"),
+)
+HISTORY_COLUMNS = ("claims_last_12m", "days_since_last_claim")
+
+
+def claims_history_offline(policies: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Claim-history columns for each validated policy event, from validated claim notifications."""
+    events = pd.DataFrame({"policy_id": [str(p["policy_id"]) for p in policies],
+                           "ts": [p["timestamp"].timestamp() for p in policies]})
+    history = pd.DataFrame({"policy_id": [str(c["policy_id"]) for c in claims],
+                            "ts": [c["timestamp"].timestamp() for c in claims]})
+    counts, latest = prior_events_offline(events, history, entity="policy_id", ts="ts",
+                                          window_seconds=HISTORY_WINDOW_DAYS * DAY_SECONDS)
+    return pd.DataFrame({"claims_last_12m": counts, "days_since_last_claim": (events["ts"].to_numpy() - latest) / DAY_SECONDS})
+
+
+def claims_history_online(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
+    """The same columns from the state store (claim notifications recorded by `record_claims`)."""
+    stamps = [p["timestamp"].timestamp() for p in policies]
+    buffer = HistoryBuffer.load(store, HISTORY_NAMESPACE, [str(p["policy_id"]) for p in policies],
+                                float("-inf"), max(stamps))
+    counts, since_last = [], []
+    for policy, now in zip(policies, stamps, strict=True):
+        count, latest = prior_events_online(buffer.records[str(policy["policy_id"])], now,
+                                            HISTORY_WINDOW_DAYS * DAY_SECONDS)
+        counts.append(float(count))
+        since_last.append(np.nan if latest is None else (now - latest) / DAY_SECONDS)
+    return pd.DataFrame({"claims_last_12m": counts, "days_since_last_claim": since_last})
+
+
+def record_claims(claims: Sequence[Mapping[str, Any]], store: StateStore) -> None:
+    """Claim notifications into the policies' histories (idempotent per claim id)."""
+    store.append(HISTORY_NAMESPACE, [
+        (str(c["policy_id"]), Record(ts=c["timestamp"].timestamp(), id=str(c["claim_id"]), value=float(c["amount"])))
+        for c in claims
+    ])
+
+
+def rating_factors(policies: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame({name: [p[name] for p in policies] for name in FEATURE_SET.features})
