@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--input", type=Path, required=True)
     rescore.add_argument("--output", type=Path, required=True)
     rescore.add_argument("--chunk-size", type=int, default=5_000)
+    rescore.add_argument("--history", action="append", default=[], metavar="NAME=PATH",
+                         help="events that feed the features without being scored, e.g. claims=claims.csv")
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
 
@@ -166,11 +168,20 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
     from shared.runtime import load_core
 
     core = load_core(SERVICES[args.service].definition(), settings)
-    summary = rescore(core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress)
+    history = dict(_name_and_path(item) for item in args.history)
+    summary = rescore(core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress,
+                      history_paths=history)
     print(f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
           f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else ""))
     print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items())))
     return 0
+
+
+def _name_and_path(item: str) -> tuple[str, Path]:
+    name, separator, path = item.partition("=")
+    if not separator or not name or not path:
+        raise SystemExit(f"--history takes NAME=PATH, got {item!r}")
+    return name, Path(path)
 
 
 def openapi_documents(settings: Settings) -> dict[Path, str]:

@@ -38,6 +38,10 @@ class DecisionSchema(Schema):
     service = fields.String(required=True)
     score = fields.Float(required=True)
     risk_band = fields.String(required=True)
+    measures = fields.Dict(
+        keys=fields.String(), values=fields.Float(), required=True,
+        metadata={"description": "the service's own figures beside the score (e.g. relative_risk); may be empty"},
+    )
     decision = fields.String(required=True)
     reasons = fields.List(fields.Nested(ReasonSchema), required=True)
     rule_hits = fields.List(fields.Nested(RuleHitSchema), required=True)

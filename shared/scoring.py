@@ -10,6 +10,7 @@ A service plugs in its specifics through a `ServiceDefinition`; the core knows n
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,11 +33,28 @@ from shared.modeling.registry import RegisteredModel
 from shared.rules.engine import Ruleset
 
 Event = dict[str, Any]
+History = Mapping[str, Sequence[Event]]
+
+
+@dataclass(frozen=True)
+class HistoryInput:
+    """Events that update an entity's history instead of being scored (e.g. claim notifications):
+    recorded into the state store online, handed to the offline features in batch."""
+
+    name: str
+    topic: Topic
+    schema: type[Schema]
+    record: Callable[[Sequence[Event], StateStore], None]
 
 
 @dataclass(frozen=True)
 class ServiceDefinition:
-    """What one service plugs into the generic core."""
+    """What one service plugs into the generic core.
+
+    The feature functions return the model's features (`feature_set`, in order) and may add columns
+    the rules read but the model does not (e.g. claim history). `measures` turns scores into the
+    service's own figures (e.g. relative risk), carried in the decision and readable by the rules.
+    """
 
     name: str
     event_schema: type[Schema]
@@ -44,12 +62,14 @@ class ServiceDefinition:
     entity_field: str
     feature_set: FeatureSet
     online_features: Callable[[Sequence[Event], StateStore], pd.DataFrame]
-    offline_features: Callable[[Sequence[Event]], pd.DataFrame]
+    offline_features: Callable[[Sequence[Event], History], pd.DataFrame]
     reason_text: Callable[[str, Mapping[str, Any]], str]
     predict: Callable[[CatBoost, pd.DataFrame], np.ndarray]
     ruleset_path: Path
     input_topics: tuple[Topic, ...]
     output_topic: Topic
+    history_inputs: tuple[HistoryInput, ...] = ()
+    measures: Callable[[RegisteredModel, np.ndarray], list[dict[str, float]]] | None = None
     explain_top_k: int = 3
 
 
@@ -65,13 +85,7 @@ class ScoringCore:
     # ------------------------------------------------------------------ validation (the contract)
 
     def validate(self, raw: object) -> Event:
-        """One raw event (parsed JSON) to a validated event, or InvalidInput naming the fields at fault."""
-        if not isinstance(raw, Mapping):
-            raise InvalidInput({"_schema": ["the event must be a JSON object"]})
-        try:
-            return self._schema.load(raw)
-        except ValidationError as error:
-            raise InvalidInput(_flatten(error.normalized_messages())) from None
+        return validate_event(self._schema, raw)
 
     def serialise(self, event: Event) -> dict[str, Any]:
         return self._schema.dump(event)
@@ -83,9 +97,9 @@ class ScoringCore:
         features = self.definition.online_features(events, store)
         return self.decide(events, features, started)
 
-    def score_offline(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+    def score_offline(self, events: Sequence[Event], history: History | None = None) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        features = self.definition.offline_features(events)
+        features = self.definition.offline_features(events, history or {})
         return self.decide(events, features, started)
 
     # ------------------------------------------------------------------ model, explanations, rules
@@ -93,22 +107,24 @@ class ScoringCore:
     def decide(self, events: Sequence[Event], features: pd.DataFrame, started: float) -> list[dict[str, Any]]:
         if not events:
             return []
-        if list(features.columns) != self._features:
-            features = features[self._features]
         index = features.index
-        ranged = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-        matrix = features if ranged else features.reset_index(drop=True)
+        if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+            features = features.reset_index(drop=True)
+        columns = list(features.columns)
+        matrix = features if columns == self._features else features[self._features]
         scores = self.definition.predict(self.model.model, matrix)
+        measures = self.definition.measures(self.model, scores) if self.definition.measures else [{}] * len(events)
         bands = [self.ruleset.band_for(float(s)) for s in scores]
         threshold = self.ruleset.explain_from_score
         explained = self._explain(matrix, [threshold is not None and s >= threshold for s in scores])
         serialised = [self.serialise(e) for e in events]
-        rows = [dict(zip(self._features, values, strict=True)) for values in _plain_rows(matrix)]
+        rows = [dict(zip(columns, values, strict=True)) for values in _plain_rows(features)]
         verdicts = self.ruleset.evaluate_many(
             [
-                {"event": s, "features": row, "score": float(score), "band": band,
+                {"event": s, "features": row, "score": float(score), "band": band, "measures": measure,
                  "reasons": [c.feature for c in explained.get(i, [])]}
-                for i, (s, row, score, band) in enumerate(zip(serialised, rows, scores, bands, strict=True))
+                for i, (s, row, score, band, measure) in enumerate(
+                    zip(serialised, rows, scores, bands, measures, strict=True))
             ]
         )
         unexplained = {
@@ -126,6 +142,7 @@ class ScoringCore:
                 "service": definition.name,
                 "score": float(scores[i]),
                 "risk_band": bands[i],
+                "measures": measures[i],
                 "decision": verdicts[i].outcome,
                 "reasons": [self._reason(c, rows[i]) for c in explained.get(i, [])]
                 if verdicts[i].outcome != self.ruleset.default
@@ -161,9 +178,22 @@ class ScoringCore:
         }
 
 
-def _plain_rows(matrix: pd.DataFrame) -> list[list[Any]]:
-    """Rows as lists of Python values. (DataFrame.to_dict costs milliseconds a call; this, microseconds.)"""
-    return matrix.to_numpy().tolist()
+def _plain_rows(frame: pd.DataFrame) -> list[list[Any]]:
+    """Rows as lists of Python values, NaN as None (a missing value, e.g. no claim yet).
+    (DataFrame.to_dict costs milliseconds a call; this, microseconds.)"""
+    return [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in frame.to_numpy().tolist()
+    ]
+
+
+def validate_event(schema: Schema, raw: object) -> Event:
+    """One raw event (parsed JSON) through a contract, or InvalidInput naming every field at fault."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput({"_schema": ["the event must be a JSON object"]})
+    try:
+        return schema.load(raw)
+    except ValidationError as error:
+        raise InvalidInput(_flatten(error.normalized_messages())) from None
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

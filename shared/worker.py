@@ -15,25 +15,35 @@ from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
 from shared.runtime import load_core
-from shared.scoring import ScoringCore, ServiceDefinition
+from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
 
 
 def scoring_handler(core: ScoringCore, store: StateStore) -> Handler:
+    """Scores the events of the input topics; records those of history topics (no output for them).
+    History is recorded before the batch's scoring, so an event sees the notifications polled with it."""
     definition = core.definition
     output = definition.output_topic
+    histories = {h.topic.name: (h, h.schema()) for h in definition.history_inputs}
     log = get_logger(f"{definition.name}.stream")
 
     def handle(batch: list[Inbound]) -> list[list[Produce] | Reject]:
         results: list[list[Produce] | Reject] = [[] for _ in batch]
         valid, positions = [], []
+        updates: dict[str, list[dict]] = {}
         for index, inbound in enumerate(batch):
             try:
-                valid.append(core.validate(inbound.event.get("data")))
-                positions.append(index)
+                if inbound.topic in histories:
+                    updates.setdefault(inbound.topic, []).append(
+                        validate_event(histories[inbound.topic][1], inbound.event.get("data")))
+                else:
+                    valid.append(core.validate(inbound.event.get("data")))
+                    positions.append(index)
             except InvalidInput as error:
                 REJECTED.labels(definition.name, "stream").inc()
                 results[index] = Reject(error.code, str(error), error.fields)
+        for topic, events in updates.items():
+            histories[topic][0].record(events, store)
         started = time.perf_counter()
         decisions = core.score_online(valid, store)
         SCORING_SECONDS.labels(definition.name, "stream").observe(time.perf_counter() - started)
@@ -59,7 +69,7 @@ def build_worker(definition: ServiceDefinition, settings: Settings, **worker_opt
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{definition.name}",
-        inputs=definition.input_topics,
+        inputs=(*definition.input_topics, *(h.topic for h in definition.history_inputs)),
         handler=scoring_handler(core, store),
         batch_size=settings.stream_batch_size,
         **worker_options,  # type: ignore[arg-type]

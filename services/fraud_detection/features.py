@@ -122,7 +122,8 @@ def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)[list(FEATURE_SET.features)]
 
 
-def offline_features_for_events(events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def offline_features_for_events(events: Sequence[Mapping[str, Any]], history: Mapping[str, Any]) -> pd.DataFrame:
+    """The batch door's features: window features from the input's own history (no side inputs)."""
     return offline_features(frame_from_events(events))
 
 

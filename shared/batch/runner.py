@@ -10,7 +10,9 @@ sees the events before it in the file's time order), then scored chunk by chunk 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from shared.batch.io import RecordWriter, read_chunks
 from shared.errors import InvalidInput
 from shared.logging import get_logger
 from shared.metrics import DECISIONS, REJECTED
-from shared.scoring import ScoringCore
+from shared.scoring import ScoringCore, validate_event
 
 log = get_logger("batch")
 
@@ -36,34 +38,56 @@ class BatchSummary:
     decisions: dict[str, int]
 
 
+def _validated(
+    path: Path, load: Callable[[dict[str, Any]], dict[str, Any]], chunk_size: int, rejects: RecordWriter,
+    source: str | None,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """(valid rows, rows read, rows rejected); each rejected row is written with its number and fields."""
+    valid: list[dict[str, Any]] = []
+    rows = rejected = 0
+    for chunk in read_chunks(path, chunk_size):
+        bad = []
+        for row in chunk:
+            rows += 1
+            try:
+                if "_unparsable" in row:
+                    raise InvalidInput({"_row": ["not a JSON object"]})
+                valid.append(load(row))
+            except InvalidInput as error:
+                bad.append({"row": rows, "error": error.code, "fields": error.fields, **({"source": source} if source else {})})
+        rejected += len(bad)
+        rejects.write(bad)
+    return valid, rows, rejected
+
+
 def rejects_path_for(output: Path) -> Path:
     return output.with_name(output.name + ".rejects.jsonl")
 
 
 def rescore(
-    core: ScoringCore, input_path: Path, output_path: Path, *, chunk_size: int = 5_000, progress: bool = True
+    core: ScoringCore, input_path: Path, output_path: Path, *, chunk_size: int = 5_000, progress: bool = True,
+    history_paths: Mapping[str, Path] | None = None,
 ) -> BatchSummary:
+    """Score `input_path` into `output_path`. `history_paths` names a file for each of the service's
+    history inputs (e.g. {"claims": claims.csv}); their rows feed the features and are not scored."""
     started = time.perf_counter()
     service = core.definition.name
-    events: list[dict[str, Any]] = []
+    history_inputs = {h.name: h for h in core.definition.history_inputs}
+    unknown = set(history_paths or {}) - set(history_inputs)
+    if unknown:
+        raise ValueError(f"{service} has no history input {', '.join(sorted(unknown))} "
+                         f"(it has: {', '.join(sorted(history_inputs)) or 'none'})")
     rejects_path = rejects_path_for(output_path)
-    rejected = rows = 0
     with RecordWriter(rejects_path) as rejects:
-        for chunk in read_chunks(input_path, chunk_size):
-            bad = []
-            for row in chunk:
-                rows += 1
-                try:
-                    if "_unparsable" in row:
-                        raise InvalidInput({"_row": ["not a JSON object"]})
-                    events.append(core.validate(row))
-                except InvalidInput as error:
-                    bad.append({"row": rows, "error": error.code, "fields": error.fields})
-            rejected += len(bad)
-            rejects.write(bad)
+        history = {
+            name: _validated(path, partial(validate_event, history_inputs[name].schema()), chunk_size, rejects,
+                             source=name)[0]
+            for name, path in (history_paths or {}).items()
+        }
+        events, rows, rejected = _validated(input_path, core.validate, chunk_size, rejects, source=None)
     REJECTED.labels(service, "batch").inc(rejected)
 
-    features = core.definition.offline_features(events) if events else None
+    features = core.definition.offline_features(events, history) if events else None
     counts: dict[str, int] = {}
     with RecordWriter(output_path) as writer, tqdm(
         total=len(events), unit="event", desc=f"rescore {service}", disable=not progress
