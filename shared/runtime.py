@@ -17,7 +17,11 @@ def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
     example = {name: f.metadata.get("example") for name, f in schema.fields.items()}
     return {
         "event": {k: v for k, v in example.items() if v is not None},
-        "features": {name: 0.0 for name in definition.feature_set.features},
+        "features": {
+            **{name: example.get(name, 0.0) for name in definition.feature_set.features},
+            **{name: 0.0 for name in definition.extra_features},
+        },
+        "measures": {name: 1.0 for name in definition.measure_names},
         "score": 0.5,
         "band": "low",
         "reasons": [],

@@ -69,7 +69,9 @@ class ServiceDefinition:
     input_topics: tuple[Topic, ...]
     output_topic: Topic
     history_inputs: tuple[HistoryInput, ...] = ()
+    extra_features: tuple[str, ...] = ()  # columns the rules read beside the model's features
     measures: Callable[[RegisteredModel, np.ndarray], list[dict[str, float]]] | None = None
+    measure_names: tuple[str, ...] = ()
     explain_top_k: int = 3
 
 

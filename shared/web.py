@@ -22,7 +22,7 @@ from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.openapi import build_openapi
 from shared.runtime import load_core
-from shared.scoring import ScoringCore, ServiceDefinition
+from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -34,6 +34,7 @@ class ServiceRuntime:
     def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
         self.definition = definition
         self.settings = settings
+        self.schema = definition.event_schema()
         self._core: ScoringCore | None = None
         self._store: StateStore | None = None
         self._lock = threading.Lock()
@@ -174,7 +175,7 @@ def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, An
         body = None
     if body is None:
         raise InvalidInput({"_body": ["the body must be JSON (Content-Type: application/json)"]})
-    core = runtime.core
+    schema = runtime.schema
     if isinstance(body, dict) and "events" in body:
         if set(body) != {"events"}:
             raise InvalidInput({k: ["unknown field beside events"] for k in body if k != "events"})
@@ -186,10 +187,10 @@ def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, An
         events, problems = [], {}
         for index, raw in enumerate(raw_events):
             try:
-                events.append(core.validate(raw))
+                events.append(validate_event(schema, raw))
             except InvalidInput as error:
                 problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
         if problems:
             raise InvalidInput(problems)
         return events, False
-    return [core.validate(body)], True
+    return [validate_event(schema, body)], True

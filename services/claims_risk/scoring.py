@@ -1,0 +1,82 @@
+"""The claims service's scoring core: expected annual claim frequency of a motor policy, its relative
+risk against the portfolio, claim history from `insurance.claims`, and the claims ruleset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoost, Pool
+
+from services.claims_risk.features import (
+    FEATURE_SET,
+    HISTORY_COLUMNS,
+    claims_history_offline,
+    claims_history_online,
+    rating_factors,
+    record_claims,
+)
+from services.claims_risk.schemas import ClaimSchema, PolicySchema
+from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
+from shared.features.state import StateStore
+from shared.modeling.registry import RegisteredModel
+from shared.scoring import HistoryInput, ServiceDefinition
+
+SERVICE = "claims"
+
+
+def predict_annual_frequency(model: CatBoost, features: pd.DataFrame) -> np.ndarray:
+    """Expected claims per policy-year (the Poisson model's mean for an exposure of one year)."""
+    pool = Pool(features, cat_features=list(FEATURE_SET.categorical))
+    return np.asarray(model.predict(pool, prediction_type="Exponent"), dtype=float)
+
+
+def frequency_measures(model: RegisteredModel, scores: np.ndarray) -> list[dict[str, float]]:
+    """The score against the portfolio's mean frequency on the training data (from the model card)."""
+    portfolio = float(model.card["portfolio_frequency"])
+    return [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores]
+
+
+def online_features(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
+    return pd.concat([rating_factors(policies), claims_history_online(policies, store)], axis=1)
+
+
+def offline_features(policies: Sequence[Mapping[str, Any]], history: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    return pd.concat([rating_factors(policies), claims_history_offline(policies, history.get("claims", []))], axis=1)
+
+
+def reason_text(feature: str, features: Mapping[str, Any]) -> str:
+    value = features[feature]
+    texts = {
+        "bonus_malus": f"bonus-malus {value} (50 is the best, 100 the entry level)",
+        "driver_age": f"driver aged {value}",
+        "vehicle_age": f"vehicle {value} years old",
+        "vehicle_power": f"vehicle power class {value}",
+        "vehicle_brand": f"vehicle brand {value}",
+        "area": f"area {value} (A rural to F dense urban)",
+        "claims_last_12m": f"{value:.0f} claims in the last 12 months" if value is not None else "",
+    }
+    return texts.get(feature, f"{feature} = {value}")
+
+
+DEFINITION = ServiceDefinition(
+    name=SERVICE,
+    event_schema=PolicySchema,
+    event_id_field="policy_id",
+    entity_field="policy_id",
+    feature_set=FEATURE_SET,
+    online_features=online_features,
+    offline_features=offline_features,
+    reason_text=reason_text,
+    predict=predict_annual_frequency,
+    ruleset_path=Path(__file__).with_name("rules.yaml"),
+    input_topics=(INSURANCE_POLICIES,),
+    output_topic=CLAIMS_DECISIONS,
+    history_inputs=(HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, record_claims),),
+    extra_features=HISTORY_COLUMNS,
+    measures=frequency_measures,
+    measure_names=("expected_frequency", "relative_risk"),
+)
