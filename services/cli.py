@@ -52,8 +52,21 @@ def _train_fraud(settings: Settings, size: str) -> dict[str, Any]:
     return train(settings.model_dir, settings.data_dir, SIZES[size])
 
 
+def _claims_definition() -> ServiceDefinition:
+    from services.claims_risk.scoring import DEFINITION
+
+    return DEFINITION
+
+
+def _train_claims(settings: Settings, size: str) -> dict[str, Any]:
+    from services.claims_risk.train import train
+
+    return train(settings.model_dir)  # a fixed public data set: no size to choose
+
+
 SERVICES: dict[str, ServiceEntry] = {
     "fraud": ServiceEntry("fraud", _fraud_definition, "services.fraud_detection.app:create_app()", _train_fraud),
+    "claims": ServiceEntry("claims", _claims_definition, "services.claims_risk.app:create_app()", _train_claims),
 }
 
 

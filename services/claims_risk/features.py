@@ -21,7 +21,7 @@ HISTORY_WINDOW_DAYS = 365
 FEATURE_SET = FeatureSet(
     name="motor_tpl_frequency",
     version="1",
-    features=("area", "bonus_malus", "driver_age", "vehicle_age", "vehicle_power", "vehicle_brand"),
+    features=("area", "bonus_malus", "driver_age", "vehicle_age", "vehicle_brand", "vehicle_power"),
     categorical=("area", "vehicle_brand"),
 )
 HISTORY_COLUMNS = ("claims_last_12m", "days_since_last_claim")

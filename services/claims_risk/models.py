@@ -21,10 +21,11 @@ from sklearn.metrics import mean_poisson_deviance
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from services.claims_risk.features import FEATURE_SET
 from shared.modeling.frequency import frequency_report
 
-FEATURES: Final = ("area", "bonus_malus", "driver_age", "vehicle_age", "vehicle_brand", "vehicle_power")
-CATEGORICAL_FEATURES: Final = ("area", "vehicle_brand")
+FEATURES: Final = FEATURE_SET.features  # the model reads the feature set's columns, in its order
+CATEGORICAL_FEATURES: Final = FEATURE_SET.categorical
 TARGET: Final = "claim_count"
 EXPOSURE: Final = "exposure"
 

@@ -48,18 +48,22 @@ def offline_features(policies: Sequence[Mapping[str, Any]], history: Mapping[str
     return pd.concat([rating_factors(policies), claims_history_offline(policies, history.get("claims", []))], axis=1)
 
 
+REASON_TEXTS = {
+    "bonus_malus": "bonus-malus {} (50 is the best, 100 the entry level)",
+    "driver_age": "driver aged {}",
+    "vehicle_age": "vehicle {} years old",
+    "vehicle_power": "vehicle power class {}",
+    "vehicle_brand": "vehicle brand {}",
+    "area": "area {} (A rural to E urban)",
+}
+
+
 def reason_text(feature: str, features: Mapping[str, Any]) -> str:
+    """A rating factor that raised the expected frequency, in an underwriter's words."""
     value = features[feature]
-    texts = {
-        "bonus_malus": f"bonus-malus {value} (50 is the best, 100 the entry level)",
-        "driver_age": f"driver aged {value}",
-        "vehicle_age": f"vehicle {value} years old",
-        "vehicle_power": f"vehicle power class {value}",
-        "vehicle_brand": f"vehicle brand {value}",
-        "area": f"area {value} (A rural to F dense urban)",
-        "claims_last_12m": f"{value:.0f} claims in the last 12 months" if value is not None else "",
-    }
-    return texts.get(feature, f"{feature} = {value}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return REASON_TEXTS.get(feature, "{} = {{}}".format(feature)).format(value)
 
 
 DEFINITION = ServiceDefinition(
