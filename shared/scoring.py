@@ -95,11 +95,15 @@ class ScoringCore:
     # ------------------------------------------------------------------ the two feature doors
 
     def score_online(self, events: Sequence[Event], store: StateStore) -> list[dict[str, Any]]:
+        if not events:  # e.g. a stream batch of history updates only
+            return []
         started = time.perf_counter()
         features = self.definition.online_features(events, store)
         return self.decide(events, features, started)
 
     def score_offline(self, events: Sequence[Event], history: History | None = None) -> list[dict[str, Any]]:
+        if not events:
+            return []
         started = time.perf_counter()
         features = self.definition.offline_features(events, history or {})
         return self.decide(events, features, started)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared.schema_fields import WholeNumber
+
 AREAS = ("A", "B", "C", "D", "E")
 VEHICLE_BRANDS = ("B1", "B12", "B2", "B3", "B4", "B5", "B6")
 POLICY_KINDS = ("quote", "renewal")
@@ -30,15 +32,15 @@ class PolicySchema(Schema):
         metadata={"description": "policy term in years, above 0 and at most 2", "example": 1.0},
     )
     area = fields.String(required=True, validate=validate.OneOf(AREAS), metadata={"example": "C"})
-    bonus_malus = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=50, max=350),
+    bonus_malus = WholeNumber(
+        required=True, validate=validate.Range(min=50, max=350),
         metadata={"description": "French bonus-malus coefficient, 50 (best) to 350", "example": 60},
     )
-    driver_age = fields.Integer(required=True, strict=True, validate=validate.Range(min=18, max=100),
+    driver_age = WholeNumber(required=True, validate=validate.Range(min=18, max=100),
                                 metadata={"example": 42})
-    vehicle_age = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100),
+    vehicle_age = WholeNumber(required=True, validate=validate.Range(min=0, max=100),
                                  metadata={"description": "years", "example": 3})
-    vehicle_power = fields.Integer(required=True, strict=True, validate=validate.Range(min=4, max=15),
+    vehicle_power = WholeNumber(required=True, validate=validate.Range(min=4, max=15),
                                    metadata={"description": "power class 4 to 15", "example": 6})
     vehicle_brand = fields.String(required=True, validate=validate.OneOf(VEHICLE_BRANDS), metadata={"example": "B12"})
 
