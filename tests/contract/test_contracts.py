@@ -9,6 +9,9 @@ import jsonschema
 import pytest
 
 from services.cli import openapi_documents
+from marshmallow import Schema
+
+from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from services.fraud_detection.schemas import TransactionSchema
 from shared.decision import DecisionSchema
 from shared.settings import Settings
@@ -35,15 +38,34 @@ def test_every_event_schema_has_an_example() -> None:
     assert schemas == {p.name for p in EXAMPLES}
 
 
-def test_transaction_json_schema_matches_the_marshmallow_contract() -> None:
-    """The JSON Schema's data fields and required list are the marshmallow schema's, and the example's
-    data loads through marshmallow unchanged in meaning."""
-    data_schema = load(CONTRACTS / "events/payments.transaction.v1.json")["properties"]["data"]
-    fields = TransactionSchema().fields
+@pytest.mark.parametrize(
+    ("schema_file", "contract"),
+    [("payments.transaction.v1.json", TransactionSchema), ("insurance.policy.v1.json", PolicySchema),
+     ("insurance.claim.v1.json", ClaimSchema)],
+)
+def test_event_json_schemas_match_the_marshmallow_contracts(schema_file: str, contract: type[Schema]) -> None:
+    """Each JSON Schema's data fields, required fields and allowed values are the marshmallow schema's,
+    and its example loads through marshmallow unchanged."""
+    data_schema = load(CONTRACTS / "events" / schema_file)["properties"]["data"]
+    fields = contract().fields
     assert set(data_schema["properties"]) == set(fields)
     assert set(data_schema["required"]) == {name for name, f in fields.items() if f.required}
-    example = load(CONTRACTS / "examples/payments.transaction.v1.json")["data"]
-    assert TransactionSchema().dump(TransactionSchema().load(example))["amount"] == example["amount"]
+    for name, field in fields.items():
+        choices = getattr(field.validate, "choices", None)
+        if choices is not None:
+            assert sorted(data_schema["properties"][name]["enum"]) == sorted(choices), name
+    example = load(CONTRACTS / "examples" / schema_file)["data"]
+    assert contract().dump(contract().load(example)) == example
+
+
+def test_insurance_categories_are_those_of_the_training_data() -> None:
+    """The areas and brands a policy may carry are exactly those the frequency model was trained on."""
+    from services.claims_risk.dataset import load_policies
+    from services.claims_risk.schemas import AREAS, VEHICLE_BRANDS
+
+    policies = load_policies()
+    assert sorted(AREAS) == sorted(policies["area"].unique())
+    assert sorted(VEHICLE_BRANDS) == sorted(policies["vehicle_brand"].unique())
 
 
 def test_decision_json_schema_matches_the_marshmallow_decision() -> None:
