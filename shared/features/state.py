@@ -1,262 +1,538 @@
 """State for online window features: each entity's recent events, shared by every process that scores.
 
-- `SqliteStateStore` (`sqlite:///PATH`): the embedded default. One file shared by the gunicorn workers
-  and stream workers of one machine (WAL mode, so readers never block the writer; writers queue on a
-  lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
+Window features (counts, sums, means per card, terminal or policy over the last N days) need each
+entity's recent events at scoring time. A store keeps, per (namespace, entity key), records unique by
+event id, so that appending a redelivered event (Kafka delivers at least once) changes nothing.
+
+- `SqliteStateStore` (`sqlite:///ABSOLUTE/PATH`): the embedded default. One file shared by the gunicorn
+  workers and stream workers of one machine (WAL mode, so readers never block the writer; writers queue
+  on a lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
 - `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines.
 
-Both keep, per (namespace, entity key), records unique by event id, so appending a redelivered event
-changes nothing, and both answer the same operations with the same results (a test proves it).
+Both answer the same operations with the same results (a test runs one random history through both).
+Nothing here reads the clock: time is whatever the records and the callers' bounds say it is.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
+import math
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
+from redis.retry import Retry
 
 from shared.errors import ConfigurationError, NotReady
 
-_SQLITE_PARAMETERS_PER_QUERY = 500
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Record:
-    ts: float
-    id: str
-    value: float = 0.0
-    label: int | None = None
+    """One event of an entity. Ordered by (ts, id), the order every fetch returns."""
+
+    ts: float  # event time, epoch seconds
+    id: str  # the event's id; (namespace, key, id) is unique
+    value: float = 0.0  # e.g. the amount
+    label: int | None = None  # e.g. a fraud label learnt later; None while unknown
 
 
 class StateStore(Protocol):
     def fetch(self, namespace: str, keys: Sequence[str], since: float, until: float) -> dict[str, list[Record]]:
-        """For every key, its records with since < ts <= until, ordered by (ts, id)."""
+        """For every key asked (present even with no records): since < ts <= until, ordered by (ts, id)."""
+        ...
 
     def append(self, namespace: str, items: Sequence[tuple[str, Record]]) -> None:
-        """Add records; one whose (key, id) is already there is left as it is."""
+        """Add (key, record) pairs; one whose (key, id) is already there is left exactly as it is."""
+        ...
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         """(key, record id, label) for records already there; unknown ids are ignored."""
+        ...
 
     def prune(self, namespace: str, before: float) -> int:
-        """Drop records older than `before`; returns how many."""
+        """Drop the namespace's records with ts < before; returns how many."""
+        ...
 
     def ping(self) -> None:
-        """Raise NotReady when the store cannot be used."""
+        """Raise NotReady when the store cannot be used (readiness probes call this)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release this process's connection; the next call opens a new one."""
+        ...
 
 
 def open_state_store(url: str) -> StateStore:
-    if url.startswith("sqlite:///"):
-        return SqliteStateStore(Path(url.removeprefix("sqlite:///")))
+    """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork."""
+    if url.startswith("sqlite://"):
+        return SqliteStateStore(sqlite_path(url))
     if url.startswith("redis://"):
         return RedisStateStore(url)
     raise ConfigurationError("RISK_STATE_URL", f"unsupported state store {url!r}: use sqlite:///PATH or redis://")
 
 
-class SqliteStateStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._connection: sqlite3.Connection | None = None
-        self._writer_lock: int | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+def sqlite_path(url: str) -> Path:
+    """The absolute file a sqlite URL names: `sqlite:///abs/path` and `sqlite:////abs/path` alike, `~` expanded.
 
-    def _db(self) -> sqlite3.Connection:
-        """One connection per process, opened after fork (a connection must never cross a fork)."""
-        if self._connection is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=30000")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL,"
-                " ts REAL NOT NULL, value REAL NOT NULL, label INTEGER,"
-                " PRIMARY KEY (namespace, key, id)) WITHOUT ROWID"
-            )
-            connection.execute("CREATE INDEX IF NOT EXISTS records_by_time ON records (namespace, key, ts, id)")
-            self._writer_lock = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            self._connection, self._pid = connection, os.getpid()
-        return self._connection
+    Relative paths are refused: gunicorn and stream workers started from different directories would
+    silently use different files, and window features would quietly undercount."""
+    raw = url.removeprefix("sqlite://")
+    if not raw.startswith("/") or not raw.strip("/"):
+        raise ConfigurationError("RISK_STATE_URL", f"{url!r} names no file: use sqlite:///ABSOLUTE/PATH")
+    text = raw.lstrip("/")
+    return Path(text).expanduser() if text.startswith("~") else Path("/" + text)
+
+
+def check_namespace(namespace: str) -> None:
+    """Namespaces are code-defined names such as `fraud.customer`. Both stores refuse the same ones, so a
+    name that cannot be written unambiguously into a Redis key fails in tests against SQLite too."""
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"a namespace is letters, digits, '_', '.' or '-', not {namespace!r}")
+
+
+def _check_time(*moments: float) -> None:
+    """NaN compares false with everything, so SQLite and Redis would disagree about it: refuse it in both."""
+    for moment in moments:
+        if math.isnan(moment):
+            raise ValueError("a time must be a number, not NaN")
+
+
+# ---------------------------------------------------------------------------------------------- SQLite
+
+_SCHEMA = (
+    # Clustered by (namespace, key, ts, id): a window fetch is one contiguous range scan of the table,
+    # with no lookup per record. UNIQUE (namespace, key, id) makes INSERT OR IGNORE idempotent by id.
+    "CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL,"
+    " id TEXT NOT NULL, value REAL NOT NULL, label INTEGER,"
+    " PRIMARY KEY (namespace, key, ts, id), UNIQUE (namespace, key, id)) WITHOUT ROWID"
+)
+_KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+_PRUNE_CHUNK = 2000  # rows deleted per write transaction, so scorers' appends queue behind short ones
+
+# Connections inherited through fork are kept referenced and never used or closed in the child: closing
+# would run SQLite's unlock and shutdown code against state that belongs to the parent.
+_INHERITED: list[object] = []
+
+
+_process_guard = threading.Lock()
+
+
+def _reset_guard_after_fork() -> None:
+    """A lock held by another thread at fork time would stay held forever in the child."""
+    global _process_guard
+    _process_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_guard_after_fork)
+
+
+@dataclass
+class _SqliteProcess:
+    """What one process holds on the file: its connection, the lock serialising its threads, the writer lock."""
+
+    pid: int
+    connection: sqlite3.Connection
+    lock: threading.Lock
+    writer_lock_fd: int
+
+
+def _open_sqlite(path: Path, busy_timeout_seconds: float) -> _SqliteProcess:
+    """Open the file for this process, creating the directory and the schema when missing.
+
+    WAL lets readers run while one process writes; synchronous=NORMAL is durable against a crashed
+    process (power loss may drop the last commits: acceptable for state rebuilt from event history)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(_SCHEMA)
+        writer_lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except BaseException:
+        connection.close()
+        raise
+    return _SqliteProcess(os.getpid(), connection, threading.Lock(), writer_lock_fd)
+
+
+@contextmanager
+def _sqlite_unavailable_as_not_ready(path: Path) -> Iterator[None]:
+    """Operational failures (unwritable directory, locked too long, not a database) are the store being
+    unusable: NotReady, which HTTP answers with 503. Programming errors keep their own type."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as error:
+        raise NotReady(f"state store {path}: {error}") from error
+    except sqlite3.DatabaseError as error:
+        if type(error) is not sqlite3.DatabaseError:
+            raise
+        raise NotReady(f"state store {path}: {error}") from error
+
+
+class SqliteStateStore:
+    """The embedded store: one SQLite file shared by the processes of one machine.
+
+    Each process opens its own connection on first use, after any fork (a SQLite connection must
+    never cross a fork); the threads of a process share it, one at a time. Each batch is one transaction.
+    A writer waits on the lock file without a deadline: it is only ever held for one short transaction,
+    and the kernel releases it when its holder dies.
+    """
+
+    def __init__(self, path: Path, busy_timeout_seconds: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_seconds = busy_timeout_seconds
+        self._process: _SqliteProcess | None = None
+
+    def _here(self) -> _SqliteProcess:
+        """This process's connection, opened on first use and again after a fork (the pid changed)."""
+        process = self._process
+        if process is not None and process.pid == os.getpid():
+            return process
+        with _process_guard:
+            process = self._process
+            if process is None or process.pid != os.getpid():
+                if process is not None:
+                    _INHERITED.append(process)
+                process = self._process = _open_sqlite(self.path, self.busy_timeout_seconds)
+        return process
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with _sqlite_unavailable_as_not_ready(self.path):
+            process = self._here()
+            with process.lock:
+                yield process.connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the machine-wide writer lock: rolled back if anything fails."""
+        with _sqlite_unavailable_as_not_ready(self.path):
+            process = self._here()
+            with process.lock:
+                fcntl.flock(process.writer_lock_fd, fcntl.LOCK_EX)
+                db = process.connection
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    yield db
+                    db.execute("COMMIT")
+                finally:
+                    try:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                    finally:
+                        fcntl.flock(process.writer_lock_fd, fcntl.LOCK_UN)
 
     def fetch(self, namespace: str, keys: Sequence[str], since: float, until: float) -> dict[str, list[Record]]:
+        check_namespace(namespace)
+        _check_time(since, until)
         found: dict[str, list[Record]] = {key: [] for key in keys}
         unique = list(found)
-        with self._lock:
-            db = self._db()
-            for start in range(0, len(unique), _SQLITE_PARAMETERS_PER_QUERY):
-                chunk = unique[start : start + _SQLITE_PARAMETERS_PER_QUERY]
+        with self._reading() as db:
+            for start in range(0, len(unique), _KEYS_PER_QUERY):
+                chunk = unique[start : start + _KEYS_PER_QUERY]
                 rows = db.execute(
-                    f"SELECT key, ts, id, value, label FROM records WHERE namespace = ? AND key IN "
+                    "SELECT key, ts, id, value, label FROM records WHERE namespace = ? AND key IN "
                     f"({','.join('?' * len(chunk))}) AND ts > ? AND ts <= ? ORDER BY key, ts, id",
                     (namespace, *chunk, since, until),
-                )
+                ).fetchall()
                 for key, ts, record_id, value, label in rows:
                     found[key].append(Record(ts, record_id, value, label))
         return found
 
     def append(self, namespace: str, items: Sequence[tuple[str, Record]]) -> None:
-        rows = [(namespace, key, r.id, r.ts, r.value, r.label) for key, r in items]
-        self._write("INSERT OR IGNORE INTO records (namespace, key, id, ts, value, label) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        check_namespace(namespace)
+        _check_time(*(record.ts for _, record in items))
+        if not items:
+            return
+        rows = [(namespace, key, r.ts, r.id, r.value, None if r.label is None else int(r.label)) for key, r in items]
+        with self._writing() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
+        check_namespace(namespace)
+        if not items:
+            return
         rows = [(int(label), namespace, key, record_id) for key, record_id, label in items]
-        self._write("UPDATE records SET label = ? WHERE namespace = ? AND key = ? AND id = ?", rows)
+        with self._writing() as db:
+            db.executemany("UPDATE records SET label = ? WHERE namespace = ? AND key = ? AND id = ?", rows)
 
     def prune(self, namespace: str, before: float) -> int:
-        with self._lock, self._writing() as db:
-            return db.execute("DELETE FROM records WHERE namespace = ? AND ts < ?", (namespace, before)).rowcount
-
-    def _write(self, statement: str, rows: list[tuple[object, ...]]) -> None:
-        if not rows:
-            return
-        with self._lock, self._writing() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(statement, rows)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """The connection, held under the machine-wide writer lock."""
-        db = self._db()
-        assert self._writer_lock is not None
-        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
-        try:
-            yield db
-        finally:
-            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+        """Deletes in chunks of short transactions, each resuming where the last stopped, so a large
+        prune never holds the writer lock long enough to stall scoring."""
+        check_namespace(namespace)
+        _check_time(before)
+        removed, resume = 0, None
+        while True:
+            with self._writing() as db:
+                doomed = _oldest_rows(db, namespace, before, resume)
+                db.executemany("DELETE FROM records WHERE namespace = ? AND key = ? AND ts = ? AND id = ?",
+                               [(namespace, *row) for row in doomed])
+            removed += len(doomed)
+            if len(doomed) < _PRUNE_CHUNK:
+                return removed
+            resume = doomed[-1]
 
     def ping(self) -> None:
-        try:
-            with self._lock:
-                self._db().execute("SELECT 1").fetchone()
-        except sqlite3.Error as error:
-            raise NotReady(f"state store {self.path}: {error}") from error
+        with self._reading() as db:
+            db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
 
     def close(self) -> None:
-        if self._connection is not None and self._pid == os.getpid():
-            self._connection.close()
-            if self._writer_lock is not None:
-                os.close(self._writer_lock)
-        self._connection = None
-        self._writer_lock = None
+        process, self._process = self._process, None
+        if process is not None and process.pid == os.getpid():
+            process.connection.close()
+            os.close(process.writer_lock_fd)
+        elif process is not None:
+            _INHERITED.append(process)
 
 
-# Sets a label only where the record exists, as the SQLite store's UPDATE does.
-_SET_LABEL_IF_PRESENT = """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+def _oldest_rows(
+    db: sqlite3.Connection, namespace: str, before: float, resume: tuple[str, float, str] | None
+) -> list[tuple[str, float, str]]:
+    """The next chunk of (key, ts, id) with ts < before, in primary-key order after `resume`."""
+    if resume is None:
+        cursor = db.execute(
+            "SELECT key, ts, id FROM records WHERE namespace = ? AND ts < ? ORDER BY key, ts, id LIMIT ?",
+            (namespace, before, _PRUNE_CHUNK),
+        )
+    else:
+        cursor = db.execute(
+            "SELECT key, ts, id FROM records WHERE namespace = ? AND (key, ts, id) > (?, ?, ?) AND ts < ?"
+            " ORDER BY key, ts, id LIMIT ?",
+            (namespace, *resume, before, _PRUNE_CHUNK),
+        )
+    return cursor.fetchall()
+
+
+# ---------------------------------------------------------------------------------------------- Redis
+#
+# Per (namespace, key):  risk:state:z:NS:KEY  sorted set, member = record id, score = ts
+#                        risk:state:h:NS:KEY  hash, record id -> "value" or "value|label"
+# Per namespace:         risk:state:i:NS      sorted set, member = entity key, score <= its oldest ts
+#
+# The id as member makes ZADD NX idempotent; a sorted set orders equal scores by member bytes, which is
+# SQLite's (ts, id) order. Value and label live in one hash field, added with the member and removed with
+# it by the same script, so they never disagree. The per-namespace index lets prune visit only the
+# entities holding something old, instead of scanning the keyspace.
+#
+# Every operation is a script called by hash, one call per chunk of a batch, one round trip per batch:
+# scripts are atomic without MULTI. A fetch comes back as one JSON string, which Python decodes in C;
+# a reply of three elements a record would cost microseconds per element in redis-py's pure-Python parser.
+# Keys carry no TTL (pruning is explicit), so run Redis with `noeviction` or a `volatile-*` policy.
+
+_APPEND = """
+local index = KEYS[1]
+for j = 0, #ARGV / 4 - 1 do
+  local id, ts, packed, key = ARGV[4 * j + 1], ARGV[4 * j + 2], ARGV[4 * j + 3], ARGV[4 * j + 4]
+  if redis.call('ZADD', KEYS[2 * j + 2], 'NX', ts, id) == 1 then
+    redis.call('HSET', KEYS[2 * j + 3], id, packed)
+    redis.call('ZADD', index, 'LT', ts, key)
+  end
 end
 return 0
 """
 
+_FETCH = """
+local out = {}
+for j = 1, #KEYS, 2 do
+  local found = redis.call('ZRANGEBYSCORE', KEYS[j], ARGV[1], ARGV[2], 'WITHSCORES')
+  local records = {}
+  for first = 1, #found, 2000 do
+    local ids = {}
+    for i = first, math.min(first + 1999, #found), 2 do ids[#ids + 1] = found[i] end
+    local details = redis.call('HMGET', KEYS[j + 1], unpack(ids))
+    for i = 1, #ids do
+      records[#records + 1] = ids[i]
+      records[#records + 1] = found[first + 2 * i - 1]
+      records[#records + 1] = details[i] or '0'
+    end
+  end
+  out[#out + 1] = records
+end
+return cjson.encode(out)
+"""
+
+_SET_LABELS = """
+for j = 1, #KEYS do
+  local id = ARGV[2 * j - 1]
+  local packed = redis.call('HGET', KEYS[j], id)
+  if packed then
+    redis.call('HSET', KEYS[j], id, string.match(packed, '^[^|]*') .. '|' .. ARGV[2 * j])
+  end
+end
+return 0
+"""
+
+_PRUNE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+for first = 1, #ids, 1000 do
+  redis.call('HDEL', KEYS[2], unpack(ids, first, math.min(first + 999, #ids)))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #oldest == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+else
+  redis.call('ZADD', KEYS[3], oldest[2], ARGV[1])
+end
+return #ids
+"""
+
+
+class _Script(NamedTuple):
+    text: str
+    sha: str
+
+
+def _script(text: str) -> _Script:
+    return _Script(text, hashlib.sha1(text.encode()).hexdigest())
+
+
+_SCRIPTS = {"append": _script(_APPEND), "fetch": _script(_FETCH), "set_labels": _script(_SET_LABELS),
+            "prune": _script(_PRUNE)}
+# (script name, keys, arguments): one EVALSHA
+_Call = tuple[str, Sequence[str], Sequence[str | int]]
+_REDIS_CHUNK = 200  # records, keys or labels per script call: long scripts would block every other client
+_PRUNE_CANDIDATES = 500  # entities pruned per round trip
+# Failures meaning "Redis is not usable right now" (down, loading, failed over, full), not a bug of ours.
+_REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError, OutOfMemoryError)
+
+
+def _pack(record: Record) -> str:
+    """repr() round-trips a float exactly, so Redis gives back the very value SQLite would."""
+    value = repr(float(record.value))
+    return value if record.label is None else f"{value}|{int(record.label)}"
+
+
+def _records(flat: list[str]) -> list[Record]:
+    """Records from the fetch script's [id, score, packed, id, score, packed, ...] (an empty table is
+    encoded as {} by Redis's cjson: falsy all the same)."""
+    out = []
+    for i in range(0, len(flat) if flat else 0, 3):
+        value, _, label = flat[i + 2].partition("|")
+        out.append(Record(float(flat[i + 1]), flat[i], float(value), int(label) if label else None))
+    return out
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _REDIS_CHUNK):
+        yield items[start : start + _REDIS_CHUNK]
+
 
 class RedisStateStore:
-    """Per (namespace, key): a sorted set of ids scored by time, a hash id -> value and a hash id -> label.
-
-    A sorted set orders equal scores by member, so ranges come back ordered by (ts, id) as in SQLite.
-    """
+    """The store for many machines. Each batch is one round trip; each process makes its own client."""
 
     PREFIX = "risk:state"
 
     def __init__(self, url: str) -> None:
+        try:
+            redis.connection.parse_url(url)
+        except ValueError as error:
+            raise ConfigurationError("RISK_STATE_URL", f"{url!r}: {error}") from None
+        database = urlsplit(url).path.strip("/")
+        if database and not database.isdigit():  # redis-py would quietly use database 0
+            raise ConfigurationError("RISK_STATE_URL", f"{url!r}: the database is a number, not {database!r}")
         self.url = url
         self._client: redis.Redis | None = None
         self._pid: int | None = None
 
     def _redis(self) -> redis.Redis:
+        """A client made in this process on first use (never one inherited through a fork). Retries are
+        few and short, so a readiness probe or a request fails within seconds when Redis is gone."""
         if self._client is None or self._pid != os.getpid():
-            self._client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self._client = redis.Redis.from_url(
+                self.url, socket_timeout=5, socket_connect_timeout=2,
+                retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
+            )
             self._pid = os.getpid()
         return self._client
 
-    def _keys(self, namespace: str, key: str) -> tuple[str, str, str]:
-        if ":" in namespace:
-            raise ValueError(f"a namespace has no ':' ({namespace!r})")
-        return (f"{self.PREFIX}:z:{namespace}:{key}", f"{self.PREFIX}:v:{namespace}:{key}",
-                f"{self.PREFIX}:l:{namespace}:{key}")
+    def _entity(self, namespace: str, key: str) -> tuple[str, str]:
+        return f"{self.PREFIX}:z:{namespace}:{key}", f"{self.PREFIX}:h:{namespace}:{key}"
+
+    def _index(self, namespace: str) -> str:
+        return f"{self.PREFIX}:i:{namespace}"
+
+    def _call(self, calls: Sequence[_Call]) -> list[Any]:
+        """Run (script, keys, args) calls in one pipeline. When Redis has forgotten the scripts (restart,
+        SCRIPT FLUSH) they are loaded and the calls sent again, which every operation here allows."""
+        try:
+            try:
+                return self._send(calls)
+            except NoScriptError:
+                for script in _SCRIPTS.values():
+                    self._redis().script_load(script.text)
+                return self._send(calls)
+        except _REDIS_UNAVAILABLE as error:
+            raise NotReady(f"state store {self.url}: {error}") from error
+
+    def _send(self, calls: Sequence[_Call]) -> list[Any]:
+        pipe = self._redis().pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(_SCRIPTS[name].sha, len(keys), *keys, *args)
+        return pipe.execute()
 
     def fetch(self, namespace: str, keys: Sequence[str], since: float, until: float) -> dict[str, list[Record]]:
+        check_namespace(namespace)
+        _check_time(since, until)
         unique = list(dict.fromkeys(keys))
-        client = self._redis()
-        ranges = client.pipeline(transaction=False)
-        for key in unique:
-            ranges.zrangebyscore(self._keys(namespace, key)[0], f"({since!r}", repr(until), withscores=True)
-        members = ranges.execute()
-        details = client.pipeline(transaction=False)
-        for key, found in zip(unique, members, strict=True):
-            if found:
-                _, values, labels = self._keys(namespace, key)
-                ids = [member for member, _ in found]
-                details.hmget(values, ids)
-                details.hmget(labels, ids)
-        answers = iter(details.execute())
-        out: dict[str, list[Record]] = {}
-        for key, found in zip(unique, members, strict=True):
-            if not found:
-                out[key] = []
-                continue
-            values, labels = next(answers), next(answers)
-            out[key] = [
-                Record(float(score), member.decode(), float(value) if value is not None else 0.0,
-                       int(label) if label is not None else None)
-                for (member, score), value, label in zip(found, values, labels, strict=True)
-            ]
-        return out
+        bounds = (f"({float(since)!r}", repr(float(until)))
+        calls = [("fetch", [name for key in chunk for name in self._entity(namespace, key)], bounds)
+                 for chunk in _chunks(unique)]
+        replies = [records for reply in self._call(calls) for records in json.loads(reply)]
+        return {key: _records(flat) for key, flat in zip(unique, replies, strict=True)}
 
     def append(self, namespace: str, items: Sequence[tuple[str, Record]]) -> None:
-        if not items:
-            return
-        pipe = self._redis().pipeline(transaction=True)
-        for key, record in items:
-            ordered, values, labels = self._keys(namespace, key)
-            pipe.zadd(ordered, {record.id: record.ts}, nx=True)
-            pipe.hsetnx(values, record.id, repr(float(record.value)))
-            if record.label is not None:
-                pipe.hsetnx(labels, record.id, int(record.label))
-        pipe.execute()
+        check_namespace(namespace)
+        _check_time(*(record.ts for _, record in items))
+        index = self._index(namespace)
+        self._call([
+            ("append", [index, *(name for key, _ in chunk for name in self._entity(namespace, key))],
+             [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)])
+            for chunk in _chunks(items)
+        ])
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
-        if not items:
-            return
-        client = self._redis()
-        script = client.register_script(_SET_LABEL_IF_PRESENT)
-        pipe = client.pipeline(transaction=True)
-        for key, record_id, label in items:
-            ordered, _, labels = self._keys(namespace, key)
-            script(keys=[ordered, labels], args=[record_id, int(label)], client=pipe)
-        pipe.execute()
+        check_namespace(namespace)
+        self._call([
+            ("set_labels", [self._entity(namespace, key)[1] for key, _, _ in chunk],
+             [arg for _, record_id, label in chunk for arg in (record_id, int(label))])
+            for chunk in _chunks(items)
+        ])
 
     def prune(self, namespace: str, before: float) -> int:
-        client = self._redis()
+        """Visits only the entities the index says hold something older than `before`; each is pruned
+        atomically by a script that also moves its index entry to its new oldest record."""
+        check_namespace(namespace)
+        _check_time(before)
+        index, below = self._index(namespace), f"({float(before)!r}"
         removed = 0
-        prefix = f"{self.PREFIX}:z:{namespace}:"
-        for ordered in client.scan_iter(match=f"{prefix}*", count=500):
-            key = ordered.decode().removeprefix(prefix)
-            ids = client.zrangebyscore(ordered, "-inf", f"({before!r}")
-            if not ids:
-                continue
-            _, values, labels = self._keys(namespace, key)
-            pipe = client.pipeline(transaction=True)
-            pipe.zrem(ordered, *ids)
-            pipe.hdel(values, *ids)
-            pipe.hdel(labels, *ids)
-            removed += pipe.execute()[0]
-        return removed
+        while True:
+            try:
+                candidates = self._redis().zrangebyscore(index, "-inf", below, start=0, num=_PRUNE_CANDIDATES)
+            except _REDIS_UNAVAILABLE as error:
+                raise NotReady(f"state store {self.url}: {error}") from error
+            if not candidates:
+                return removed
+            removed += sum(self._call([
+                ("prune", [*self._entity(namespace, member.decode()), index], [member.decode(), below])
+                for member in candidates
+            ]))
 
     def ping(self) -> None:
         try:
@@ -265,6 +541,6 @@ class RedisStateStore:
             raise NotReady(f"state store {self.url}: {error}") from error
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None
+        client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
