@@ -1,39 +1,46 @@
 """Batch rescoring throughput through `rescore` (validation, offline features, model, explanations,
-rules, writing), for CSV in and Parquet out.
+rules, writing), CSV in and Parquet out.
 
-    .venv/bin/python -m bench.batch_throughput [--rows 100000]
+    .venv/bin/python -m bench.batch_throughput [--service fraud|claims] [--rows 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import pandas as pd
 
-from bench.common import bench_settings, record, simulated_events, workdir
-from services.fraud_detection.scoring import DEFINITION
+from bench.common import bench_settings, record, workdir
+from bench.traffic import traffic
+from services.cli import SERVICES
 from shared.batch.runner import rescore
 from shared.runtime import load_core
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     work = workdir()
-    settings = bench_settings(work)
-    events = simulated_events(n_customers=1000, n_terminals=2000, nb_days=60)[-args.rows :]
-    source = work / "transactions.csv"
-    pd.DataFrame(events).to_csv(source, index=False)
-    core = load_core(DEFINITION, settings)
+    settings = bench_settings(work, args.service)
+    load = traffic(args.service, settings, args.rows)
+    source = work / "events.csv"
+    pd.DataFrame(load.events).to_csv(source, index=False)
+    history_paths = {}
+    for name, rows in load.history.items():
+        history_paths[name] = work / f"{name}.jsonl"
+        history_paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
+    core = load_core(SERVICES[args.service].definition(), settings)
     started = time.perf_counter()
-    summary = rescore(core, source, work / "decisions.parquet", progress=False)
+    summary = rescore(core, source, work / "decisions.parquet", progress=False, history_paths=history_paths)
     elapsed = time.perf_counter() - started
-    record("batch_throughput", {
-        "rows": summary.rows, "scored": summary.scored, "input": "csv", "output": "parquet",
-        "seconds": round(elapsed, 2), "rows_per_second": round(summary.rows / elapsed, 1),
-        "decisions": summary.decisions,
+    record(f"batch_throughput_{args.service}", {
+        "service": args.service, "rows": summary.rows, "scored": summary.scored, "traffic": load.description,
+        "input": "csv", "output": "parquet", "seconds": round(elapsed, 2),
+        "rows_per_second": round(summary.rows / elapsed, 1), "decisions": summary.decisions,
     })
 
 

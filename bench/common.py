@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.fraud_detection.dataset import simulate
-from services.fraud_detection.features import events_from_simulation
 from services.fraud_detection.train import SIZES, train
 from shared.errors import ModelNotFound
 from shared.modeling.registry import ModelRegistry
@@ -20,24 +18,25 @@ from shared.settings import Settings
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def bench_settings(workdir: Path) -> Settings:
-    """Settings for a benchmark: the user's model registry when it has a fraud model, else one trained
-    here on the small simulation (same model size: 600 trees of depth 6, 16 features)."""
+def bench_settings(workdir: Path, service: str = "fraud") -> Settings:
+    """Settings for a benchmark: the user's model registry when it has a model of `service`, else one
+    trained here (fraud on the small simulation: same model size, 600 trees of depth 6, 16 features)."""
     settings = Settings.from_env()
     try:
-        ModelRegistry(settings.model_dir).champion("fraud")
+        ModelRegistry(settings.model_dir).champion(service)
         model_dir = settings.model_dir
     except ModelNotFound:
         model_dir = workdir / "models"
-        train(model_dir, settings.data_dir, SIZES["small"])
+        if service == "fraud":
+            train(model_dir, settings.data_dir, SIZES["small"])
+        else:
+            from services.claims_risk.train import train as train_claims
+
+            train_claims(model_dir)
     return Settings.from_env(
         model_dir=model_dir, state_url=f"sqlite:///{workdir / 'state.sqlite3'}", api_keys=("bench-key",),
         log_level="WARNING",
     )
-
-
-def simulated_events(n_customers: int = 500, n_terminals: int = 1000, nb_days: int = 60) -> list[dict[str, Any]]:
-    return events_from_simulation(simulate(n_customers=n_customers, n_terminals=n_terminals, nb_days=nb_days))
 
 
 def workdir() -> Path:

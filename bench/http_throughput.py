@@ -17,38 +17,29 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
 import requests
 
 from bench.common import bench_settings, record, workdir
 from services.cli import gunicorn_command
-from services.fraud_detection.dataset import load_or_simulate
-from services.fraud_detection.features import events_from_simulation, frame_from_simulation, record_history
-from services.fraud_detection.train import SIZES
+from bench.traffic import traffic
 from shared.features.state import open_state_store
 from shared.settings import Settings
 from tests.fixtures.services import running_server
 
 LUA = Path(__file__).with_name("wrk_replay.lua")
-REPLAY_FROM = pd.Timestamp("2018-08-08")
 
 
-def prepare_traffic(settings: Settings, work: Path) -> tuple[Path, float]:
-    """Warm the state with 40 days of history; write the test week's transactions as request bodies.
-    Returns the bodies file and the share of fraud among them."""
-    simulated = load_or_simulate(settings.data_dir, **asdict(SIZES["demo"]))
-    times = simulated["tx_datetime"]
-    history = simulated[(times < REPLAY_FROM) & (times >= REPLAY_FROM - pd.Timedelta(days=40))]
-    replay = simulated[times >= REPLAY_FROM].head(20_000)
+def prepare_traffic(service: str, settings: Settings, work: Path) -> tuple[Path, str]:
+    """Warm the state as a running service would hold it; write the events as request bodies."""
+    load = traffic(service, settings, 20_000)
     store = open_state_store(settings.state_url)
-    record_history(store, frame_from_simulation(history))
+    load.warm(store)
     store.close()
     bodies = work / "bodies.jsonl"
-    bodies.write_text("".join(json.dumps(event) + "\n" for event in events_from_simulation(replay)))
-    return bodies, float(replay["is_fraud"].mean())
+    bodies.write_text("".join(json.dumps(event) + "\n" for event in load.events))
+    return bodies, load.description
 
 
 def run_wrk(base_url: str, seconds: int, connections: int, bodies: Path) -> dict[str, float]:
@@ -79,27 +70,27 @@ def decision_counts(base_url: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     work = workdir()
-    settings = bench_settings(work)
-    bodies, fraud_share = prepare_traffic(settings, work)
-    results: dict[str, object] = {"traffic": f"simulated test-week transactions from {REPLAY_FROM:%Y-%m-%d}, "
-                                  f"state warmed with 40 days of history; fraud share {fraud_share:.4f}"}
-    with running_server("fraud", settings, work / "service.log", workers=2) as server:
+    settings = bench_settings(work, args.service)
+    bodies, description = prepare_traffic(args.service, settings, work)
+    results: dict[str, object] = {"service": args.service, "traffic": description}
+    with running_server(args.service, settings, work / "service.log", workers=2) as server:
         results["service"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
         decisions = decision_counts(server.base_url)
-    bare = gunicorn_command("fraud")[:-1] + ["bench.bare_app:create_app()"]
-    with running_server("fraud", settings, work / "bare.log", workers=2, command=bare) as server:
+    bare = gunicorn_command(args.service)[:-1] + [f"bench.bare_app:create_app({args.service!r})"]
+    with running_server(args.service, settings, work / "bare.log", workers=2, command=bare) as server:
         results["bare_flask_catboost"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
     results["service_decisions"] = decisions
     service, bare_figures = results["service"], results["bare_flask_catboost"]
     assert isinstance(service, dict) and isinstance(bare_figures, dict)
     results["service_to_bare_ratio"] = round(service["requests_per_second"] / bare_figures["requests_per_second"], 3)
-    record("http_throughput", {"workers": 2, "connections": args.connections, "seconds": args.seconds,
+    record(f"http_throughput_{args.service}", {"workers": 2, "connections": args.connections, "seconds": args.seconds,
                                "load_generator": "wrk, 1 thread, same machine", **results})
 
 

@@ -1,7 +1,7 @@
-"""Stream throughput end to end: transactions published to the embedded broker, scored by one
-`risk stream fraud` worker, decisions read back. Events/s from the first publish to the last decision.
+"""Stream throughput end to end: events published to the embedded broker, scored by one
+`risk stream SERVICE` worker, decisions read back. Events/s from the first publish to the last decision.
 
-    .venv/bin/python -m bench.stream_throughput [--events 20000]
+    .venv/bin/python -m bench.stream_throughput [--service fraud|claims] [--events 20000]
 """
 
 from __future__ import annotations
@@ -10,36 +10,46 @@ import argparse
 import time
 from dataclasses import replace
 
-from bench.common import bench_settings, record, simulated_events, workdir
+from bench.common import bench_settings, record, workdir
+from bench.traffic import traffic
 from shared.events.broker import EmbeddedBroker, ensure_topics
-from shared.events.topics import ALL_TOPICS, FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.events.topics import ALL_TOPICS
+from shared.features.state import open_state_store
 from tests.fixtures.kafka_io import collect, publish
 from tests.fixtures.services import running_worker
+
+WARM_UP = 200
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     work = workdir()
-    settings = bench_settings(work)
-    events = simulated_events()[-args.events :]
+    settings = bench_settings(work, args.service)
+    load = traffic(args.service, settings, args.events + WARM_UP)
+    store = open_state_store(settings.state_url)
+    load.warm(store)
+    store.close()
     with EmbeddedBroker(port=0) as broker:
         ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
         settings = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
-        with running_worker("fraud", settings, work / "worker.log"):
-            publish(broker.bootstrap_servers, PAYMENTS_TRANSACTIONS, events[:200], "customer_id")  # group join, warm-up
-            collect(broker.bootstrap_servers, FRAUD_DECISIONS, lambda r: len(r) >= 200, timeout=120)
+        with running_worker(args.service, settings, work / "worker.log"):
+            publish(broker.bootstrap_servers, load.input_topic, load.events[:WARM_UP], load.key)  # group join
+            collect(broker.bootstrap_servers, load.output_topic, lambda r: len(r) >= WARM_UP, timeout=120)
             started = time.perf_counter()
-            publish(broker.bootstrap_servers, PAYMENTS_TRANSACTIONS, events[200:], "customer_id")
+            publish(broker.bootstrap_servers, load.input_topic, load.events[WARM_UP:], load.key)
             published = time.perf_counter() - started
-            records = collect(broker.bootstrap_servers, FRAUD_DECISIONS, lambda r: len(r) >= len(events), timeout=600)
+            records = collect(broker.bootstrap_servers, load.output_topic,
+                              lambda r: len(r) >= len(load.events), timeout=900)
             elapsed = time.perf_counter() - started
-    scored = len(records) - 200
-    record("stream_throughput", {
-        "events": scored, "partitions": PAYMENTS_TRANSACTIONS.partitions, "workers": 1,
-        "batch_size": settings.stream_batch_size, "publish_seconds": round(published, 2),
-        "end_to_end_seconds": round(elapsed, 2), "events_per_second": round(scored / elapsed, 1),
+    scored = len(records) - WARM_UP
+    record(f"stream_throughput_{args.service}", {
+        "service": args.service, "events": scored, "traffic": load.description,
+        "partitions": load.input_topic.partitions, "workers": 1, "batch_size": settings.stream_batch_size,
+        "publish_seconds": round(published, 2), "end_to_end_seconds": round(elapsed, 2),
+        "events_per_second": round(scored / elapsed, 1),
         "note": "publisher, broker, worker and reader share the machine's 2 cores",
     })
 
