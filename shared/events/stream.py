@@ -3,195 +3,392 @@
 For each poll: decode every record as a CloudEvent of its topic's type (or dead-letter it); hand the
 valid ones to the service's handler in one call; send what the handler returns (outputs, or dead letters
 for the records it refuses); wait until the broker has acknowledged every one of those sends; only then
-commit the batch's offsets. A crash anywhere before the commit means the batch is consumed again.
+commit the batch's offsets. A crash anywhere before the commit means the batch is consumed again, so
+consumers of the outputs must tolerate duplicates (decisions carry the input event id for that).
 
 The policy for failures, in one place:
-- a record that cannot be decoded, or that the handler refuses: dead letter, carry on;
-- the handler raising on a batch: retry record by record; a record that still raises: dead letter;
-- a send the broker does not acknowledge (after the producer's own bounded retries): raise, without
-  committing, so the process restarts and the batch is consumed again.
+- a record that cannot be decoded, or carries the wrong event type, or that the handler refuses:
+  dead letter (original key and bytes, the reason in headers), carry on;
+- the handler raising on a batch: retry record by record; a record that still raises: dead letter
+  with code "internal_error", carry on: one poisonous record never stops the worker;
+- the handler raising NotReady (a dependency such as the state store is down): raise without
+  committing, since the records are fine and dead-lettering them would lose them;
+- a send the broker does not acknowledge: a few bounded attempts (stamina), then raise without
+  committing, so the process restarts and the batch is consumed again;
+- a commit refused because the group rebalanced meanwhile: the partitions' new owner consumes the batch
+  again (at least once); carry on.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
+import stamina
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from shared.errors import InvalidInput
-from shared.events.envelope import decode, encode
+from shared.errors import InvalidInput, NotReady
+from shared.events.envelope import decode, encode, rfc3339
 from shared.events.producer import make_producer
 from shared.events.topics import Topic
 from shared.logging import get_logger
 from shared.metrics import STREAM_BATCH_SECONDS, STREAM_DEAD_LETTERS, STREAM_PRODUCED, STREAM_RECORDS
 
-FAST_GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000}
-SEND_TIMEOUT_SECONDS = 30.0
+# A group join takes ~23 s with kafka-python's defaults against Tansu and ~3 s with these (DESIGN.md).
+# Production may raise max_poll_interval_ms through consumer_overrides: a batch that takes longer than it
+# (handler + delivery) gets the member evicted, its commit refused and the batch consumed again.
+FAST_GROUP_SETTINGS: dict[str, Any] = {
+    "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000,
+}
+DELIVERY_ATTEMPTS = 3
+DELIVERY_BUDGET_SECONDS = 90.0
+FLUSH_TIMEOUT_SECONDS = 35.0  # above the producer's delivery_timeout_ms: by then every send has an outcome
+COMMIT_TIMEOUT_MS = 10_000
+CLOSE_TIMEOUT_SECONDS = 5.0
 
-log = get_logger("stream")
+UNDECODABLE = "undecodable"
+WRONG_EVENT_TYPE = "wrong_event_type"
+INTERNAL_ERROR = "internal_error"
+
+
+def _log() -> Any:
+    """Looked up at each use: `get_logger` binds the configuration current at call time, so a module-level
+    logger would keep structlog's defaults (no JSON, no masking) if imported before configure_logging."""
+    return get_logger("stream")
 
 
 @dataclass(frozen=True)
 class Inbound:
+    """One decoded record, as the handler sees it."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    event: dict[str, Any]
+    event: dict[str, Any]  # the decoded CloudEvent
 
 
 @dataclass(frozen=True)
 class Produce:
+    """One record the handler wants sent; the worker encodes `event` and sends it keyed by `key`."""
+
     topic: str
     key: str
-    event: dict[str, Any]
+    event: dict[str, Any]  # a CloudEvent dict (envelope.make_event)
 
 
 @dataclass(frozen=True)
 class Reject:
+    """The handler refuses the inbound record: it goes to the input's dead-letter topic with this reason."""
+
     code: str
     message: str
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Handler = Callable[[list[Inbound]], list[list[Produce] | Reject]]
+Handler = Callable[[list[Inbound]], list[list[Produce] | Reject]]  # one result per inbound, same order
+
+
+class DeliveryFailed(KafkaError):
+    """Records of a batch were not acknowledged by the broker, so the batch was not committed."""
+
+
+class TransientDeliveryFailure(DeliveryFailed):
+    """Every failure was transient (timeouts, leadership moves): worth another attempt."""
+
+    retriable = True
+
+
+class HandlerContractError(TypeError):
+    """The handler returned something other than one `list[Produce] | Reject` per inbound record."""
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One record to send, with where it came from so metrics and logs follow only acknowledged sends."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    source: ConsumerRecord
+    dead_letter_code: str | None = None
+
+
+@dataclass
+class _Send:
+    item: _Outgoing
+    future: Any = None  # kafka.producer.future.FutureRecordMetadata once handed to the producer
 
 
 class StreamWorker:
+    """Consumes `inputs` in a consumer group and runs `handler` on micro-batches (see the module docstring).
+
+    Kafka clients are created in `run`, not here, so a worker can be built before a fork and run after it.
+    """
+
     def __init__(
-        self, *, bootstrap_servers: str, group_id: str, inputs: Sequence[Topic], handler: Handler,
-        batch_size: int = 500, poll_timeout_ms: int = 500, consumer_overrides: dict[str, Any] | None = None,
-        producer_overrides: dict[str, Any] | None = None, client_id: str | None = None,
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        inputs: Sequence[Topic],
+        handler: Handler,
+        batch_size: int = 500,
+        poll_timeout_ms: int = 500,
+        consumer_overrides: dict[str, Any] | None = None,
+        producer_overrides: dict[str, Any] | None = None,
+        client_id: str | None = None,
     ) -> None:
+        if not inputs:
+            raise ValueError("a stream worker needs at least one input topic")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
-        self.inputs = {topic.name: topic for topic in inputs}
-        self.handler = handler
+        self.inputs: dict[str, Topic] = {topic.name: topic for topic in inputs}
         self.batch_size = batch_size
         self.poll_timeout_ms = poll_timeout_ms
-        self.consumer_options = {
-            "bootstrap_servers": bootstrap_servers, "group_id": group_id, "enable_auto_commit": False,
-            "auto_offset_reset": "earliest", "max_poll_records": batch_size, "client_id": client_id or group_id,
-            **FAST_GROUP_SETTINGS, **(consumer_overrides or {}),
+        self._handler = handler
+        self._consumer_options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "client_id": client_id or group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": batch_size,
+            **FAST_GROUP_SETTINGS,
+            **(consumer_overrides or {}),
         }
-        self.producer_overrides = producer_overrides or {}
-        self._stopping = threading.Event()
+        self._producer_options: dict[str, Any] = {"client_id": client_id or group_id, **(producer_overrides or {})}
+        # A plain attribute, not a threading.Event: assigning it is atomic, so stop() is safe from any thread
+        # and from a signal handler (Event.set takes a lock the interrupted main thread might be holding).
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ control
 
     def stop(self) -> None:
-        """Ask the loop to finish the batch in hand, commit and return. Safe from signal handlers."""
-        self._stopping.set()
+        """Ask the loop to finish the batch in hand, commit it and return. Thread-safe and signal-safe:
+        it only sets a flag (no locks, no logging), which the loop checks between polls."""
+        self._stop_requested = True
 
     def run_until_stopped_by_signals(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stop())
-        self.run()
+        """`run()`, with SIGTERM and SIGINT calling `stop()`; the previous handlers are restored after.
+        Call from the main thread (Python only installs signal handlers there)."""
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def run(self) -> None:
-        consumer = KafkaConsumer(*self.inputs, **self.consumer_options)
-        producer = make_producer(self.bootstrap_servers, **self.producer_overrides)
-        log.info("stream_worker_started", group_id=self.group_id, topics=list(self.inputs))
+        """Consume until `stop()`; raises (without committing the batch in hand) when delivery fails."""
+        consumer = KafkaConsumer(*self.inputs, **self._consumer_options)
         try:
-            while not self._stopping.is_set():
-                polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-                records = [record for batch in polled.values() for record in batch]
-                if records:
-                    self._handle_batch(records, producer, consumer)
+            producer = make_producer(self.bootstrap_servers, **self._producer_options)
+            try:
+                _log().info("stream_worker_started", group_id=self.group_id, topics=sorted(self.inputs))
+                while not self._stop_requested:
+                    records = self._poll(consumer)
+                    if records:
+                        self._process(records, consumer, producer)
+                _log().info("stream_worker_stopping", group_id=self.group_id)
+            finally:
+                producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
         finally:
-            consumer.close(autocommit=False)
-            producer.close(timeout=10)
-            log.info("stream_worker_stopped", group_id=self.group_id)
+            consumer.close(autocommit=False, timeout_ms=int(CLOSE_TIMEOUT_SECONDS * 1000))
+            _log().info("stream_worker_stopped", group_id=self.group_id)
 
     # ------------------------------------------------------------------ one micro-batch
 
-    def _handle_batch(self, records: list[Any], producer: Any, consumer: KafkaConsumer) -> None:
+    def _poll(self, consumer: KafkaConsumer) -> list[ConsumerRecord]:
+        polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+        records = [record for partition_records in polled.values() for record in partition_records]
+        for topic, count in Counter(record.topic for record in records).items():
+            STREAM_RECORDS.labels(topic).inc(count)
+        return records
+
+    def _process(self, records: list[ConsumerRecord], consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         started = time.perf_counter()
-        outcomes = self._outcomes(records)
-        futures = []
-        dead_letters = 0
-        for record, outcome in zip(records, outcomes, strict=True):
-            STREAM_RECORDS.labels(record.topic).inc()
-            if isinstance(outcome, Reject):
-                futures.append(self._dead_letter(producer, record, outcome))
-                dead_letters += 1
-                continue
-            for item in outcome:
-                futures.append(producer.send(item.topic, key=item.key.encode(), value=encode(item.event)))
-                STREAM_PRODUCED.labels(item.topic).inc()
-        producer.flush(timeout=SEND_TIMEOUT_SECONDS)
-        for future in futures:
-            future.get(timeout=SEND_TIMEOUT_SECONDS)  # raises when the broker did not take it: no commit
-        self._commit(consumer, records)
+        outgoing = [item for record, outcome in zip(records, self._outcomes(records), strict=True)
+                    for item in self._to_outgoing(record, outcome)]
+        _deliver(producer, outgoing)
+        _account_for(outgoing)
+        committed = self._commit(consumer, records)
         elapsed = time.perf_counter() - started
         STREAM_BATCH_SECONDS.observe(elapsed)
-        log.info("stream_batch", records=len(records), produced=len(futures) - dead_letters,
-                 dead_letters=dead_letters, partitions=sorted({f"{r.topic}/{r.partition}" for r in records}),
-                 latency_ms=round(elapsed * 1000, 2))
+        dead_letters = sum(1 for item in outgoing if item.dead_letter_code)
+        _log().info(
+            "stream_batch", group_id=self.group_id, records=len(records), produced=len(outgoing) - dead_letters,
+            dead_letters=dead_letters, committed=committed,
+            partitions=sorted({f"{record.topic}/{record.partition}" for record in records}),
+            latency_ms=round(elapsed * 1000, 2),
+        )
 
-    def _outcomes(self, records: list[Any]) -> list[list[Produce] | Reject]:
-        outcomes: list[list[Produce] | Reject | None] = [None] * len(records)
-        decoded: list[tuple[int, Inbound]] = []
-        for index, record in enumerate(records):
-            try:
-                event = decode(record.value)
-            except InvalidInput as error:
-                outcomes[index] = Reject("undecodable", str(error), error.fields)
-                continue
-            expected = self.inputs[record.topic].event_type
-            if event["type"] != expected:
-                outcomes[index] = Reject("wrong_event_type", f"{record.topic} carries {expected}, not {event['type']}",
-                                         {"type": [f"must be {expected}"]})
-                continue
-            decoded.append((index, Inbound(record.topic, record.partition, record.offset, record.key, event)))
-        if decoded:
-            for index, outcome in zip((i for i, _ in decoded), self._handle([d for _, d in decoded]), strict=True):
-                outcomes[index] = outcome
-        return [o if o is not None else [] for o in outcomes]
+    def _outcomes(self, records: list[ConsumerRecord]) -> list[list[Produce] | Reject]:
+        """One outcome per record: a Reject for those that fail the envelope, the handler's result for the
+        rest, which reach the handler together and in poll order."""
+        outcomes: list[list[Produce] | Reject] = []
+        valid: list[Inbound] = []
+        positions: list[int] = []
+        for position, record in enumerate(records):
+            inbound = self._inbound(record)
+            outcomes.append(inbound if isinstance(inbound, Reject) else [])
+            if isinstance(inbound, Inbound):
+                valid.append(inbound)
+                positions.append(position)
+        if valid:
+            for position, result in zip(positions, self._call_handler(valid), strict=True):
+                outcomes[position] = result
+        return outcomes
 
-    def _handle(self, batch: list[Inbound]) -> list[list[Produce] | Reject]:
+    def _inbound(self, record: ConsumerRecord) -> Inbound | Reject:
         try:
-            results = self.handler(batch)
-            if len(results) != len(batch):
-                raise RuntimeError(f"the handler returned {len(results)} results for {len(batch)} records")
-            return results
-        except Exception:
-            if len(batch) == 1:
-                log.exception("stream_handler_failed", topic=batch[0].topic, partition=batch[0].partition,
-                              offset=batch[0].offset)
-                return [Reject("internal_error", "the record could not be processed")]
-            log.warning("stream_batch_failed_retrying_one_by_one", records=len(batch))
-            return [self._handle([inbound])[0] for inbound in batch]
+            event = decode(record.value)
+        except InvalidInput as error:
+            return Reject(UNDECODABLE, str(error), error.fields)
+        expected = self.inputs[record.topic].event_type
+        if event["type"] != expected:
+            return Reject(WRONG_EVENT_TYPE, f"{record.topic} carries {expected!r}, not {event['type']!r}",
+                          {"type": [f"must be {expected!r}"]})
+        return Inbound(record.topic, record.partition, record.offset, record.key, event)
 
-    def _dead_letter(self, producer: Any, record: Any, reject: Reject) -> Any:
-        topic = self.inputs[record.topic].dead_letter.name
-        STREAM_DEAD_LETTERS.labels(record.topic, reject.code).inc()
-        log.warning("dead_letter", topic=record.topic, partition=record.partition, offset=record.offset,
-                    code=reject.code, fields=sorted(reject.fields))
+    def _call_handler(self, batch: list[Inbound]) -> list[list[Produce] | Reject]:
+        """The handler's results; when it raises on a batch, each record alone, so only the records that
+        still fail become dead letters."""
+        try:
+            return _checked(self._handler(batch), len(batch))
+        except NotReady:
+            # A dependency is down (state store, model), not the record: dead-lettering would lose good
+            # events. Raise without committing; the restarted worker consumes the batch again.
+            raise
+        except Exception as error:
+            if len(batch) > 1:
+                _log().warning("stream_handler_failed_on_batch", records=len(batch), error=type(error).__name__)
+                return [self._call_handler([inbound])[0] for inbound in batch]
+            inbound = batch[0]
+            _log().exception("stream_handler_failed", topic=inbound.topic, partition=inbound.partition,
+                             offset=inbound.offset)
+            return [Reject(INTERNAL_ERROR, f"the handler raised {type(error).__name__} on this record")]
+
+    def _to_outgoing(self, record: ConsumerRecord, outcome: list[Produce] | Reject) -> list[_Outgoing]:
+        if isinstance(outcome, Reject):
+            return [self._dead_letter(record, outcome)]
+        try:
+            return [_Outgoing(item.topic, item.key.encode(), encode(item.event), [], record) for item in outcome]
+        except (TypeError, ValueError) as error:  # not JSON-serialisable, NaN, lone surrogates
+            _log().exception("stream_output_not_encodable", topic=record.topic, partition=record.partition,
+                             offset=record.offset)
+            reject = Reject(INTERNAL_ERROR, f"the handler's output could not be encoded ({type(error).__name__})")
+            return [self._dead_letter(record, reject)]
+
+    def _dead_letter(self, record: ConsumerRecord, reject: Reject) -> _Outgoing:
+        """The original key and bytes, unchanged, to `<input>.dlq`; the reason and the origin in headers."""
+        error = json.dumps({"code": reject.code, "message": reject.message, "fields": reject.fields}, default=str)
         headers = [
-            ("error", json.dumps({"code": reject.code, "message": reject.message, "fields": reject.fields}).encode()),
+            ("error", error.encode()),
             ("source_topic", record.topic.encode()),
             ("source_partition", str(record.partition).encode()),
             ("source_offset", str(record.offset).encode()),
-            ("failed_at", datetime.now(UTC).isoformat().encode()),
+            ("failed_at", rfc3339(datetime.now(UTC)).encode()),
         ]
-        return producer.send(topic, key=record.key, value=record.value, headers=headers)
+        # kafka-python cannot send a record with neither key nor value; an empty value is the closest copy.
+        value = b"" if record.value is None and record.key is None else record.value
+        return _Outgoing(self.inputs[record.topic].dead_letter.name, record.key, value, headers, record, reject.code)
 
-    def _commit(self, consumer: KafkaConsumer, records: list[Any]) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            if partition not in offsets or offsets[partition].offset <= record.offset:
-                offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+    def _commit(self, consumer: KafkaConsumer, records: list[ConsumerRecord]) -> bool:
+        """Commit the offset after the last record of each partition in the batch; False when the group
+        rebalanced meanwhile (the new owner consumes these records again)."""
         try:
-            consumer.commit(offsets)
+            consumer.commit(_next_offsets(records), timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError:
-            # The group rebalanced during the batch: its new owner consumes it again (at least once).
-            log.warning("stream_commit_failed_after_rebalance", partitions=len(offsets))
+            _log().warning("stream_commit_refused_after_rebalance", group_id=self.group_id)
+            return False
+        return True
+
+
+def _checked(results: Any, expected: int) -> list[list[Produce] | Reject]:
+    if not isinstance(results, list) or len(results) != expected:
+        raise HandlerContractError(f"the handler must return a list of {expected} results")
+    for result in results:
+        if isinstance(result, Reject):
+            continue
+        if not isinstance(result, list) or not all(
+            isinstance(item, Produce) and isinstance(item.key, str) and isinstance(item.event, dict) for item in result
+        ):
+            raise HandlerContractError("each result must be a list of Produce (with a str key) or a Reject")
+    return results
+
+
+def _deliver(producer: KafkaProducer, outgoing: list[_Outgoing]) -> None:
+    """Send every record and return only once the broker acknowledged all of them. Transient failures get
+    DELIVERY_ATTEMPTS attempts in all, re-sending only the records that failed; then DeliveryFailed."""
+    sends = [_Send(item) for item in outgoing]
+    for attempt in stamina.retry_context(on=TransientDeliveryFailure, attempts=DELIVERY_ATTEMPTS,
+                                         timeout=DELIVERY_BUDGET_SECONDS, wait_initial=0.5, wait_max=5.0,
+                                         wait_jitter=0.25):
+        with attempt:
+            _send_round(producer, sends)
+
+
+def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
+    failures: list[BaseException] = []
+    for send in sends:
+        if send.future is not None and not send.future.failed():
+            continue  # acknowledged, or still in flight after a flush timeout: sending again would duplicate it
+        try:
+            send.future = producer.send(send.item.topic, key=send.item.key, value=send.item.value,
+                                        headers=send.item.headers)
+        except KafkaError as error:  # raised before queueing: metadata or buffer wait, record too large
+            send.future = None
+            failures.append(error)
+            break  # the following sends would wait out the same max_block_ms
+    try:
+        producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
+    except KafkaTimeoutError as error:
+        failures.append(error)
+    failures.extend(send.future.exception for send in sends if send.future is not None and send.future.failed())
+    unacknowledged = [send for send in sends if send.future is None or not send.future.succeeded()]
+    if not unacknowledged:
+        return
+    fatal = [error for error in failures if not getattr(error, "retriable", False)]
+    kind = DeliveryFailed if fatal else TransientDeliveryFailure
+    cause = (fatal or failures or [KafkaTimeoutError("no outcome")])[0]
+    topics = sorted({send.item.topic for send in unacknowledged})
+    raise kind(f"{len(unacknowledged)} of {len(sends)} records not acknowledged (topics {topics}): "
+               f"{type(cause).__name__}: {cause}") from cause
+
+
+def _account_for(outgoing: list[_Outgoing]) -> None:
+    """Metrics and one log line per dead letter, for acknowledged sends only (never the record's content)."""
+    for item in outgoing:
+        if item.dead_letter_code is None:
+            STREAM_PRODUCED.labels(item.topic).inc()
+            continue
+        STREAM_DEAD_LETTERS.labels(item.source.topic, item.dead_letter_code).inc()
+        _log().warning("dead_letter", topic=item.source.topic, partition=item.source.partition,
+                       offset=item.source.offset, code=item.dead_letter_code, dead_letter_topic=item.topic)
+
+
+def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """Per partition, the offset of the next record to consume: the last one handled, plus one."""
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        if partition not in offsets or offsets[partition].offset <= record.offset:
+            offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+    return offsets

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from shared.errors import InvalidInput
 from shared.events.envelope import decode, encode, make_event
+
+VALID = {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {}}
 
 
 def test_round_trip_keeps_every_attribute() -> None:
@@ -13,6 +20,33 @@ def test_round_trip_keeps_every_attribute() -> None:
     event = make_event("com.example.t.v1", "/tests", {"a": 1}, subject="s-1")
     assert decode(encode(event)) == event
     assert event["specversion"] == "1.0" and event["time"].endswith("Z") and event["subject"] == "s-1"
+    assert event["datacontenttype"] == "application/json"
+
+
+def test_make_event_defaults_a_fresh_uuid_and_keeps_a_given_id() -> None:
+    """Without event_id each event gets its own UUID4; with one, that id is kept."""
+    first, second = make_event("t", "s", {}), make_event("t", "s", {})
+    assert first["id"] != second["id"] and uuid.UUID(first["id"]).version == 4
+    assert make_event("t", "s", {}, event_id="evt-1")["id"] == "evt-1"
+
+
+def test_make_event_writes_time_in_utc_and_refuses_naive_datetimes() -> None:
+    """An aware time in another zone is written as the same instant in UTC (RFC 3339, Z); a naive one is
+    refused rather than guessed."""
+    paris = timezone(timedelta(hours=2))
+    event = make_event("t", "s", {}, time=datetime(2024, 5, 1, 12, 30, tzinfo=paris))
+    assert event["time"] == "2024-05-01T10:30:00Z"
+    assert datetime.fromisoformat(event["time"]) == datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        make_event("t", "s", {}, time=datetime(2024, 5, 1, 12, 30))
+
+
+def test_encode_is_compact_utf8_and_refuses_nan() -> None:
+    """No spaces between tokens, non-ASCII text as UTF-8 (not \\u escapes), NaN refused (not JSON)."""
+    raw = encode({"a": "é", "b": [1, 2]})
+    assert raw == '{"a":"é","b":[1,2]}'.encode()
+    with pytest.raises(ValueError):
+        encode({"a": math.nan})
 
 
 @pytest.mark.parametrize(
@@ -33,3 +67,45 @@ def test_decode_names_what_is_wrong(raw: bytes | None, field: str) -> None:
     with pytest.raises(InvalidInput) as error:
         decode(raw)
     assert field in error.value.fields
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        (b"{not json", "not JSON"),
+        (b'{"a": NaN}', "NaN is not a JSON value"),
+        (b'"just a string"', "not a string"),
+        (b"[1, 2]", "not an array"),
+    ],
+)
+def test_decode_says_why_a_record_is_not_a_json_object(raw: bytes, message: str) -> None:
+    """Text encoding, JSON syntax (NaN included, which Python's json would accept) and the top-level
+    kind each get their own message under `_record`, with InvalidInput's code for the dead letter."""
+    with pytest.raises(InvalidInput) as error:
+        decode(raw)
+    assert list(error.value.fields) == ["_record"]
+    assert message in error.value.fields["_record"][0]
+    assert error.value.code == "invalid_input"
+
+
+def test_decode_tells_missing_from_wrong_typed_attributes_in_one_error() -> None:
+    """Every problem is reported at once: missing attributes say "missing", wrong-typed ones name the
+    JSON type found (never the value), and the valid attributes are not mentioned."""
+    raw = json.dumps({"specversion": "1.0", "id": 7, "type": "t", "data": [1], "source": None}).encode()
+    with pytest.raises(InvalidInput) as error:
+        decode(raw)
+    assert error.value.fields == {
+        "id": ["must be a non-empty string, not a number"],
+        "source": ["must be a non-empty string, not null"],
+        "data": ["must be a JSON object, not an array"],
+    }
+    with pytest.raises(InvalidInput) as missing:
+        decode(b"{}")
+    assert missing.value.fields == {name: ["missing"] for name in ("specversion", "id", "source", "type", "data")}
+
+
+def test_decode_accepts_a_minimal_valid_event_with_extensions() -> None:
+    """Only the required attributes are checked: optional and extension attributes pass through."""
+    event = decode(json.dumps({**VALID, "traceparent": "00-abc-def-01"}).encode())
+    assert event["traceparent"] == "00-abc-def-01" and event["data"] == {}
