@@ -4,7 +4,6 @@ Poisson deviance and Gini) and register the CatBoost model with its card."""
 
 from __future__ import annotations
 
-import platform
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -14,7 +13,7 @@ from services.claims_risk.dataset import DATA_FILE, load_policies, train_test_sp
 from services.claims_risk.features import FEATURE_SET
 from services.claims_risk.models import CATBOOST_PARAMS, EXPOSURE, TARGET, evaluate, fit_catboost, fit_glm
 from shared.logging import get_logger
-from shared.modeling.registry import ModelRegistry, fingerprint_frame
+from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
 
 MODEL_NAME = "claims-catboost-poisson"
 log = get_logger("claims.train")
@@ -42,8 +41,7 @@ def train(model_dir: Path) -> dict[str, Any]:
         },
         "data_fingerprint": fingerprint_frame(training),
         "metrics": metrics,
-        "library_versions": {"python": platform.python_version(),
-                             **{lib: version(lib) for lib in ("catboost", "scikit-learn", "pandas", "numpy")}},
+        "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     registered = ModelRegistry(model_dir).register("claims", model, card)

@@ -9,7 +9,6 @@ card precision@100.
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
@@ -26,7 +25,7 @@ from services.fraud_detection.dataset import handbook_split, load_or_simulate
 from services.fraud_detection.features import FEATURE_SET, frame_from_simulation, offline_features
 from shared.logging import get_logger
 from shared.modeling.metrics import classification_report
-from shared.modeling.registry import ModelRegistry, fingerprint_frame
+from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
 
 MODEL_NAME = "fraud-catboost"
 # The Handbook's 15 baseline features: what the published logistic regression was trained on.
@@ -107,10 +106,7 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         "data_fingerprint": fingerprint_frame(pd.concat([x_train, y_train], axis=1)),
         "metrics": metrics,
         "reference": {"handbook_logistic_regression": PUBLISHED_LOGISTIC_REGRESSION},
-        "library_versions": {
-            "python": platform.python_version(),
-            **{lib: version(lib) for lib in ("catboost", "scikit-learn", "pandas", "numpy")},
-        },
+        "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     registered = ModelRegistry(model_dir).register("fraud", model, card)

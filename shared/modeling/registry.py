@@ -92,6 +92,15 @@ class ModelRegistry:
         return RegisteredModel(service=service, version=version, path=path, card=card, model=model)
 
 
+def library_versions() -> dict[str, str]:
+    """What a model card records of the software that trained the model."""
+    import platform
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(),
+            **{lib: version(lib) for lib in ("catboost", "scikit-learn", "pandas", "numpy")}}
+
+
 def fingerprint_frame(frame: Any) -> str:
     """A stable content hash of a DataFrame: the training data's identity in the model card."""
     import pandas as pd
