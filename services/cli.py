@@ -64,9 +64,22 @@ def _train_claims(settings: Settings, size: str) -> dict[str, Any]:
     return train(settings.model_dir)  # a fixed public data set: no size to choose
 
 
+def _disease_definition() -> ServiceDefinition:
+    from services.disease_risk.scoring import DEFINITION
+
+    return DEFINITION
+
+
+def _train_disease(settings: Settings, size: str) -> dict[str, Any]:
+    from services.disease_risk.train import train
+
+    return train(settings.model_dir)  # fixed public data sets: no size to choose
+
+
 SERVICES: dict[str, ServiceEntry] = {
     "fraud": ServiceEntry("fraud", _fraud_definition, "services.fraud_detection.app:create_app()", _train_fraud),
     "claims": ServiceEntry("claims", _claims_definition, "services.claims_risk.app:create_app()", _train_claims),
+    "disease": ServiceEntry("disease", _disease_definition, "services.disease_risk.app:create_app()", _train_disease),
 }
 
 

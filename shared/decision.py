@@ -51,10 +51,10 @@ class DecisionSchema(Schema):
     input_fingerprint = fields.String(required=True, metadata={"description": "sha256 of the validated input"})
     scored_at = fields.String(required=True, metadata={"description": "RFC 3339 UTC"})
     latency_ms = fields.Float(required=True)
-
-
-class DecisionBatchSchema(Schema):
-    decisions = fields.List(fields.Nested(DecisionSchema), required=True)
+    details = fields.Dict(
+        keys=fields.String(), values=fields.Raw(),
+        metadata={"description": "service-specific detail (disease: per-condition model risks and clinical equations)"},
+    )
 
 
 def fingerprint(validated: Mapping[str, Any]) -> str:

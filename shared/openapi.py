@@ -9,7 +9,6 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from shared.decision import DecisionBatchSchema, DecisionSchema
 from shared.scoring import ServiceDefinition
 
 API_VERSION = "1.0.0"
@@ -35,8 +34,11 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     event_name = definition.event_schema.__name__.removesuffix("Schema")
     spec.components.schema(event_name, schema=definition.event_schema)
-    spec.components.schema("Decision", schema=DecisionSchema)
-    spec.components.schema("DecisionBatch", schema=DecisionBatchSchema)
+    decision_batch = Schema.from_dict(
+        {"decisions": fields.List(fields.Nested(definition.decision_schema), required=True)}, name="DecisionBatch"
+    )
+    spec.components.schema("Decision", schema=definition.decision_schema)
+    spec.components.schema("DecisionBatch", schema=decision_batch)
     spec.components.schema("Error", schema=ErrorSchema)
     event_ref = {"$ref": f"#/components/schemas/{event_name}"}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -71,6 +73,11 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
     spec.path(path="/v1/model", operations={"get": {
         "summary": "The model card of the champion model", "security": [{"apiKey": []}],
         "responses": {"200": {"description": "model card"}, "401": {"description": "missing or unknown API key"}}}})
+    for path, (summary, _) in definition.reference_documents.items():
+        spec.path(path=path, operations={"get": {
+            "summary": summary, "security": [{"apiKey": []}],
+            "responses": {"200": {"description": "the reference document"},
+                          "401": {"description": "missing or unknown API key"}}}})
     for path, summary in (
         ("/healthz", "The process is alive"),
         ("/readyz", "The model and the state store are usable"),

@@ -1,10 +1,14 @@
 """Keyed pseudonyms for personal identifiers (HMAC-SHA256), so the same id maps to the same token
-without the token revealing the id to anyone who lacks the key."""
+without the token revealing the id to anyone who lacks the key; and the redaction of dead letters from
+inputs that carry personal data."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from collections.abc import Collection
+from typing import Any
 
 PSEUDONYM_PREFIX = "pid_"
 
@@ -12,3 +16,32 @@ PSEUDONYM_PREFIX = "pid_"
 def pseudonymise(value: object, key: bytes) -> str:
     digest = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
     return f"{PSEUDONYM_PREFIX}{digest[:20]}"
+
+
+def redact_event_record(
+    key: bytes | None, value: bytes | None, *, known_fields: Collection[str], personal_fields: Collection[str],
+    secret: bytes,
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """A dead letter safe to keep: the key pseudonymised; in the CloudEvent's `data`, personal fields
+    pseudonymised and fields the contract does not know dropped (they could hold anything: their names are
+    listed in the `redacted_fields` header); a value that is not a CloudEvent with object data withheld."""
+    safe_key = None if key is None else pseudonymise(key.decode("utf-8", "replace"), secret).encode()
+    try:
+        event = json.loads(value) if value else None
+    except (UnicodeDecodeError, ValueError):
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        return safe_key, None, [("payload", b"withheld: not a JSON event, so personal data could not be redacted")]
+    data: dict[str, Any] = event["data"]
+    personal_values = {str(data[name]) for name in personal_fields if data.get(name) is not None}
+    redacted = {
+        name: pseudonymise(item, secret) if name in personal_fields and item is not None else item
+        for name, item in data.items() if name in known_fields
+    }
+    dropped = sorted(name for name in data if name not in known_fields)
+    envelope = {name: pseudonymise(item, secret) if str(item) in personal_values else item
+                for name, item in event.items() if name != "data"}
+    headers = [("payload", b"redacted: personal fields pseudonymised")]
+    if dropped:
+        headers.append(("redacted_fields", ",".join(dropped).encode()))
+    return safe_key, json.dumps({**envelope, "data": redacted}).encode(), headers

@@ -18,7 +18,7 @@ def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
     return {
         "event": {k: v for k, v in example.items() if v is not None},
         "features": {
-            **{name: example.get(name, 0.0) for name in definition.feature_set.features},
+            **{name: _numeric(example.get(name)) for name in definition.feature_set.features},
             **{name: 0.0 for name in definition.extra_features},
         },
         "measures": {name: 1.0 for name in definition.measure_names},
@@ -33,5 +33,11 @@ def load_ruleset(definition: ServiceDefinition) -> Ruleset:
 
 
 def load_core(definition: ServiceDefinition, settings: Settings, model_version: str | None = None) -> ScoringCore:
-    model = ModelRegistry(settings.model_dir).load(definition.name, model_version)
-    return ScoringCore(definition, model, load_ruleset(definition))
+    model = ModelRegistry(settings.model_dir).load(definition.name, model_version, loader=definition.load_model)
+    return ScoringCore(definition, model, load_ruleset(definition), settings.pseudonym_key)
+
+
+def _numeric(example: object) -> Any:
+    """A feature's sample value: the event field's example when it is a plain value, else 0.0 (features
+    are flat numbers or categories even where the event's field is structured, e.g. a lab value and unit)."""
+    return example if isinstance(example, int | float | str) else 0.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import RAISE, Schema, fields, validate
+
+from shared.features.units import MG_DL, UNITS, to_mg_dl, to_mmol_l
 
 
 class WholeNumber(fields.Integer):
@@ -21,3 +23,34 @@ class WholeNumber(fields.Integer):
         if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
             raise self.make_error("invalid")
         return super()._validated(value)
+
+
+class _MeasurementSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    value = fields.Float(required=True, allow_nan=False)
+    unit = fields.String(
+        required=True, validate=validate.OneOf(UNITS),
+        metadata={"description": f"one of {', '.join(UNITS)}; there is no default: a missing unit is refused"},
+    )
+
+
+class Measurement(fields.Nested):
+    """A laboratory result given with its unit, `{"value": 5.2, "unit": "mmol/L"}`, loaded as a float in
+    mg/dL and dumped back as `{"value": <mg/dL>, "unit": "mg/dL"}`. The plausible range is checked after
+    conversion and reported in both units; a missing or unknown unit names `<field>.unit`."""
+
+    def __init__(self, analyte: str, low_mg_dl: float, high_mg_dl: float, **kwargs: Any) -> None:
+        self.analyte = analyte
+        low_mmol, high_mmol = to_mmol_l(low_mg_dl, analyte), to_mmol_l(high_mg_dl, analyte)
+        message = (f"must be between {low_mg_dl:g} and {high_mg_dl:g} mg/dL "
+                   f"({low_mmol:.1f} to {high_mmol:.1f} mmol/L)")
+        super().__init__(_MeasurementSchema, validate=validate.Range(low_mg_dl, high_mg_dl, error=message), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        return to_mg_dl(loaded["value"], loaded["unit"], self.analyte)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> dict[str, Any] | None:
+        return None if value is None else {"value": value, "unit": MG_DL}

@@ -13,23 +13,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoost
 from marshmallow import Schema, ValidationError
 
-from shared.decision import fingerprint
-from shared.errors import InvalidInput
+from shared.decision import DecisionSchema, fingerprint
+from shared.errors import ConfigurationError, InvalidInput
 from shared.events.topics import Topic
 from shared.features.featureset import FeatureSet
 from shared.features.state import StateStore
 from shared.modeling.explain import Contribution, top_contributions
-from shared.modeling.registry import RegisteredModel
+from shared.modeling.registry import ModelLoader, RegisteredModel, load_catboost
+from shared.privacy import pseudonymise
 from shared.rules.engine import Ruleset
 
 Event = dict[str, Any]
@@ -48,12 +48,31 @@ class HistoryInput:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """What a service's model makes of a batch: one score per event and, optionally, the service's own
+    figures beside it (e.g. relative risk, per-condition risks), carried in the decision and read by rules,
+    and per-event annotations for the service's `details` hook (e.g. why a model does not apply)."""
+
+    scores: np.ndarray
+    measures: list[dict[str, float]] | None = None
+    annotations: list[dict[str, Any]] | None = None
+
+
+Explainer = Callable[[RegisteredModel, pd.DataFrame, int], list[list[Contribution]]]
+Detailer = Callable[[Sequence[Event], pd.DataFrame, Prediction], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
 class ServiceDefinition:
     """What one service plugs into the generic core.
 
     The feature functions return the model's features (`feature_set`, in order) and may add columns
-    the rules read but the model does not (e.g. claim history). `measures` turns scores into the
-    service's own figures (e.g. relative risk), carried in the decision and readable by the rules.
+    the rules read but the model does not (e.g. claim history). `predict` scores them (it gets every
+    column and picks what its model reads); `explain` gives
+    each row's top contributions (CatBoost SHAP values unless the service says otherwise); `details`
+    adds service-specific fields to the decision under `details`, described by `decision_schema`.
+    `personal_fields` (the entity field among them, if personal) are replaced by keyed pseudonyms before
+    the event reaches the rules, the decision, or anything else that leaves the core.
     """
 
     name: str
@@ -64,22 +83,36 @@ class ServiceDefinition:
     online_features: Callable[[Sequence[Event], StateStore], pd.DataFrame]
     offline_features: Callable[[Sequence[Event], History], pd.DataFrame]
     reason_text: Callable[[str, Mapping[str, Any]], str]
-    predict: Callable[[CatBoost, pd.DataFrame], np.ndarray]
+    predict: Callable[[RegisteredModel, pd.DataFrame], Prediction]
     ruleset_path: Path
     input_topics: tuple[Topic, ...]
     output_topic: Topic
     history_inputs: tuple[HistoryInput, ...] = ()
     extra_features: tuple[str, ...] = ()  # columns the rules read beside the model's features
-    measures: Callable[[RegisteredModel, np.ndarray], list[dict[str, float]]] | None = None
     measure_names: tuple[str, ...] = ()
+    explain: Explainer | None = None
+    details: Detailer | None = None
+    decision_schema: type[Schema] = DecisionSchema
+    personal_fields: tuple[str, ...] = ()
+    load_model: ModelLoader = load_catboost
+    # Read-only reference served over HTTP (path -> (summary, document)), e.g. the clinical equations' specs.
+    reference_documents: Mapping[str, tuple[str, Callable[[], Any]]] = field(default_factory=dict)
     explain_top_k: int = 3
 
 
 class ScoringCore:
-    def __init__(self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset) -> None:
+    def __init__(
+        self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset, pseudonym_key: bytes = b""
+    ) -> None:
+        if definition.personal_fields and not pseudonym_key:
+            raise ConfigurationError(
+                "RISK_PSEUDONYM_KEY",
+                f"must be set: the {definition.name} service pseudonymises {', '.join(definition.personal_fields)}",
+            )
         self.definition = definition
         self.model = model
         self.ruleset = ruleset
+        self._pseudonym_key = pseudonym_key
         self._schema = definition.event_schema()
         self._features = list(definition.feature_set.features)
         self._categorical = list(definition.feature_set.categorical)
@@ -90,7 +123,12 @@ class ScoringCore:
         return validate_event(self._schema, raw)
 
     def serialise(self, event: Event) -> dict[str, Any]:
-        return self._schema.dump(event)
+        """The validated event as JSON values, personal fields already pseudonymised."""
+        serialised = self._schema.dump(event)
+        for name in self.definition.personal_fields:
+            if serialised.get(name) is not None:
+                serialised[name] = pseudonymise(serialised[name], self._pseudonym_key)
+        return serialised
 
     # ------------------------------------------------------------------ the two feature doors
 
@@ -118,8 +156,9 @@ class ScoringCore:
             features = features.reset_index(drop=True)
         columns = list(features.columns)
         matrix = features if columns == self._features else features[self._features]
-        scores = self.definition.predict(self.model.model, matrix)
-        measures = self.definition.measures(self.model, scores) if self.definition.measures else [{}] * len(events)
+        prediction = self.definition.predict(self.model, features)
+        scores = prediction.scores
+        measures = prediction.measures or [{}] * len(events)
         bands = [self.ruleset.band_for(float(s)) for s in scores]
         threshold = self.ruleset.explain_from_score
         explained = self._explain(matrix, [threshold is not None and s >= threshold for s in scores])
@@ -138,13 +177,14 @@ class ScoringCore:
         }
         explained.update(self._explain(matrix, [i in unexplained for i in range(len(events))]))
 
+        details = self.definition.details(events, features, prediction) if self.definition.details else None
         scored_at = datetime.now(UTC).isoformat()
         latency_ms = (time.perf_counter() - started) * 1000.0
         definition = self.definition
-        return [
+        decisions = [
             {
                 "event_id": str(event[definition.event_id_field]),
-                "entity_id": str(event[definition.entity_field]),
+                "entity_id": str(serialised[i][definition.entity_field]),
                 "service": definition.name,
                 "score": float(scores[i]),
                 "risk_band": bands[i],
@@ -165,14 +205,20 @@ class ScoringCore:
             }
             for i, event in enumerate(events)
         ]
+        if details is not None:
+            for decision, detail in zip(decisions, details, strict=True):
+                decision["details"] = detail
+        return decisions
 
     def _explain(self, matrix: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
         indices = [i for i, w in enumerate(wanted) if w]
         if not indices:
             return {}
-        contributions = top_contributions(
-            self.model.model, matrix.iloc[indices], self.definition.explain_top_k, self._categorical
-        )
+        rows, k = matrix.iloc[indices], self.definition.explain_top_k
+        if self.definition.explain is not None:
+            contributions = self.definition.explain(self.model, rows, k)
+        else:
+            contributions = top_contributions(self.model.model, rows, k, self._categorical)
         return dict(zip(indices, contributions, strict=True))
 
     def _reason(self, contribution: Contribution, features: Mapping[str, Any]) -> dict[str, Any]:

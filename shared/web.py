@@ -136,6 +136,9 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     def model_card() -> Response:
         return jsonify(runtime.core.model.card)
 
+    for path, (_, document) in definition.reference_documents.items():
+        app.add_url_rule(path, f"reference:{path}", lambda document=document: jsonify(document()), methods=["GET"])
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"status": "ok", "service": definition.name})

@@ -7,6 +7,7 @@ together and each decision is produced, as a CloudEvent keyed by the entity id, 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from shared.errors import InvalidInput
 from shared.events.envelope import make_event
@@ -14,6 +15,7 @@ from shared.events.stream import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
+from shared.privacy import redact_event_record
 from shared.runtime import load_core
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
@@ -66,6 +68,10 @@ def scoring_handler(core: ScoringCore, store: StateStore) -> Handler:
 def build_worker(definition: ServiceDefinition, settings: Settings, **worker_options: object) -> StreamWorker:
     core = load_core(definition, settings)
     store = open_state_store(settings.state_url)
+    if definition.personal_fields:
+        worker_options.setdefault("dead_letter_redactor", partial(
+            redact_event_record, known_fields=frozenset(definition.event_schema().fields),
+            personal_fields=frozenset(definition.personal_fields), secret=settings.pseudonym_key))
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{definition.name}",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoost, Pool
+from catboost import Pool
 
 from services.claims_risk.features import (
     FEATURE_SET,
@@ -23,21 +23,18 @@ from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.features.state import StateStore
 from shared.modeling.registry import RegisteredModel
-from shared.scoring import HistoryInput, ServiceDefinition
+from shared.scoring import HistoryInput, Prediction, ServiceDefinition
 
 SERVICE = "claims"
 
 
-def predict_annual_frequency(model: CatBoost, features: pd.DataFrame) -> np.ndarray:
-    """Expected claims per policy-year (the Poisson model's mean for an exposure of one year)."""
-    pool = Pool(features, cat_features=list(FEATURE_SET.categorical))
-    return np.asarray(model.predict(pool, prediction_type="Exponent"), dtype=float)
-
-
-def frequency_measures(model: RegisteredModel, scores: np.ndarray) -> list[dict[str, float]]:
-    """The score against the portfolio's mean frequency on the training data (from the model card)."""
+def predict_annual_frequency(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
+    """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that
+    against the portfolio's mean frequency on the training data (from the model card)."""
+    pool = Pool(features[FEATURE_SET.columns], cat_features=list(FEATURE_SET.categorical))
+    scores = np.asarray(model.model.predict(pool, prediction_type="Exponent"), dtype=float)
     portfolio = float(model.card["portfolio_frequency"])
-    return [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores]
+    return Prediction(scores, [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores])
 
 
 def online_features(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
@@ -81,6 +78,5 @@ DEFINITION = ServiceDefinition(
     output_topic=CLAIMS_DECISIONS,
     history_inputs=(HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, record_claims),),
     extra_features=HISTORY_COLUMNS,
-    measures=frequency_measures,
     measure_names=("expected_frequency", "relative_risk"),
 )

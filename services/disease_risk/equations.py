@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from shared.features.units import CHOLESTEROL_MG_DL_PER_MMOL_L
+
 Sex = Literal["female", "male"]
 PceRace = Literal["white", "african_american", "other"]
 Score2Region = Literal["low", "moderate", "high", "very_high"]
@@ -33,7 +35,7 @@ FAMILY_HISTORY_CODES: tuple[str, ...] = ("none", "second_degree", "first_degree"
 
 # SCORE2 was fitted in mmol/L; the service takes cholesterol in mg/dL everywhere, so SCORE2 converts with the
 # conventional cholesterol factor 38.67 mg/dL per mmol/L (1 mmol/L x 386.7 g/mol / 10 dL/L).
-MG_DL_PER_MMOL_L_CHOLESTEROL = 38.67
+MG_DL_PER_MMOL_L_CHOLESTEROL = CHOLESTEROL_MG_DL_PER_MMOL_L
 
 
 @dataclass(frozen=True)

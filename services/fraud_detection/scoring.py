@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoost
 
 from services.fraud_detection.features import (
     FEATURE_SET,
@@ -16,15 +15,16 @@ from services.fraud_detection.features import (
 )
 from services.fraud_detection.schemas import TransactionSchema
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
-from shared.scoring import ServiceDefinition
+from shared.modeling.registry import RegisteredModel
+from shared.scoring import Prediction, ServiceDefinition
 
 SERVICE = "fraud"
 
 
-def predict_fraud_probability(model: CatBoost, features: pd.DataFrame) -> np.ndarray:
+def predict_fraud_probability(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
     # Every fraud feature is numeric and in training order: a plain array skips CatBoost's DataFrame checks.
     matrix = features.to_numpy(dtype=np.float64)
-    return np.asarray(model.predict(matrix, prediction_type="Probability"))[:, 1]
+    return Prediction(np.asarray(model.model.predict(matrix, prediction_type="Probability"))[:, 1])
 
 
 DEFINITION = ServiceDefinition(

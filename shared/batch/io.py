@@ -27,8 +27,10 @@ def format_of(path: Path) -> str:
 def read_chunks(path: Path, chunk_size: int) -> Iterator[list[dict[str, Any]]]:
     """Rows as dicts, `chunk_size` at a time. Empty and null cells are left out, so they read as missing.
 
-    CSV cells stay text (the contract's schema converts and checks them); a JSON Lines line that is not
-    a JSON object is yielded as `{"_unparsable": line}` so the caller can reject it with its row number.
+    CSV cells stay text (the contract's schema converts and checks them), and a dotted CSV header makes a
+    nested field (`total_cholesterol.value` and `total_cholesterol.unit` make `total_cholesterol`); a JSON
+    Lines line that is not a JSON object is yielded as `{"_unparsable": line}` so the caller can reject it
+    with its row number.
     """
     kind = format_of(path)
     if kind == "parquet":
@@ -39,7 +41,7 @@ def read_chunks(path: Path, chunk_size: int) -> Iterator[list[dict[str, Any]]]:
         rows = csv.DictReader(stream) if kind == "csv" else (_json_line(line) for line in stream if line.strip())
         chunk: list[dict[str, Any]] = []
         for row in rows:
-            chunk.append(_present(row))
+            chunk.append(_nested(_present(row)) if kind == "csv" else _present(row))
             if len(chunk) == chunk_size:
                 yield chunk
                 chunk = []
@@ -60,6 +62,22 @@ def _present(row: dict[str, Any]) -> dict[str, Any]:
         k: v for k, v in row.items()
         if v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
     }
+
+
+def _nested(row: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested dicts; a dotted key clashing with a plain one stays as it is (the contract then
+    refuses it by name)."""
+    nested: dict[str, Any] = {k: v for k, v in row.items() if "." not in k}
+    for key, value in row.items():
+        if "." not in key:
+            continue
+        parent, leaf = key.split(".", 1)
+        child = nested.setdefault(parent, {})
+        if isinstance(child, dict):
+            child[leaf] = value
+        else:
+            nested[key] = value
+    return nested
 
 
 class RecordWriter:

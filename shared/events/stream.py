@@ -97,6 +97,8 @@ class Reject:
 
 
 Handler = Callable[[list[Inbound]], list[list[Produce] | Reject]]  # one result per inbound, same order
+# For inputs carrying personal data: (key, value) -> (key, value, headers) safe to keep in a dead-letter topic.
+DeadLetterRedactor = Callable[[bytes | None, bytes | None], tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
 
 
 class DeliveryFailed(KafkaError):
@@ -149,6 +151,7 @@ class StreamWorker:
         consumer_overrides: dict[str, Any] | None = None,
         producer_overrides: dict[str, Any] | None = None,
         client_id: str | None = None,
+        dead_letter_redactor: DeadLetterRedactor | None = None,
     ) -> None:
         if not inputs:
             raise ValueError("a stream worker needs at least one input topic")
@@ -160,6 +163,7 @@ class StreamWorker:
         self.batch_size = batch_size
         self.poll_timeout_ms = poll_timeout_ms
         self._handler = handler
+        self._redact = dead_letter_redactor
         self._consumer_options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -297,7 +301,9 @@ class StreamWorker:
             return [self._dead_letter(record, reject)]
 
     def _dead_letter(self, record: ConsumerRecord, reject: Reject) -> _Outgoing:
-        """The original key and bytes, unchanged, to `<input>.dlq`; the reason and the origin in headers."""
+        """The original key and bytes, unchanged, to `<input>.dlq`; the reason and the origin in headers.
+        With a redactor (inputs carrying personal data), its redacted copy instead: the original stays only
+        on the input topic, findable by the source headers."""
         error = json.dumps({"code": reject.code, "message": reject.message, "fields": reject.fields}, default=str)
         headers = [
             ("error", error.encode()),
@@ -306,9 +312,13 @@ class StreamWorker:
             ("source_offset", str(record.offset).encode()),
             ("failed_at", rfc3339(datetime.now(UTC)).encode()),
         ]
+        key, value = record.key, record.value
+        if self._redact is not None:
+            key, value, redaction_headers = self._redact(key, value)
+            headers.extend(redaction_headers)
         # kafka-python cannot send a record with neither key nor value; an empty value is the closest copy.
-        value = b"" if record.value is None and record.key is None else record.value
-        return _Outgoing(self.inputs[record.topic].dead_letter.name, record.key, value, headers, record, reject.code)
+        value = b"" if value is None and key is None else value
+        return _Outgoing(self.inputs[record.topic].dead_letter.name, key, value, headers, record, reject.code)
 
     def _commit(self, consumer: KafkaConsumer, records: list[ConsumerRecord]) -> bool:
         """Commit the offset after the last record of each partition in the batch; False when the group

@@ -1,10 +1,13 @@
 """The model registry: a directory of immutable, versioned model artifacts with their model cards.
 
-    <root>/<service>/<version>/model.cbm      the model (CatBoost's own format: no pickle)
+    <root>/<service>/<version>/model.cbm      a CatBoost model (CatBoost's own format: no pickle), or
+    <root>/<service>/<version>/model/         an artifact that saves itself (`SelfSavingArtifact`), such as
+                                              a bundle of calibrated models written as JSON and .cbm files
     <root>/<service>/<version>/card.json      the model card: what it is, what it was trained on, how good
     <root>/<service>/champion                 the version in service (one line; replaced atomically)
 
 A version is never rewritten: training always adds one. Promotion only moves the champion alias.
+Nothing is pickled: loading a model never runs code from the registry directory.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from catboost import CatBoost
 
 from shared.errors import ModelNotFound
 
 MODEL_FILE = "model.cbm"
+MODEL_DIR = "model"
 CARD_FILE = "card.json"
 CHAMPION_FILE = "champion"
 
@@ -33,22 +38,48 @@ class RegisteredModel:
     version: str
     path: Path
     card: dict[str, Any]
-    model: CatBoost
+    model: Any  # a CatBoost model, or what the service's loader made of its artifact directory
+
+
+class SelfSavingArtifact(Protocol):
+    def save(self, directory: Path) -> None: ...
+
+
+Artifact = CatBoost | SelfSavingArtifact
+ModelLoader = Callable[[Path], Any]
+
+
+def load_catboost(version_dir: Path) -> CatBoost:
+    model = CatBoost()
+    model.load_model(str(version_dir / MODEL_FILE), format="cbm")
+    return model
 
 
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def register(self, service: str, model: CatBoost, card: dict[str, Any], *, make_champion: bool = True) -> str:
-        """Store a new version and return it. The card gets `version`, `service` and `created_at`."""
+    def register(
+        self, service: str, model: Artifact, card: dict[str, Any], *, make_champion: bool = True,
+        attachments: Mapping[str, bytes] | None = None,
+    ) -> str:
+        """Store a new version and return it. The card gets `version`, `service` and `created_at`;
+        `attachments` (file name -> content, e.g. a reliability chart) are stored beside it."""
         created = datetime.now(UTC)
         fingerprint = str(card.get("data_fingerprint", ""))[:8] or "nodata"
         version = f"{created:%Y%m%dT%H%M%S%f}-{fingerprint}"
         service_dir = self.root / service
         service_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=service_dir))
-        model.save_model(str(staging / MODEL_FILE), format="cbm")
+        if isinstance(model, CatBoost):
+            model.save_model(str(staging / MODEL_FILE), format="cbm")
+        else:
+            (staging / MODEL_DIR).mkdir()
+            model.save(staging / MODEL_DIR)
+        for name, content in (attachments or {}).items():
+            if Path(name).name != name or name in {MODEL_FILE, MODEL_DIR, CARD_FILE}:
+                raise ValueError(f"attachment {name!r} must be a plain file name other than the model's and card's")
+            (staging / name).write_bytes(content)
         full_card = {"service": service, "version": version, "created_at": created.isoformat(), **card}
         (staging / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
         os.replace(staging, service_dir / version)
@@ -83,13 +114,12 @@ class ModelRegistry:
         version = version or self.champion(service)
         return json.loads((self.root / service / version / CARD_FILE).read_text())
 
-    def load(self, service: str, version: str | None = None) -> RegisteredModel:
+    def load(self, service: str, version: str | None = None, loader: ModelLoader = load_catboost) -> RegisteredModel:
+        """The version (the champion by default), its artifact read by `loader` from the version directory."""
         version = version or self.champion(service)
         path = self.root / service / version
         card = self.card(service, version)
-        model = CatBoost()
-        model.load_model(str(path / MODEL_FILE), format="cbm")
-        return RegisteredModel(service=service, version=version, path=path, card=card, model=model)
+        return RegisteredModel(service=service, version=version, path=path, card=card, model=loader(path))
 
 
 def library_versions() -> dict[str, str]:

@@ -12,6 +12,7 @@ from services.cli import openapi_documents
 from marshmallow import Schema
 
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
+from services.disease_risk.schemas import AssessmentSchema, DiseaseDecisionSchema
 from services.fraud_detection.schemas import TransactionSchema
 from shared.decision import DecisionSchema
 from shared.settings import Settings
@@ -41,7 +42,7 @@ def test_every_event_schema_has_an_example() -> None:
 @pytest.mark.parametrize(
     ("schema_file", "contract"),
     [("payments.transaction.v1.json", TransactionSchema), ("insurance.policy.v1.json", PolicySchema),
-     ("insurance.claim.v1.json", ClaimSchema)],
+     ("insurance.claim.v1.json", ClaimSchema), ("health.assessment.v1.json", AssessmentSchema)],
 )
 def test_event_json_schemas_match_the_marshmallow_contracts(schema_file: str, contract: type[Schema]) -> None:
     """Each JSON Schema's data fields, required fields and allowed values are the marshmallow schema's,
@@ -69,10 +70,16 @@ def test_insurance_categories_are_those_of_the_training_data() -> None:
 
 
 def test_decision_json_schema_matches_the_marshmallow_decision() -> None:
-    """The decision's JSON Schema lists exactly the fields of the marshmallow DecisionSchema."""
-    decision = load(CONTRACTS / "events/decision.v1.json")["$defs"]["decision"]
+    """The decision's JSON Schema lists exactly the fields of the marshmallow DecisionSchema, requires the
+    same ones, and its disease details are those of the disease decision schema."""
+    schemas = load(CONTRACTS / "events/decision.v1.json")["$defs"]
+    decision = schemas["decision"]
     assert set(decision["properties"]) == set(DecisionSchema().fields)
-    assert set(decision["required"]) == set(DecisionSchema().fields)
+    assert set(decision["required"]) == {name for name, f in DecisionSchema().fields.items() if f.required}
+    details = DiseaseDecisionSchema().fields["details"].schema
+    assert set(schemas["disease_details"]["properties"]) == set(details.fields)
+    assert set(schemas["condition_result"]["properties"]) == set(details.fields["conditions"].schema.fields["chd"].schema.fields)
+    assert set(schemas["equation_result"]["properties"]) == set(details.fields["equations"].inner.schema.fields)
 
 
 def test_committed_openapi_documents_are_current() -> None:

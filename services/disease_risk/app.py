@@ -1,0 +1,13 @@
+"""The disease HTTP app; gunicorn calls `create_app()` in each worker."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.disease_risk.scoring import DEFINITION
+from shared.settings import Settings
+from shared.web import create_scoring_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    return create_scoring_app(DEFINITION, settings)

@@ -1,0 +1,128 @@
+"""The disease feature set: an assessment's values as the models read them, and the clinical equations'
+results beside them. Pure functions of the assessment alone (no history), so the online and offline
+forms are one and the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from services.disease_risk.equations import (
+    EQUATION_FUNCTIONS,
+    EQUATIONS,
+    EquationResult,
+    findrisc_band,
+)
+from shared.features.featureset import FeatureSet
+
+DIABETES_FEATURES = ("pregnancies", "glucose_2h", "diastolic_bp", "triceps_skinfold", "bmi", "diabetes_pedigree", "age")
+CHD_FEATURES = (
+    "male", "age", "smoker", "cigarettes_per_day", "treated_hypertension", "prior_stroke", "hypertension",
+    "diabetes", "total_cholesterol", "systolic_bp", "diastolic_bp", "bmi", "heart_rate", "fasting_glucose",
+)
+FEATURE_SET = FeatureSet(
+    name="clinical_assessment",
+    version="1",
+    features=tuple(dict.fromkeys(DIABETES_FEATURES + CHD_FEATURES)),
+)
+# What the rules and the applicability checks read beside the models' features.
+EQUATION_MEASURES = {
+    "framingham_general_cvd": "framingham_cvd_risk",
+    "pooled_cohort_equations": "pce_ascvd_risk",
+    "score2": "score2_cvd_risk",
+    "findrisc": "findrisc_points",
+}
+EXTRA_COLUMNS = ("prior_cvd", "hdl_cholesterol", "waist_cm", *EQUATION_MEASURES.values())
+FLAGS = ("smoker", "treated_hypertension", "prior_stroke", "hypertension", "diabetes", "prior_cvd")
+
+# Which assessment field each equation input comes from (the equations keep the papers' names).
+EQUATION_INPUTS: dict[str, dict[str, str]] = {
+    "framingham_general_cvd": {
+        "age": "age", "sex": "sex", "total_cholesterol": "total_cholesterol", "hdl_cholesterol": "hdl_cholesterol",
+        "systolic_bp": "systolic_bp", "treated_hypertension": "treated_hypertension", "smoker": "smoker",
+        "diabetes": "diabetes", "prior_cvd": "prior_cvd",
+    },
+    "pooled_cohort_equations": {
+        "age": "age", "sex": "sex", "race": "race", "total_cholesterol": "total_cholesterol",
+        "hdl_cholesterol": "hdl_cholesterol", "systolic_bp": "systolic_bp",
+        "treated_hypertension": "treated_hypertension", "smoker": "smoker", "diabetes": "diabetes",
+        "prior_cvd": "prior_cvd",
+    },
+    "score2": {
+        "age": "age", "sex": "sex", "total_cholesterol": "total_cholesterol", "hdl_cholesterol": "hdl_cholesterol",
+        "systolic_bp": "systolic_bp", "smoker": "smoker", "diabetes": "diabetes", "region": "score2_region",
+        "prior_cvd": "prior_cvd",
+    },
+    "findrisc": {
+        "age": "age", "sex": "sex", "bmi": "bmi", "waist": "waist_cm", "physically_active": "physically_active",
+        "daily_vegetables": "daily_vegetables", "antihypertensive_medication": "treated_hypertension",
+        "high_glucose_history": "high_glucose_history", "family_history": "family_history_diabetes",
+        "diabetes": "diabetes",
+    },
+}
+
+
+def assessment_features(assessments: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per validated assessment: the models' features (flags as 0/1, missing values as NaN, labs
+    in mg/dL), then the extra columns, the equations' risks among them (NaN where one does not apply)."""
+    columns: dict[str, list[float]] = {name: [] for name in (*FEATURE_SET.features, *EXTRA_COLUMNS)}
+    for assessment in assessments:
+        values = model_inputs(assessment)
+        results = equation_results(assessment)
+        for name, column in EQUATION_MEASURES.items():
+            values[column] = _risk(results[name])
+        for name, column in columns.items():
+            column.append(values[name])
+    return pd.DataFrame(columns)
+
+
+def model_inputs(assessment: Mapping[str, Any]) -> dict[str, float]:
+    values = {name: _number(assessment.get(name)) for name in (*FEATURE_SET.features, *EXTRA_COLUMNS)}
+    values["male"] = 1.0 if assessment["sex"] == "male" else 0.0
+    for flag in FLAGS:
+        values[flag] = 1.0 if assessment.get(flag) else 0.0
+    if not assessment["smoker"] and assessment.get("cigarettes_per_day") is None:
+        values["cigarettes_per_day"] = 0.0
+    return values
+
+
+def equation_results(assessment: Mapping[str, Any]) -> dict[str, EquationResult]:
+    """Every equation's result; one whose inputs are not all given is "not applicable, because ..."."""
+    results = {}
+    for name, inputs in EQUATION_INPUTS.items():
+        missing = [field for field in inputs.values() if assessment.get(field) is None]
+        if missing:
+            spec = EQUATIONS[name]
+            reason = f"not applicable, because {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not given"
+            results[name] = EquationResult(name, spec.variant, False, None, None, reason, {})
+        else:
+            results[name] = EQUATION_FUNCTIONS[name](**{arg: assessment[field] for arg, field in inputs.items()})
+    return results
+
+
+def equation_probability(result: EquationResult) -> float | None:
+    """The result as a 10-year probability: FINDRISC's points through its band's published estimate."""
+    if not result.applicable or result.risk is None:
+        return None
+    if result.equation == "findrisc":
+        return findrisc_band(int(result.risk)).approximate_risk
+    return result.risk
+
+
+def _risk(result: EquationResult) -> float:
+    return float(result.risk) if result.applicable and result.risk is not None else math.nan
+
+
+def _number(value: object) -> float:
+    if value is None:
+        return math.nan
+    return float(value)  # type: ignore[arg-type]
+
+
+def as_float_array(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy(dtype=np.float64)

@@ -1,0 +1,141 @@
+"""The disease models: one calibrated classifier per condition, each with the population it was trained on.
+
+A model speaks only for people like those it learnt from. Each condition states that population (sexes,
+the age range of its training data, the diagnosis that excludes a person, the inputs it cannot do
+without); an assessment outside it gets "not applicable, because ..." for that condition, as the
+equations do, never an extrapolated number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from services.disease_risk.features import CHD_FEATURES, DIABETES_FEATURES
+from shared.modeling.binary import CalibratedClassifier
+from shared.modeling.explain import Contribution
+from shared.modeling.registry import MODEL_DIR
+
+MANIFEST = "conditions.json"
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who a condition's model applies to, read off its training data."""
+
+    sexes: tuple[str, ...]
+    age_range: tuple[float, float]
+    excluded_by: str | None  # a diagnosis flag: people who already have it are outside the model
+    required: tuple[str, ...] = ()  # inputs the model cannot do without
+    fill: dict[str, float] = field(default_factory=dict)  # optional inputs, filled with training medians
+
+    def reason(self, row: pd.Series, condition: str) -> str | None:
+        """None when the row is inside the population, else why not, in words."""
+        if row["male"] == 1.0 and "male" not in self.sexes or row["male"] == 0.0 and "female" not in self.sexes:
+            return f"not applicable, because the {condition} model was trained on {' and '.join(self.sexes)} patients only"
+        low, high = self.age_range
+        if not low <= row["age"] <= high:
+            return f"not applicable, because the {condition} model was trained on ages {low:g} to {high:g}"
+        if self.excluded_by and row[self.excluded_by] == 1.0:
+            return f"not applicable, because {self.excluded_by} is already diagnosed"
+        missing = [name for name in self.required if math.isnan(row[name])]
+        if missing:
+            return f"not applicable, because {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not given"
+        return None
+
+
+CONDITION_TITLES = {
+    "diabetes": "diabetes (WHO criteria), Pima Indian women",
+    "chd": "coronary heart disease within 10 years (Framingham)",
+}
+CONDITION_FEATURES = {"diabetes": DIABETES_FEATURES, "chd": CHD_FEATURES}
+
+
+@dataclass(frozen=True)
+class ConditionModel:
+    name: str
+    classifier: CalibratedClassifier
+    population: Population
+
+
+@dataclass(frozen=True)
+class ConditionRisks:
+    """Per condition: the calibrated risk of each row (NaN where not applicable) and the reasons why not."""
+
+    risks: dict[str, np.ndarray]
+    not_applicable: dict[str, list[str | None]]
+
+
+class DiseaseModels:
+    """The registry artifact of the disease service: a model per condition, saved as JSON and .cbm files."""
+
+    def __init__(self, conditions: dict[str, ConditionModel]) -> None:
+        self.conditions = conditions
+
+    def save(self, directory: Path) -> None:
+        manifest = {}
+        for name, condition in self.conditions.items():
+            condition.classifier.save(directory, name)
+            population = condition.population
+            manifest[name] = {"sexes": list(population.sexes), "age_range": list(population.age_range),
+                              "excluded_by": population.excluded_by, "required": list(population.required),
+                              "fill": population.fill}
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, version_dir: Path) -> DiseaseModels:
+        directory = version_dir / MODEL_DIR
+        manifest = json.loads((directory / MANIFEST).read_text())
+        return cls({
+            name: ConditionModel(name, CalibratedClassifier.load(directory, name), Population(
+                tuple(entry["sexes"]), tuple(entry["age_range"]), entry["excluded_by"], tuple(entry["required"]),
+                dict(entry["fill"])))
+            for name, entry in manifest.items()
+        })
+
+    def assess(self, features: pd.DataFrame) -> ConditionRisks:
+        risks, reasons = {}, {}
+        for name, condition in self.conditions.items():
+            why_not = [condition.population.reason(row, name) for _, row in features.iterrows()]
+            applicable = np.array([reason is None for reason in why_not])
+            risk = np.full(len(features), np.nan)
+            if applicable.any():
+                risk[applicable] = condition.classifier.probability(self._inputs(condition, features[applicable]))
+            risks[name], reasons[name] = risk, why_not
+        return ConditionRisks(risks, reasons)
+
+    def top_contributions(self, features: pd.DataFrame, k: int) -> list[list[Contribution]]:
+        """The k features raising the risk most, over the conditions that apply to each row (log-odds scale)."""
+        assessed = self.assess(features)
+        best: list[dict[str, Contribution]] = [{} for _ in range(len(features))]
+        for name, condition in self.conditions.items():
+            rows = np.flatnonzero(~np.isnan(assessed.risks[name]))
+            if not len(rows):
+                continue
+            inputs = self._inputs(condition, features.iloc[rows])
+            values = condition.classifier.contributions(inputs)
+            names = condition.classifier.features
+            for position, row in enumerate(rows):
+                for column, contribution in enumerate(values[position]):
+                    feature = names[column]
+                    if contribution > 0 and contribution > getattr(best[row].get(feature), "contribution", 0.0):
+                        best[row][feature] = Contribution(feature, float(features.iloc[row][feature]), float(contribution))
+        return [sorted(found.values(), key=lambda c: -c.contribution)[:k] for found in best]
+
+    @staticmethod
+    def _inputs(condition: ConditionModel, features: pd.DataFrame) -> pd.DataFrame:
+        columns = features[list(condition.classifier.features)]
+        return columns.fillna(condition.population.fill) if condition.population.fill else columns
+
+    def describe(self) -> dict[str, Any]:
+        return {name: {"algorithm": c.classifier.algorithm, "features": list(c.classifier.features),
+                       "population": {"sexes": list(c.population.sexes), "age_range": list(c.population.age_range),
+                                      "excluded_by": c.population.excluded_by,
+                                      "required": list(c.population.required)}}
+                for name, c in self.conditions.items()}
