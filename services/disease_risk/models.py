@@ -38,7 +38,8 @@ class Population:
     def reason(self, row: pd.Series, condition: str) -> str | None:
         """None when the row is inside the population, else why not, in words."""
         if row["male"] == 1.0 and "male" not in self.sexes or row["male"] == 0.0 and "female" not in self.sexes:
-            return f"not applicable, because the {condition} model was trained on {' and '.join(self.sexes)} patients only"
+            people = " and ".join({"female": "women", "male": "men"}[sex] for sex in self.sexes)
+            return f"not applicable, because the {condition} model was trained on {people} only"
         low, high = self.age_range
         if not low <= row["age"] <= high:
             return f"not applicable, because the {condition} model was trained on ages {low:g} to {high:g}"
