@@ -1,13 +1,15 @@
-"""The yardstick for the HTTP benchmark: a bare Flask endpoint calling the same CatBoost model on one
-row built straight from the body, with no validation, features, rules, explanations, state or logging."""
+"""The yardstick for the HTTP benchmark: a bare Flask endpoint calling the same model on one row built
+straight from the body, with no validation, features, rules, explanations, state or logging. For the
+disease service that is the calibrated coronary-heart-disease classifier alone."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import Pool
+from catboost import CatBoost, Pool
 from flask import Flask, jsonify, request
 
 from services.cli import SERVICES
@@ -15,8 +17,11 @@ from shared.modeling.registry import ModelRegistry
 
 
 def create_app(service: str = "fraud") -> Flask:
-    model = ModelRegistry(os.environ["RISK_MODEL_DIR"]).load(service).model
-    feature_set = SERVICES[service].definition().feature_set
+    definition = SERVICES[service].definition()
+    model = ModelRegistry(os.environ["RISK_MODEL_DIR"]).load(service, loader=definition.load_model).model
+    if not isinstance(model, CatBoost):
+        return _calibrated_classifier_app(model.conditions["chd"].classifier)
+    feature_set = definition.feature_set
     names = list(model.feature_names_)
     app = Flask("bare")
 
@@ -37,3 +42,27 @@ def create_app(service: str = "fraud") -> Flask:
         return jsonify({"ready": True})
 
     return app
+
+
+def _calibrated_classifier_app(classifier: Any) -> Flask:
+    names = list(classifier.features)
+    app = Flask("bare")
+
+    @app.post("/v1/score")
+    def score():  # noqa: ANN202
+        body = request.get_json()
+        values = {name: _plain(body.get(name)) for name in names}
+        values["male"] = 1.0 if body.get("sex") == "male" else 0.0
+        return jsonify({"score": float(classifier.probability(pd.DataFrame([values]))[0])})
+
+    @app.get("/readyz")
+    def ready():  # noqa: ANN202
+        return jsonify({"ready": True})
+
+    return app
+
+
+def _plain(value: Any) -> float:
+    if isinstance(value, dict):  # a laboratory value with its unit: the bare app takes the number as it is
+        value = value.get("value")
+    return float("nan") if value is None else float(value)

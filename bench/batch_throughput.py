@@ -1,7 +1,7 @@
 """Batch rescoring throughput through `rescore` (validation, offline features, model, explanations,
 rules, writing), CSV in and Parquet out.
 
-    .venv/bin/python -m bench.batch_throughput [--service fraud|claims] [--rows 100000]
+    .venv/bin/python -m bench.batch_throughput [--service fraud|claims|disease] [--rows 100000]
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from shared.runtime import load_core
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
+    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     work = workdir()
     settings = bench_settings(work, args.service)
     load = traffic(args.service, settings, args.rows)
     source = work / "events.csv"
-    pd.DataFrame(load.events).to_csv(source, index=False)
+    pd.json_normalize(load.events).to_csv(source, index=False)  # nested fields as dotted columns
     history_paths = {}
     for name, rows in load.history.items():
         history_paths[name] = work / f"{name}.jsonl"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.cli import SERVICES
 from services.fraud_detection.train import SIZES, train
 from shared.errors import ModelNotFound
 from shared.modeling.registry import ModelRegistry
@@ -30,12 +31,10 @@ def bench_settings(workdir: Path, service: str = "fraud") -> Settings:
         if service == "fraud":
             train(model_dir, settings.data_dir, SIZES["small"])
         else:
-            from services.claims_risk.train import train as train_claims
-
-            train_claims(model_dir)
+            SERVICES[service].train(Settings.from_env(model_dir=model_dir), "full")
     return Settings.from_env(
         model_dir=model_dir, state_url=f"sqlite:///{workdir / 'state.sqlite3'}", api_keys=("bench-key",),
-        log_level="WARNING",
+        log_level="WARNING", pseudonym_key=settings.pseudonym_key or b"bench-pseudonym-key",
     )
 
 

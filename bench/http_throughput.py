@@ -22,8 +22,8 @@ from pathlib import Path
 import requests
 
 from bench.common import bench_settings, record, workdir
-from services.cli import gunicorn_command
 from bench.traffic import traffic
+from services.cli import SERVICES, gunicorn_command
 from shared.features.state import open_state_store
 from shared.settings import Settings
 from tests.fixtures.services import running_server
@@ -70,7 +70,7 @@ def decision_counts(base_url: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
+    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()

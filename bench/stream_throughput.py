@@ -1,7 +1,7 @@
 """Stream throughput end to end: events published to the embedded broker, scored by one
 `risk stream SERVICE` worker, decisions read back. Events/s from the first publish to the last decision.
 
-    .venv/bin/python -m bench.stream_throughput [--service fraud|claims] [--events 20000]
+    .venv/bin/python -m bench.stream_throughput [--service fraud|claims|disease] [--events 20000]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
+from services.cli import SERVICES
 from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import ALL_TOPICS
 from shared.features.state import open_state_store
@@ -23,7 +24,7 @@ WARM_UP = 200
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=["fraud", "claims"], default="fraud")
+    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     work = workdir()

@@ -11,7 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from shared.events.topics import CLAIMS_DECISIONS, FRAUD_DECISIONS, INSURANCE_POLICIES, PAYMENTS_TRANSACTIONS, Topic
+from shared.events.topics import (
+    CLAIMS_DECISIONS,
+    DISEASE_DECISIONS,
+    FRAUD_DECISIONS,
+    HEALTH_ASSESSMENTS,
+    INSURANCE_POLICIES,
+    PAYMENTS_TRANSACTIONS,
+    Topic,
+)
 from shared.features.state import StateStore
 from shared.settings import Settings
 
@@ -31,7 +39,7 @@ class Traffic:
 
 
 def traffic(service: str, settings: Settings, count: int) -> Traffic:
-    return {"fraud": _fraud, "claims": _claims}[service](settings, count)
+    return {"fraud": _fraud, "claims": _claims, "disease": _disease}[service](settings, count)
 
 
 def _fraud(settings: Settings, count: int) -> Traffic:
@@ -76,4 +84,15 @@ def _claims(settings: Settings, count: int) -> Traffic:
         lambda store: record_claims([schema.load(c) for c in claims], store), {"claims": claims},
         f"renewals of freMTPL2freq policies, each with its observed claims placed in the last two years "
         f"({len(claims)} claims)",
+    )
+
+
+def _disease(settings: Settings, count: int) -> Traffic:
+    from services.disease_risk.samples import sample_assessments
+
+    return Traffic(
+        "disease", sample_assessments(count, seed=3), "patient_id", HEALTH_ASSESSMENTS, DISEASE_DECISIONS,
+        lambda store: None, {},
+        "assessments built from held-out Framingham and Pima participants (services/disease_risk/samples.py), "
+        "labs in mg/dL or mmol/L at random",
     )

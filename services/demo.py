@@ -1,6 +1,6 @@
 """`risk demo`: the whole system on one machine, end to end.
 
-Starts the embedded broker; for fraud and claims, trains a model if the registry has none, starts the
+Starts the embedded broker; for fraud, claims and disease, trains a model if the registry has none, starts the
 HTTP server (gunicorn, 2 workers) and the stream worker, publishes simulated or real events (and one
 malformed record each, to show the dead-letter path), collects the decisions, scores a few more over
 HTTP, prints a readable summary, and shuts everything down.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,7 +37,9 @@ from shared.events.producer import make_producer
 from shared.events.topics import (
     ALL_TOPICS,
     CLAIMS_DECISIONS,
+    DISEASE_DECISIONS,
     FRAUD_DECISIONS,
+    HEALTH_ASSESSMENTS,
     INSURANCE_CLAIMS,
     INSURANCE_POLICIES,
     PAYMENTS_TRANSACTIONS,
@@ -57,14 +60,19 @@ class RunningService:
 
 def run_demo(settings: Settings, events: int = 300) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="risk-demo-"))
-    for service in ("fraud", "claims"):
+    for service in ("fraud", "claims", "disease"):
         _ensure_model(settings, service)
+    pseudonym_key = settings.pseudonym_key
+    if not pseudonym_key:
+        pseudonym_key = secrets.token_hex(16).encode()
+        _say("RISK_PSEUDONYM_KEY is not set: patient ids are pseudonymised with a key made for this run only")
     with EmbeddedBroker(port=0) as broker:
         ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
         settings = Settings.from_env(kafka_bootstrap_servers=broker.bootstrap_servers,
-                                     state_url=f"sqlite:///{workdir / 'state.sqlite3'}")
+                                     state_url=f"sqlite:///{workdir / 'state.sqlite3'}", pseudonym_key=pseudonym_key)
         _fraud_demo(settings, workdir, events)
         _claims_demo(settings, workdir, max(50, events // 2))
+        _disease_demo(settings, workdir, max(50, events // 2))
     _say(f"stopped the workers, the servers and the broker; logs kept in {workdir}")
     return 0
 
@@ -124,6 +132,19 @@ def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
     _summary("claims", decisions, http_decisions, refusal, INSURANCE_POLICIES)
 
 
+# ------------------------------------------------------------------ disease
+
+
+def _disease_demo(settings: Settings, workdir: Path, count: int) -> None:
+    from services.disease_risk.samples import sample_assessments
+
+    stream, http = _split(sample_assessments(count + 5, seed=5), count)
+    with _running("disease", settings, workdir) as service:
+        decisions = _publish_and_collect(settings, HEALTH_ASSESSMENTS, stream, "patient_id", DISEASE_DECISIONS)
+        http_decisions, refusal = _over_http(service, http, {"total_cholesterol": {"value": 5.2}, "age": 15})
+    _summary("disease", decisions, http_decisions, refusal, HEALTH_ASSESSMENTS)
+
+
 # ------------------------------------------------------------------ shared plumbing
 
 
@@ -134,13 +155,14 @@ def _ensure_model(settings: Settings, service: str) -> None:
     except ModelNotFound:
         _say(f"no {service} model yet: training one (first run only)")
         card = SERVICES[service].train(settings, "demo")
-        _say(f"trained {service} model {card['version']}: " + json.dumps(card["metrics"].get("catboost", {}))[:160])
+        _say(f"trained {service} model {card['version']}: " + json.dumps(card["metrics"])[:200])
 
 
 @contextmanager
 def _running(service: str, settings: Settings, workdir: Path) -> Iterator[RunningService]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "RISK_STATE_URL": settings.state_url, "RISK_MODEL_DIR": str(settings.model_dir), "RISK_LOG_LEVEL": "WARNING"}
+           "RISK_STATE_URL": settings.state_url, "RISK_MODEL_DIR": str(settings.model_dir), "RISK_LOG_LEVEL": "WARNING",
+           "RISK_PSEUDONYM_KEY": settings.pseudonym_key.decode()}
     port = free_port()
     logs = (workdir / f"{service}-server.log").open("w"), (workdir / f"{service}-worker.log").open("w")
     server = subprocess.Popen(gunicorn_command(service), env={**serve_environment(settings, "127.0.0.1", port, 2), **env},
@@ -217,6 +239,10 @@ def _summary(service: str, stream: list[dict[str, Any]], http: list[dict[str, An
             print(f"    rule {hit['rule_id']}: {hit['reason']}")
         for reason in decision["reasons"]:
             print(f"    because {reason['text']}")
+        for equation in decision.get("details", {}).get("equations", []):
+            result = (f"{equation['risk']:.3g}" + (f" ({equation['category']})" if equation["category"] else "")
+                      if equation["applicable"] else equation["reason"])
+            print(f"    beside it, {equation['name']} ({equation['variant']}): {result}")
     print(f"\n=== {service} over HTTP (POST /v1/score) ===")
     for decision in http:
         print(f"  {decision['event_id']}: {decision['decision']} (score {decision['score']:.3f})")
