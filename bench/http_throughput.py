@@ -85,9 +85,9 @@ def main() -> None:
         decisions = decision_counts(server.base_url)
     bare = gunicorn_command(args.service)[:-1] + [f"bench.bare_app:create_app({args.service!r})"]
     with running_server(args.service, settings, work / "bare.log", workers=2, command=bare) as server:
-        results["bare_flask_catboost"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
+        results["bare_flask_model"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
     results["service_decisions"] = decisions
-    service, bare_figures = results["service"], results["bare_flask_catboost"]
+    service, bare_figures = results["service"], results["bare_flask_model"]
     assert isinstance(service, dict) and isinstance(bare_figures, dict)
     results["service_to_bare_ratio"] = round(service["requests_per_second"] / bare_figures["requests_per_second"], 3)
     record(f"http_throughput_{args.service}", {"workers": 2, "connections": args.connections, "seconds": args.seconds,

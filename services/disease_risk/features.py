@@ -9,7 +9,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from services.disease_risk.equations import (
@@ -122,7 +121,3 @@ def _number(value: object) -> float:
     if value is None:
         return math.nan
     return float(value)  # type: ignore[arg-type]
-
-
-def as_float_array(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return frame[column].to_numpy(dtype=np.float64)

@@ -16,10 +16,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from catboost import CatBoost

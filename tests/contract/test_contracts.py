@@ -7,11 +7,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from services.cli import openapi_documents
 from marshmallow import Schema
 
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
+from services.cli import openapi_documents
 from services.disease_risk.schemas import AssessmentSchema, DiseaseDecisionSchema
 from services.fraud_detection.schemas import TransactionSchema
 from shared.decision import DecisionSchema

@@ -30,15 +30,26 @@ from kafka.future import Future
 from prometheus_client import REGISTRY
 
 import shared.events.stream as stream_module
+from shared.errors import NotReady
 from shared.events.broker import BrokerStartError, EmbeddedBroker, ensure_topics, tansu_binary
 from shared.events.envelope import encode, make_event
 from shared.events.stream import (
-    DELIVERY_ATTEMPTS, DeliveryFailed, Inbound, Produce, Reject, StreamWorker, TransientDeliveryFailure,
+    DELIVERY_ATTEMPTS,
+    DeliveryFailed,
+    Inbound,
+    Produce,
+    Reject,
+    StreamWorker,
+    TransientDeliveryFailure,
 )
 from shared.events.topics import (
-    ALL_TOPICS, INPUT_TOPICS, PAYMENTS_TRANSACTIONS, RISK_CONTROL, Topic, topic_by_name,
+    ALL_TOPICS,
+    INPUT_TOPICS,
+    PAYMENTS_TRANSACTIONS,
+    RISK_CONTROL,
+    Topic,
+    topic_by_name,
 )
-from shared.errors import NotReady
 from tests.fixtures.broker import MakeTopic, committed_offsets, produce_raw, read_topic, unique_name
 from tests.fixtures.kafka_io import collect, publish
 

@@ -11,12 +11,12 @@ from services.fraud_detection.dataset import simulate
 from services.fraud_detection.features import (
     FEATURE_SET,
     TERMINAL_NAMESPACE,
+    events_from_simulation,
     frame_from_simulation,
     offline_features,
     online_features,
 )
 from services.fraud_detection.schemas import TransactionSchema
-from services.fraud_detection.features import events_from_simulation
 from shared.features.state import StateStore
 
 COUNT_FEATURES = [f for f in FEATURE_SET.features if "_nb_tx_" in f or f.startswith("is_")]

@@ -1,0 +1,40 @@
+"""Dead letters of inputs that carry personal data: redacted before they are kept."""
+
+from __future__ import annotations
+
+import json
+
+from shared.privacy import pseudonymise, redact_event_record
+
+KEY = b"unit-test-key"
+KNOWN = {"patient_id", "patient_name", "age", "sex"}
+PERSONAL = {"patient_id", "patient_name"}
+
+
+def redact(key: bytes | None, value: bytes | None):  # type: ignore[no-untyped-def]
+    return redact_event_record(key, value, known_fields=KNOWN, personal_fields=PERSONAL, secret=KEY)
+
+
+def test_personal_fields_are_pseudonymised_and_unknown_fields_dropped() -> None:
+    event = {"specversion": "1.0", "id": "e1", "subject": "MRN-42", "type": "t",
+             "data": {"patient_id": "MRN-42", "patient_name": "Jo Bloggs", "age": "old", "notes": "Jo Bloggs, MRN-42"}}
+    key, value, headers = redact(b"MRN-42", json.dumps(event).encode())
+    assert key == pseudonymise("MRN-42", KEY).encode()
+    redacted = json.loads(value)
+    assert redacted["data"] == {"patient_id": pseudonymise("MRN-42", KEY), "patient_name": pseudonymise("Jo Bloggs", KEY),
+                                "age": "old"}
+    assert redacted["subject"] == pseudonymise("MRN-42", KEY) and redacted["id"] == "e1"
+    assert dict(headers)["redacted_fields"] == b"notes"
+    assert b"MRN-42" not in value and b"Bloggs" not in value
+
+
+def test_a_payload_that_cannot_be_redacted_is_withheld() -> None:
+    for raw in (b"{not json MRN-42", json.dumps({"data": "MRN-42"}).encode(), b"\xff\xfe", None):
+        key, value, headers = redact(b"MRN-42", raw)
+        assert value is None and dict(headers)["payload"].startswith(b"withheld")
+        assert key == pseudonymise("MRN-42", KEY).encode()
+
+
+def test_a_record_without_key_stays_without_key() -> None:
+    key, value, _ = redact(None, json.dumps({"data": {"age": 50}}).encode())
+    assert key is None and json.loads(value) == {"data": {"age": 50}}
