@@ -58,12 +58,15 @@ class LogisticModel:
     intercept: float
 
     def standardised(self, frame: pd.DataFrame) -> np.ndarray:
-        values = frame[list(self.features)].to_numpy(dtype=np.float64)
+        # Row-major, so each row is summed in the same order whatever the batch (pandas hands out columns).
+        values = np.ascontiguousarray(frame[list(self.features)].to_numpy(dtype=np.float64))
         values = np.where(np.isnan(values), np.asarray(self.medians), values)
         return (values - np.asarray(self.means)) / np.asarray(self.scales)
 
     def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.standardised(frame) @ np.asarray(self.coefficients) + self.intercept
+        # A row-wise sum, not a matrix product: BLAS may block a product differently for different batch
+        # sizes, and an event must get the very same number alone, in an HTTP batch or in a stream batch.
+        return self.contributions(frame).sum(axis=1) + self.intercept
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         """Each feature's share of the log-odds against the training mean (exact SHAP for a linear model)."""

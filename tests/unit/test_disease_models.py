@@ -127,3 +127,13 @@ def test_population_says_why_a_model_does_not_apply(row: dict[str, float], reaso
         assert found is None
     else:
         assert found is not None and found.startswith("not applicable, because") and reason in found
+
+
+def test_an_event_gets_the_same_number_alone_or_in_any_batch() -> None:
+    """Bit for bit: HTTP batches, stream batches and batch chunks cut the same events differently."""
+    frame = load_framingham()
+    model = fit_logistic(frame, outcome(frame), CHD_FEATURES)
+    everyone = model.log_odds(frame)
+    for size in (1, 2, 7, 100, 333):
+        for start in range(0, 2_000, 97):
+            assert np.array_equal(model.log_odds(frame.iloc[start : start + size]), everyone[start : start + size])
