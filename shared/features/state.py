@@ -156,15 +156,22 @@ def _open_sqlite(path: Path, busy_timeout_seconds: float) -> _SqliteProcess:
     WAL lets readers run while one process writes; synchronous=NORMAL is durable against a crashed
     process (power loss may drop the last commits: acceptable for state rebuilt from event history)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    writer_lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     connection = sqlite3.connect(path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False)
     try:
         connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
-        connection.execute("PRAGMA journal_mode=WAL")
+        # Under the writer lock: switching a new file to WAL answers "database is locked" at once, without
+        # the busy handler, when another process is doing the same (several workers starting together).
+        fcntl.flock(writer_lock_fd, fcntl.LOCK_EX)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+        finally:
+            fcntl.flock(writer_lock_fd, fcntl.LOCK_UN)
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(_SCHEMA)
-        writer_lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except BaseException:
         connection.close()
+        os.close(writer_lock_fd)
         raise
     return _SqliteProcess(os.getpid(), connection, threading.Lock(), writer_lock_fd)
 
