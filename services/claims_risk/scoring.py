@@ -22,6 +22,7 @@ from services.claims_risk.features import (
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.features.state import StateStore
+from shared.modeling.inference import catboost_threads
 from shared.modeling.registry import RegisteredModel
 from shared.scoring import HistoryInput, Prediction, ServiceDefinition
 
@@ -32,7 +33,8 @@ def predict_annual_frequency(model: RegisteredModel, features: pd.DataFrame) -> 
     """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that
     against the portfolio's mean frequency on the training data (from the model card)."""
     pool = Pool(features[FEATURE_SET.columns], cat_features=list(FEATURE_SET.categorical))
-    scores = np.asarray(model.model.predict(pool, prediction_type="Exponent"), dtype=float)
+    scores = np.asarray(model.model.predict(pool, prediction_type="Exponent", thread_count=catboost_threads(len(features))),
+                        dtype=float)
     portfolio = float(model.card["portfolio_frequency"])
     return Prediction(scores, [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores])
 

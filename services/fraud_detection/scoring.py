@@ -15,6 +15,7 @@ from services.fraud_detection.features import (
 )
 from services.fraud_detection.schemas import TransactionSchema
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.modeling.inference import catboost_threads
 from shared.modeling.registry import RegisteredModel
 from shared.scoring import Prediction, ServiceDefinition
 
@@ -24,7 +25,8 @@ SERVICE = "fraud"
 def predict_fraud_probability(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
     # Every fraud feature is numeric and in training order: a plain array skips CatBoost's DataFrame checks.
     matrix = features.to_numpy(dtype=np.float64)
-    return Prediction(np.asarray(model.model.predict(matrix, prediction_type="Probability"))[:, 1])
+    probabilities = model.model.predict(matrix, prediction_type="Probability", thread_count=catboost_threads(len(matrix)))
+    return Prediction(np.asarray(probabilities)[:, 1])
 
 
 DEFINITION = ServiceDefinition(

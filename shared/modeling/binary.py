@@ -35,6 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from shared.modeling.explain import shap_values
+from shared.modeling.inference import catboost_threads
 
 SIMPLER_MODEL_MARGIN = 0.005  # nats of out-of-fold log loss
 CV_FOLDS = 5
@@ -120,7 +121,8 @@ class CalibratedClassifier:
     def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
         if isinstance(self.base, LogisticModel):
             return self.base.log_odds(frame)
-        return np.asarray(self.base.predict(frame[list(self.features)], prediction_type="RawFormulaVal"))
+        return np.asarray(self.base.predict(frame[list(self.features)], prediction_type="RawFormulaVal",
+                                            thread_count=catboost_threads(len(frame))))
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibrator(self.log_odds(frame))

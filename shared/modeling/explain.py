@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoost, Pool
 
+from shared.modeling.inference import catboost_threads
+
 
 @dataclass(frozen=True)
 class Contribution:
@@ -25,7 +27,8 @@ def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str]
     """Exact SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias."""
     pool = Pool(features, cat_features=cat_features or None)
     mode = "UsePreCalc" if len(features) >= PRECALC_FROM_ROWS else "NoPreCalc"
-    values = model.get_feature_importance(pool, type="ShapValues", shap_mode=mode)
+    values = model.get_feature_importance(pool, type="ShapValues", shap_mode=mode,
+                                          thread_count=catboost_threads(len(features)))
     return np.asarray(values)[:, :-1]
 
 
