@@ -155,7 +155,7 @@ class ScoringCore:
         if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
             features = features.reset_index(drop=True)
         columns = list(features.columns)
-        matrix = features if columns == self._features else features[self._features]
+        matrix = features if columns == self._features else features[self.definition.feature_set.columns]
         prediction = self.definition.predict(self.model, features)
         scores = prediction.scores
         measures = prediction.measures or [{}] * len(events)

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from services.disease_risk.equations import (
@@ -37,6 +38,7 @@ EQUATION_MEASURES = {
     "findrisc": "findrisc_points",
 }
 EXTRA_COLUMNS = ("prior_cvd", "hdl_cholesterol", "waist_cm", *EQUATION_MEASURES.values())
+ALL_COLUMNS = pd.Index((*FEATURE_SET.features, *EXTRA_COLUMNS), dtype=object)
 FLAGS = ("smoker", "treated_hypertension", "prior_stroke", "hypertension", "diabetes", "prior_cvd")
 
 # Which assessment field each equation input comes from (the equations keep the papers' names).
@@ -69,15 +71,15 @@ EQUATION_INPUTS: dict[str, dict[str, str]] = {
 def assessment_features(assessments: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per validated assessment: the models' features (flags as 0/1, missing values as NaN, labs
     in mg/dL), then the extra columns, the equations' risks among them (NaN where one does not apply)."""
-    columns: dict[str, list[float]] = {name: [] for name in (*FEATURE_SET.features, *EXTRA_COLUMNS)}
+    rows = []
     for assessment in assessments:
         values = model_inputs(assessment)
         results = equation_results(assessment)
         for name, column in EQUATION_MEASURES.items():
             values[column] = _risk(results[name])
-        for name, column in columns.items():
-            column.append(values[name])
-    return pd.DataFrame(columns)
+        rows.append([values[name] for name in ALL_COLUMNS])
+    # One float block built from a matrix: a frame built column by column costs a millisecond in pandas 3.
+    return pd.DataFrame(np.asarray(rows, dtype=np.float64).reshape(len(rows), len(ALL_COLUMNS)), columns=ALL_COLUMNS)
 
 
 def model_inputs(assessment: Mapping[str, Any]) -> dict[str, float]:

@@ -42,7 +42,9 @@ MEASURE_NAMES = (*CONDITION_MEASURES.values(), *EQUATION_MEASURES.values(), "fin
 def predict_condition_risks(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
     models: DiseaseModels = model.model
     assessed = models.assess(features)
-    equations = {column: features[column].to_numpy(dtype=np.float64) for column in EQUATION_MEASURES.values()}
+    equation_columns = list(EQUATION_MEASURES.values())
+    equations = dict(zip(equation_columns, features[pd.Index(equation_columns, dtype=object)].to_numpy(np.float64).T,
+                         strict=True))
     scores, measures, annotations = [], [], []
     for row in range(len(features)):
         measure = {CONDITION_MEASURES[name]: float(risk[row]) for name, risk in assessed.risks.items()

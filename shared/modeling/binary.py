@@ -47,6 +47,17 @@ CATBOOST_PARAMS: dict[str, Any] = {
 }
 
 
+Features = pd.DataFrame | np.ndarray  # a frame with the model's columns, or a matrix of them in order
+
+
+def as_matrix(data: Features, features: Sequence[str]) -> np.ndarray:
+    """Row-major float64 (so each row is summed in the same order whatever the batch; pandas hands out
+    columns). Columns are picked with an object Index: a list of names costs ~150 us a call in pandas 3."""
+    if isinstance(data, pd.DataFrame):
+        data = data[pd.Index(features, dtype=object)].to_numpy(dtype=np.float64)
+    return np.ascontiguousarray(data, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class LogisticModel:
     """A fitted median-impute, standardise, unpenalised logistic regression, as plain parameters."""
@@ -58,20 +69,19 @@ class LogisticModel:
     coefficients: tuple[float, ...]
     intercept: float
 
-    def standardised(self, frame: pd.DataFrame) -> np.ndarray:
-        # Row-major, so each row is summed in the same order whatever the batch (pandas hands out columns).
-        values = np.ascontiguousarray(frame[list(self.features)].to_numpy(dtype=np.float64))
+    def standardised(self, data: Features) -> np.ndarray:
+        values = as_matrix(data, self.features)
         values = np.where(np.isnan(values), np.asarray(self.medians), values)
         return (values - np.asarray(self.means)) / np.asarray(self.scales)
 
-    def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
+    def log_odds(self, data: Features) -> np.ndarray:
         # A row-wise sum, not a matrix product: BLAS may block a product differently for different batch
         # sizes, and an event must get the very same number alone, in an HTTP batch or in a stream batch.
-        return self.contributions(frame).sum(axis=1) + self.intercept
+        return self.contributions(data).sum(axis=1) + self.intercept
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, data: Features) -> np.ndarray:
         """Each feature's share of the log-odds against the training mean (exact SHAP for a linear model)."""
-        return self.standardised(frame) * np.asarray(self.coefficients)
+        return self.standardised(data) * np.asarray(self.coefficients)
 
 
 def fit_logistic(frame: pd.DataFrame, outcome: np.ndarray, features: Sequence[str]) -> LogisticModel:
@@ -118,20 +128,21 @@ class CalibratedClassifier:
     base: LogisticModel | CatBoostClassifier
     calibrator: PlattCalibrator
 
-    def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
+    def log_odds(self, data: Features) -> np.ndarray:
         if isinstance(self.base, LogisticModel):
-            return self.base.log_odds(frame)
-        return np.asarray(self.base.predict(frame[list(self.features)], prediction_type="RawFormulaVal",
-                                            thread_count=catboost_threads(len(frame))))
+            return self.base.log_odds(data)
+        matrix = as_matrix(data, self.features)
+        return np.asarray(self.base.predict(matrix, prediction_type="RawFormulaVal",
+                                            thread_count=catboost_threads(len(matrix))))
 
-    def probability(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.calibrator(self.log_odds(frame))
+    def probability(self, data: Features) -> np.ndarray:
+        return self.calibrator(self.log_odds(data))
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, data: Features) -> np.ndarray:
         """Per-row, per-feature contributions to the uncalibrated log-odds (the calibrator is monotone)."""
         if isinstance(self.base, LogisticModel):
-            return self.base.contributions(frame)
-        return shap_values(self.base, frame[list(self.features)])
+            return self.base.contributions(data)
+        return shap_values(self.base, pd.DataFrame(as_matrix(data, self.features), columns=list(self.features)))
 
     def save(self, directory: Path, name: str) -> None:
         manifest: dict[str, Any] = {

@@ -122,7 +122,7 @@ def _condition(name: str, model: CalibratedClassifier, population: Population): 
 )
 def test_population_says_why_a_model_does_not_apply(row: dict[str, float], reason: str | None) -> None:
     population = Population(("female",), (21.0, 63.0), "diabetes", ("glucose_2h",))
-    found = population.reason(pd.Series(row), "diabetes")
+    found = population.reasons({k: np.array([v]) for k, v in row.items()}, "diabetes")[0]
     if reason is None:
         assert found is None
     else:
