@@ -19,6 +19,13 @@ errorlog = "-"
 loglevel = "warning"
 
 
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Each worker follows `risk.control`, so ruleset and model changes apply without a restart."""
+    runtime = getattr(worker.wsgi, "extensions", {}).get("risk_runtime")
+    if runtime is not None:
+        runtime.follow_control()
+
+
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Let the Prometheus multiprocess collector forget a dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

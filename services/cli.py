@@ -7,6 +7,9 @@
     risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
     risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
     risk demo                                     everything at once, end to end
+    risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
+    risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
+    risk audit SERVICE                            who changed what, when
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     contracts.add_argument("--check", action="store_true", help="exit 1 when a committed document is stale")
     contracts.set_defaults(run=_run_contracts)
 
+    _control_parsers(commands, services)
+
     demo = commands.add_parser("demo", help="the end-to-end demo")
     demo.add_argument("--events", type=int, default=300)
     demo.set_defaults(run=_run_demo)
@@ -232,6 +237,96 @@ def _run_contracts(args: argparse.Namespace, settings: Settings) -> int:
     for path in stale:
         print(f"stale: {path.relative_to(REPO_ROOT)} (run `risk contracts`)", file=sys.stderr)
     return 1 if stale else 0
+
+
+def _control_parsers(commands: Any, services: list[str]) -> None:
+    def acting(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--api-key", default=os.environ.get("RISK_API_KEY"),
+                            help="the key you act with (default: RISK_API_KEY); its identity is recorded")
+
+    rules = commands.add_parser("rules", help="check, publish, approve and roll back rulesets").add_subparsers(
+        required=True, metavar="ACTION")
+    check = rules.add_parser("check", help="validate a ruleset file (and try it on events with --data)")
+    check.add_argument("service", choices=services)
+    check.add_argument("file", type=Path)
+    check.add_argument("--data", type=Path, help="events (CSV, JSON Lines or Parquet) to find rules that never "
+                                                 "or always hit")
+    check.set_defaults(run=_run_rules_check)
+    publish = rules.add_parser("publish", help="store a ruleset as a new version and propose it")
+    publish.add_argument("service", choices=services)
+    publish.add_argument("file", type=Path)
+    acting(publish)
+    publish.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().publish_ruleset(d, s, a.file, who)))
+    models = commands.add_parser("models", help="list, promote, approve and roll back models").add_subparsers(
+        required=True, metavar="ACTION")
+    promote = models.add_parser("promote", help="propose a registered version as the champion")
+    promote.add_argument("service", choices=services)
+    promote.add_argument("version")
+    acting(promote)
+    promote.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().promote(d, s, a.version, who)))
+    for group, kind in ((rules, "ruleset"), (models, "model")):
+        approve = group.add_parser("approve", help="approve another identity's proposal: it takes effect")
+        approve.add_argument("service", choices=services)
+        approve.add_argument("proposal")
+        acting(approve)
+        approve.set_defaults(run=lambda a, s, kind=kind: _control(
+            a, s, lambda d, who: _commands().approve(d, s, kind, a.proposal, who)))
+        refuse = group.add_parser("refuse", help="refuse a proposal, saying why")
+        refuse.add_argument("service", choices=services)
+        refuse.add_argument("proposal")
+        refuse.add_argument("--reason", required=True)
+        acting(refuse)
+        refuse.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: asdict(
+            _commands().control_store(s).refuse(d.name, a.proposal, who, a.reason))))
+        rollback = group.add_parser("rollback", help="go back to an earlier version at once")
+        rollback.add_argument("service", choices=services)
+        rollback.add_argument("version")
+        acting(rollback)
+        rollback.set_defaults(run=lambda a, s, kind=kind: _control(
+            a, s, lambda d, who: _commands().rollback(d, s, kind, a.version, who)))
+        listing = group.add_parser("list", help="versions, the one in force, pending proposals")
+        listing.add_argument("service", choices=services)
+        listing.set_defaults(run=lambda a, s, kind=kind: _print((
+            _commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(_definition(a), s)))
+    audit = commands.add_parser("audit", help="the audit log of a service's control changes")
+    audit.add_argument("service", choices=services)
+    audit.set_defaults(run=lambda a, s: _print(_commands().audit_entries(_definition(a), s)))
+
+
+def _commands() -> Any:
+    from shared.control import commands  # imported when used: it loads the scoring stack
+
+    return commands
+
+
+def _definition(args: argparse.Namespace) -> ServiceDefinition:
+    return SERVICES[args.service].definition()
+
+
+def _print(value: Any) -> int:
+    print(_commands().printable(value))
+    return 0
+
+
+def _control(args: argparse.Namespace, settings: Settings, action: Callable[[ServiceDefinition, str], Any]) -> int:
+    from shared.errors import RiskError
+
+    try:
+        who = _commands().identity(settings, args.api_key)
+        return _print(action(_definition(args), who))
+    except RiskError as error:
+        print(_commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
+              file=sys.stderr)
+        return 2
+
+
+def _run_rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _commands().check_ruleset(_definition(args), settings, args.file, args.data)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{args.file}: fine" + (f" (every rule hits some but not all of {args.data})" if args.data else ""))
+    return 1 if problems else 0
 
 
 def _run_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -61,11 +61,23 @@ class ModelNotFound(NotReady):
     code = "model_not_found"
 
 
-class InvalidRuleset(RiskError):
-    """A ruleset failed to load; the message names the rule and the problem."""
+class Forbidden(RiskError):
+    """The identity is known but may not do this (e.g. approve its own proposal)."""
 
+    http_status = 403
+    code = "forbidden"
+
+
+class InvalidRuleset(RiskError):
+    """A ruleset failed to load; the message names the rule and the problem. Over HTTP (a ruleset sent to
+    the control plane) it is the client's input: 422 with every problem."""
+
+    http_status = 422
     code = "invalid_ruleset"
 
     def __init__(self, source: str, problems: list[str]) -> None:
         super().__init__(f"{source}: " + "; ".join(problems))
         self.problems = problems
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "problems": self.problems}

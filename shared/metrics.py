@@ -35,3 +35,7 @@ STREAM_BATCH_SECONDS = Histogram(
     "risk_stream_batch_seconds", "Time to handle, produce and commit one micro-batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+CONTROL_CHANGES = Counter("risk_control_changes_total", "Ruleset or model changes applied by this process",
+                          ["service", "kind"])
+CONTROL_REFUSALS = Counter("risk_control_refusals_total", "Ruleset or model changes this process refused",
+                           ["service", "kind"])

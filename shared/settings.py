@@ -6,6 +6,7 @@ passes the result down; nothing else reads os.environ. Bad values fail fast with
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ class Settings:
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     model_dir: Path = DEFAULT_DATA_DIR / "models"
     data_dir: Path = DEFAULT_DATA_DIR / "data"
+    control_dir: Path = DEFAULT_DATA_DIR / "control"  # published rulesets, proposals, the audit log
     # sqlite:///path (embedded, shared by the processes of one machine) or redis://host:port/db
     state_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'state.sqlite3'}"
     api_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -38,6 +40,7 @@ class Settings:
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
             model_dir=Path(env.get("RISK_MODEL_DIR", str(defaults.model_dir))),
             data_dir=Path(env.get("RISK_DATA_DIR", str(defaults.data_dir))),
+            control_dir=Path(env.get("RISK_CONTROL_DIR", str(defaults.control_dir))),
             state_url=env.get("RISK_STATE_URL", defaults.state_url),
             api_keys=tuple(k.strip() for k in env.get("RISK_API_KEYS", "").split(",") if k.strip()),
             pseudonym_key=env.get("RISK_PSEUDONYM_KEY", "").encode(),
@@ -61,6 +64,18 @@ class Settings:
     @property
     def auth_required(self) -> bool:
         return bool(self.api_keys)
+
+    def identity_of(self, presented: str) -> str | None:
+        """The API identity a key belongs to, or None. RISK_API_KEYS entries are `name:key` (the identity
+        is the name) or a bare key (the identity is `key-` and the key's first 6 characters)."""
+        found = None
+        for entry in self.api_keys:  # every key is compared, so timing says nothing about which one matched
+            name, separator, key = entry.partition(":")
+            if not separator:
+                name, key = f"key-{entry[:6]}", entry
+            if hmac.compare_digest(presented.encode(), key.encode()):
+                found = name
+        return found
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -6,7 +6,6 @@ Errors come from the one hierarchy in shared.errors; no client input, however ma
 
 from __future__ import annotations
 
-import hmac
 import threading
 import time
 import uuid
@@ -21,7 +20,9 @@ from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.openapi import build_openapi
-from shared.runtime import load_core
+from shared.control.http import register_control_routes
+from shared.control.listener import ControlListener
+from shared.runtime import CoreHolder
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
 
@@ -29,23 +30,21 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
 class ServiceRuntime:
-    """The per-process pieces behind an app: the scoring core and the state store, made on first use."""
+    """The per-process pieces behind an app: the scoring core (kept current by the control listener once
+    gunicorn starts it in the worker) and the state store, made on first use."""
 
     def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
         self.definition = definition
         self.settings = settings
         self.schema = definition.event_schema()
-        self._core: ScoringCore | None = None
+        self.holder = CoreHolder(definition, settings)
+        self.control_listener: ControlListener | None = None
         self._store: StateStore | None = None
         self._lock = threading.Lock()
 
     @property
     def core(self) -> ScoringCore:
-        if self._core is None:
-            with self._lock:
-                if self._core is None:
-                    self._core = load_core(self.definition, self.settings)
-        return self._core
+        return self.holder.core
 
     @property
     def store(self) -> StateStore:
@@ -54,6 +53,12 @@ class ServiceRuntime:
                 if self._store is None:
                     self._store = open_state_store(self.settings.state_url)
         return self._store
+
+    def follow_control(self) -> None:
+        """Apply ruleset and model changes as they are announced (gunicorn calls this in each worker)."""
+        if self.control_listener is None:
+            self.control_listener = ControlListener(
+                self.settings.kafka_bootstrap_servers, self.definition.name, self.holder.refresh).start()
 
 
 def create_scoring_app(definition: ServiceDefinition, settings: Settings | None = None) -> Flask:
@@ -68,7 +73,6 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         runtime.core  # load the model now (gunicorn builds the app in each worker, after fork)
     except ModelNotFound as error:
         log.warning("model_not_loaded", reason=str(error))
-    api_keys = [k.encode() for k in settings.api_keys]
     openapi = build_openapi(definition, settings.max_batch_events)
 
     @app.before_request
@@ -77,12 +81,9 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id, service=definition.name)
-        if api_keys and request.path not in OPEN_PATHS:
-            presented = request.headers.get("X-API-Key", "").encode()
-            matched = False
-            for key in api_keys:  # every key is compared, so timing says nothing about which one matched
-                matched |= hmac.compare_digest(presented, key)
-            if not matched:
+        if settings.auth_required and request.path not in OPEN_PATHS:
+            g.identity = settings.identity_of(request.headers.get("X-API-Key", ""))
+            if g.identity is None:
                 raise Unauthorized("missing or unknown API key (X-API-Key header)")
 
     @app.after_request
@@ -138,6 +139,8 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
 
     for path, (_, document) in definition.reference_documents.items():
         app.add_url_rule(path, f"reference:{path}", lambda document=document: jsonify(document()), methods=["GET"])
+
+    register_control_routes(app, definition, settings)
 
     @app.get("/healthz")
     def healthz() -> Response:

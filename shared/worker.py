@@ -7,6 +7,7 @@ together and each decision is produced, as a CloudEvent keyed by the entity id, 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 
 from shared.errors import InvalidInput
@@ -16,20 +17,23 @@ from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
 from shared.privacy import redact_event_record
-from shared.runtime import load_core
+from shared.control.listener import ControlListener
+from shared.runtime import CoreHolder
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
 
 
-def scoring_handler(core: ScoringCore, store: StateStore) -> Handler:
+def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Handler:
     """Scores the events of the input topics; records those of history topics (no output for them).
-    History is recorded before the batch's scoring, so an event sees the notifications polled with it."""
-    definition = core.definition
+    History is recorded before the batch's scoring, so an event sees the notifications polled with it.
+    `current` gives the core in force; each batch is scored whole by the core it started with."""
+    definition = current().definition
     output = definition.output_topic
     histories = {h.topic.name: (h, h.schema()) for h in definition.history_inputs}
     log = get_logger(f"{definition.name}.stream")
 
     def handle(batch: list[Inbound]) -> list[list[Produce] | Reject]:
+        core = current()
         results: list[list[Produce] | Reject] = [[] for _ in batch]
         valid, positions = [], []
         updates: dict[str, list[dict]] = {}
@@ -65,8 +69,10 @@ def scoring_handler(core: ScoringCore, store: StateStore) -> Handler:
     return handle
 
 
-def build_worker(definition: ServiceDefinition, settings: Settings, **worker_options: object) -> StreamWorker:
-    core = load_core(definition, settings)
+def build_worker(definition: ServiceDefinition, settings: Settings, holder: CoreHolder | None = None,
+                 **worker_options: object) -> StreamWorker:
+    holder = holder or CoreHolder(definition, settings)
+    holder.core  # load the model and the ruleset now: a missing model stops the worker before it joins
     store = open_state_store(settings.state_url)
     if definition.personal_fields:
         worker_options.setdefault("dead_letter_redactor", partial(
@@ -76,7 +82,7 @@ def build_worker(definition: ServiceDefinition, settings: Settings, **worker_opt
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{definition.name}",
         inputs=(*definition.input_topics, *(h.topic for h in definition.history_inputs)),
-        handler=scoring_handler(core, store),
+        handler=scoring_handler(lambda: holder.core, store),
         batch_size=settings.stream_batch_size,
         **worker_options,  # type: ignore[arg-type]
     )
@@ -85,4 +91,10 @@ def build_worker(definition: ServiceDefinition, settings: Settings, **worker_opt
 def run_worker(definition: ServiceDefinition, settings: Settings) -> None:
     """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand."""
     configure_logging(settings.log_level, settings.pseudonym_key)
-    build_worker(definition, settings).run_until_stopped_by_signals()
+    holder = CoreHolder(definition, settings)
+    worker = build_worker(definition, settings, holder)
+    listener = ControlListener(settings.kafka_bootstrap_servers, definition.name, holder.refresh).start()
+    try:
+        worker.run_until_stopped_by_signals()
+    finally:
+        listener.stop()

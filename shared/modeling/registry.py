@@ -108,7 +108,7 @@ class ModelRegistry:
     def set_champion(self, service: str, version: str) -> None:
         if version not in self.versions(service):
             raise ModelNotFound(f"no {service} model version {version!r} in {self.root}")
-        _write_atomically(self.root / service / CHAMPION_FILE, version + "\n")
+        write_atomically(self.root / service / CHAMPION_FILE, version + "\n")
 
     def card(self, service: str, version: str | None = None) -> dict[str, Any]:
         version = version or self.champion(service)
@@ -141,7 +141,7 @@ def fingerprint_frame(frame: Any) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w") as stream:

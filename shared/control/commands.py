@@ -1,0 +1,113 @@
+"""What `risk rules ...`, `risk models ...` and `risk audit` do, for one service; services/cli.py wires them.
+
+Each command acts as the API identity of the key it is given (`--api-key`, or RISK_API_KEY), resolved
+against RISK_API_KEYS like an HTTP request, so the CLI and the HTTP control endpoints share identities
+and the maker-checker rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from shared.batch.io import read_chunks
+from shared.control.announce import announce
+from shared.control.store import Change, ControlStore, Kind
+from shared.errors import InvalidInput, InvalidRuleset, Unauthorized
+from shared.modeling.registry import ModelRegistry
+from shared.runtime import load_core, parse_ruleset
+from shared.scoring import ScoringCore, ServiceDefinition
+from shared.settings import Settings
+
+
+def control_store(settings: Settings) -> ControlStore:
+    return ControlStore(settings.control_dir, ModelRegistry(settings.model_dir))
+
+
+def identity(settings: Settings, api_key: str | None) -> str:
+    who = settings.identity_of(api_key or "")
+    if who is None:
+        raise Unauthorized("give the API key you act with (--api-key or RISK_API_KEY); it must be in RISK_API_KEYS")
+    return who
+
+
+def check_ruleset(definition: ServiceDefinition, settings: Settings, path: Path, data: Path | None) -> list[str]:
+    """Problems found, none when the ruleset is fine: the load-time checks (syntax, fields that exist,
+    outcomes that exist), then, given events, the rules that never hit them or hit every one of them."""
+    try:
+        ruleset = parse_ruleset(definition, path.read_text(), source=str(path))
+    except InvalidRuleset as error:
+        return list(error.problems)
+    if data is None:
+        return []
+    core = load_core(definition, settings)
+    candidate = ScoringCore(definition, core.model, ruleset, settings.pseudonym_key)
+    events = [candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row]
+    if not events:
+        return [f"{data}: no valid event to try the rules on"]
+    hits = Counter(hit["rule_id"] for decision in candidate.score_offline(events) for hit in decision["rule_hits"])
+    problems = []
+    for rule in ruleset.rules:
+        if hits[rule.id] == 0:
+            problems.append(f"rule {rule.id}: hit none of the {len(events)} events in {data} (unreachable?)")
+        elif hits[rule.id] == len(events):
+            problems.append(f"rule {rule.id}: hit every one of the {len(events)} events in {data} (always true?)")
+    return problems
+
+
+def publish_ruleset(definition: ServiceDefinition, settings: Settings, path: Path, who: str) -> dict[str, Any]:
+    text = path.read_text()
+    ruleset = parse_ruleset(definition, text, source=str(path))
+    return asdict(control_store(settings).propose_ruleset(definition.name, ruleset, text, who))
+
+
+def approve(definition: ServiceDefinition, settings: Settings, kind: Kind, proposal_id: str, who: str) -> dict[str, Any]:
+    store = control_store(settings)
+    proposal = next((p for p in store.proposals(definition.name) if p.id == proposal_id), None)
+    if proposal is not None and proposal.kind != kind:
+        raise InvalidInput({"proposal": [f"proposal {proposal_id} is a {proposal.kind} change, not a {kind} change"]})
+    return _in_force(settings, store.approve(definition.name, proposal_id, who))
+
+
+def rollback(definition: ServiceDefinition, settings: Settings, kind: Kind, version: str, who: str) -> dict[str, Any]:
+    return _in_force(settings, control_store(settings).rollback(definition.name, kind, version, who))
+
+
+def promote(definition: ServiceDefinition, settings: Settings, version: str, who: str) -> dict[str, Any]:
+    return asdict(control_store(settings).propose_promotion(definition.name, version, who))
+
+
+def ruleset_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
+    store = control_store(settings)
+    return {"active": store.active_ruleset(definition.name) or f"packaged ({definition.ruleset_path.name})",
+            "published": store.ruleset_versions(definition.name),
+            "pending": [asdict(p) for p in store.proposals(definition.name) if p.kind == "ruleset" and p.status == "pending"]}
+
+
+def model_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
+    store = control_store(settings)
+    registry = store.models
+    champion = store.champion(definition.name)
+    return {
+        "champion": champion,
+        "versions": [{"version": v, "champion": v == champion, "created_at": card.get("created_at"),
+                      "metrics": card.get("metrics")}
+                     for v in registry.versions(definition.name) for card in [registry.card(definition.name, v)]],
+        "pending": [asdict(p) for p in store.proposals(definition.name) if p.kind == "model" and p.status == "pending"],
+    }
+
+
+def audit_entries(definition: ServiceDefinition, settings: Settings) -> list[dict[str, Any]]:
+    return control_store(settings).audit(definition.name)
+
+
+def _in_force(settings: Settings, change: Change) -> dict[str, Any]:
+    announced = announce(settings.kafka_bootstrap_servers, change, f"/risk/{change.service}/cli")
+    return {"change": asdict(change), "announced": announced}
+
+
+def printable(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
