@@ -15,13 +15,13 @@ import structlog
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from shared.control.http import register_control_routes
+from shared.control.listener import ControlListener
 from shared.errors import InvalidInput, ModelNotFound, NotReady, PayloadTooLarge, RiskError, Unauthorized
 from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.openapi import build_openapi
-from shared.control.http import register_control_routes
-from shared.control.listener import ControlListener
 from shared.runtime import CoreHolder
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+from shared.control.listener import ControlListener
 from shared.errors import InvalidInput
 from shared.events.envelope import make_event
 from shared.events.stream import Handler, Inbound, Produce, Reject, StreamWorker
@@ -17,7 +18,6 @@ from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
 from shared.privacy import redact_event_record
-from shared.control.listener import ControlListener
 from shared.runtime import CoreHolder
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
