@@ -252,6 +252,17 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     check.add_argument("--data", type=Path, help="events (CSV, JSON Lines or Parquet) to find rules that never "
                                                  "or always hit")
     check.set_defaults(run=_run_rules_check)
+    backtest = rules.add_parser("backtest", help="replay history with what is in force and with a candidate")
+    backtest.add_argument("service", choices=services)
+    backtest.add_argument("--data", type=Path, required=True, help="events (CSV, JSON Lines or Parquet)")
+    backtest.add_argument("--ruleset", type=Path, help="the candidate ruleset file")
+    backtest.add_argument("--model", help="the candidate model version (from the registry)")
+    backtest.add_argument("--label", help="a column of --data holding the truth (1/0), for precision and recall")
+    backtest.add_argument("--history", action="append", default=[], metavar="NAME=PATH")
+    backtest.add_argument("--report", type=Path, help="also write an HTML report with a chart here")
+    backtest.add_argument("--cost-fp", type=float, default=1.0, help="cost of flagging a good event (default 1)")
+    backtest.add_argument("--cost-fn", type=float, default=10.0, help="cost of missing a bad one (default 10)")
+    backtest.set_defaults(run=_run_backtest)
     publish = rules.add_parser("publish", help="store a ruleset as a new version and propose it")
     publish.add_argument("service", choices=services)
     publish.add_argument("file", type=Path)
@@ -318,6 +329,15 @@ def _control(args: argparse.Namespace, settings: Settings, action: Callable[[Ser
         print(_commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
               file=sys.stderr)
         return 2
+
+
+def _run_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.control.backtest import Costs
+
+    print(_commands().run_backtest(_definition(args), settings, args.data, args.ruleset, args.model, args.label,
+                                   dict(_name_and_path(item) for item in args.history), args.report,
+                                   Costs(args.cost_fp, args.cost_fn)))
+    return 0
 
 
 def _run_rules_check(args: argparse.Namespace, settings: Settings) -> int:

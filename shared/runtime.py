@@ -108,7 +108,7 @@ class CoreHolder:
                 self._ruleset_pointer = pointer
             if model is current.model and ruleset is current.ruleset:
                 return False
-            self._core = ScoringCore(self.definition, model, ruleset, self.settings.pseudonym_key)
+            self._core = current.replaced(model=model, ruleset=ruleset)
             for kind, changed in (("model", model is not current.model), ("ruleset", ruleset is not current.ruleset)):
                 if changed:
                     CONTROL_CHANGES.labels(self.definition.name, kind).inc()

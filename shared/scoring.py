@@ -117,6 +117,10 @@ class ScoringCore:
         self._features = list(definition.feature_set.features)
         self._categorical = list(definition.feature_set.categorical)
 
+    def replaced(self, model: RegisteredModel | None = None, ruleset: Ruleset | None = None) -> ScoringCore:
+        """The same core with another model or ruleset (a change in force, or a candidate to backtest)."""
+        return ScoringCore(self.definition, model or self.model, ruleset or self.ruleset, self._pseudonym_key)
+
     # ------------------------------------------------------------------ validation (the contract)
 
     def validate(self, raw: object) -> Event:

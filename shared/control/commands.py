@@ -19,7 +19,7 @@ from shared.control.store import Change, ControlStore, Kind
 from shared.errors import InvalidInput, InvalidRuleset, Unauthorized
 from shared.modeling.registry import ModelRegistry
 from shared.runtime import load_core, parse_ruleset
-from shared.scoring import ScoringCore, ServiceDefinition
+from shared.scoring import ServiceDefinition
 from shared.settings import Settings
 
 
@@ -43,8 +43,7 @@ def check_ruleset(definition: ServiceDefinition, settings: Settings, path: Path,
         return list(error.problems)
     if data is None:
         return []
-    core = load_core(definition, settings)
-    candidate = ScoringCore(definition, core.model, ruleset, settings.pseudonym_key)
+    candidate = load_core(definition, settings).replaced(ruleset=ruleset)
     events = [candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row]
     if not events:
         return [f"{data}: no valid event to try the rules on"]
@@ -111,3 +110,30 @@ def _in_force(settings: Settings, change: Change) -> dict[str, Any]:
 
 def printable(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+def run_backtest(definition: ServiceDefinition, settings: Settings, data: Path, ruleset_path: Path | None,
+                 model_version: str | None, label: str | None, history: dict[str, Path],
+                 report: Path | None, costs: Any) -> str:
+    """The backtest of a candidate ruleset and/or model against what is in force; returns the table and
+    writes the HTML report when asked."""
+    from shared.control.backtest import as_html, as_table, backtest, load_history
+    from shared.scoring import validate_event
+
+    if ruleset_path is None and model_version is None:
+        raise InvalidInput({"candidate": ["give --ruleset FILE, --model VERSION, or both"]})
+    current = load_core(definition, settings)
+    candidate = current.replaced(
+        model=ModelRegistry(settings.model_dir).load(definition.name, model_version, loader=definition.load_model)
+        if model_version else None,
+        ruleset=parse_ruleset(definition, ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None)
+    rows, labels = load_history(data, label)
+    inputs = {h.name: h for h in definition.history_inputs}
+    histories = {name: [validate_event(inputs[name].schema(), row) for chunk in read_chunks(path, 5_000)
+                        for row in chunk] for name, path in history.items()}
+    result = backtest(current, candidate, rows, labels, histories, costs)
+    now = f"in force (model {current.model.version}, rules {current.ruleset.version})"
+    then = f"candidate (model {candidate.model.version}, rules {candidate.ruleset.version})"
+    if report is not None:
+        report.write_text(as_html(result, definition.name, now, then))
+    return as_table(result, "in force", "candidate") + f"\n\nin force: {now}\ncandidate: {then}"

@@ -1,0 +1,66 @@
+"""The backtest replays history with the ruleset in force and a candidate, and says what moves and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.disease_risk.samples import sample_assessments
+from services.disease_risk.scoring import DEFINITION
+from shared.control.backtest import Costs, as_html, as_table, backtest
+from shared.runtime import load_core, parse_ruleset
+from shared.settings import Settings
+
+
+def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_settings: Settings) -> None:
+    current = load_core(DEFINITION, disease_settings)
+    text = DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.9"')
+    candidate = current.replaced(ruleset=parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"),
+                                                       "candidate"))
+    rows = sample_assessments(400, seed=8)
+    labels = [int(row["bmi"] >= 30) for row in rows]
+    rows.append({"assessment_id": "bad"})
+    result = backtest(current, candidate, rows, [*labels, None], costs=Costs(1.0, 10.0))
+
+    assert result.events == 400 and result.rejected == 1
+    moved = sum(result.moves.values())
+    assert moved > 0 and set(result.moves) == {("routine", "follow_up")}
+    assert result.moved_by == {"rules": moved}
+    now, then = result.rule_hits["severe_obesity"]
+    assert then > now and then - now >= moved
+    assert result.candidate["follow_up"] - result.current["follow_up"] == moved
+    assert result.labelled["candidate"]["recall"] > result.labelled["current"]["recall"]
+    assert result.labelled["current"]["expected_cost"] == pytest.approx(
+        _cost(current, rows[:400], labels), rel=1e-9)
+    table = as_table(result, "in force", "candidate")
+    assert f"{moved} events change decision: rules moved {moved}" in table
+    page = as_html(result, "disease", "in force", "candidate")
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+
+
+def _cost(core, rows, labels) -> float:  # type: ignore[no-untyped-def]
+    decisions = core.score_offline([core.validate(row) for row in rows])
+    flagged = [d["decision"] != "routine" for d in decisions]
+    false_positives = sum(f and not y for f, y in zip(flagged, labels, strict=True))
+    false_negatives = sum(y and not f for f, y in zip(flagged, labels, strict=True))
+    return false_positives * 1.0 + false_negatives * 10.0
+
+
+def test_the_cli_writes_the_report(disease_settings: Settings, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.fixtures.services import service_environment
+
+    data, ruleset, report = tmp_path / "history.jsonl", tmp_path / "candidate.yaml", tmp_path / "report.html"
+    data.write_text("".join(json.dumps(row) + "\n" for row in sample_assessments(120, seed=2)))
+    ruleset.write_text(DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.8"')
+                       .replace("event.systolic_bp >= 140 and", "event.systolic_bp >= 150 and"))
+    done = subprocess.run([sys.executable, "-m", "services.cli", "rules", "backtest", "disease", "--data", str(data),
+                           "--ruleset", str(ruleset), "--report", str(report)],
+                          env=service_environment(disease_settings), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "120 events replayed" in done.stdout and "stage_2_hypertension" in done.stdout
+    assert "rules 2026.11.8" in report.read_text()
