@@ -70,6 +70,11 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
             }
         },
     )
+    spec.path(path="/v1/model/report", operations={"get": {
+        "summary": "The champion's evaluation report (HTML: metrics, ROC, precision-recall, calibration, lift, "
+                   "feature importance)", "security": [{"apiKey": []}],
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
+                      "401": {"description": "missing or unknown API key"}}}})
     spec.path(path="/v1/model", operations={"get": {
         "summary": "The model card of the champion model", "security": [{"apiKey": []}],
         "responses": {"200": {"description": "model card"}, "401": {"description": "missing or unknown API key"}}}})

@@ -21,6 +21,7 @@ from shared.errors import InvalidInput, ModelNotFound, NotReady, PayloadTooLarge
 from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
+from shared.modeling.report import REPORT_FILE
 from shared.openapi import build_openapi
 from shared.runtime import CoreHolder
 from shared.scoring import ScoringCore, ServiceDefinition, validate_event
@@ -136,6 +137,13 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     @app.get("/v1/model")
     def model_card() -> Response:
         return jsonify(runtime.core.model.card)
+
+    @app.get("/v1/model/report")
+    def model_report() -> Response:
+        path = runtime.core.model.path / REPORT_FILE
+        if not path.is_file():
+            raise ModelNotFound(f"model {runtime.core.model.version} has no evaluation report (trained before reports)")
+        return Response(path.read_bytes(), content_type="text/html; charset=utf-8")
 
     for path, (_, document) in definition.reference_documents.items():
         app.add_url_rule(path, f"reference:{path}", lambda document=document: jsonify(document()), methods=["GET"])

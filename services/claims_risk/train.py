@@ -11,9 +11,18 @@ from typing import Any
 
 from services.claims_risk.dataset import DATA_FILE, load_policies, train_test_split_policies
 from services.claims_risk.features import FEATURE_SET
-from services.claims_risk.models import CATBOOST_PARAMS, EXPOSURE, TARGET, evaluate, fit_catboost, fit_glm
+from services.claims_risk.models import (
+    CATBOOST_PARAMS,
+    EXPOSURE,
+    TARGET,
+    evaluate,
+    fit_catboost,
+    fit_glm,
+    predict_frequency,
+)
 from shared.logging import get_logger
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
+from shared.modeling.report import REPORT_FILE, Section, evaluation_report
 
 MODEL_NAME = "claims-catboost-poisson"
 log = get_logger("claims.train")
@@ -44,6 +53,11 @@ def train(model_dir: Path) -> dict[str, Any]:
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
-    registered = ModelRegistry(model_dir).register("claims", model, card)
+    evaluation = evaluation_report(f"{MODEL_NAME}: held-out policies", metrics, [Section(
+        "at least one claim (score: expected claims over the policy's exposure)",
+        (held_out[TARGET] > 0).to_numpy(), predict_frequency(model, held_out) * held_out[EXPOSURE].to_numpy(),
+        dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)),
+        score_is_probability=False)])
+    registered = ModelRegistry(model_dir).register("claims", model, card, attachments={REPORT_FILE: evaluation})
     log.info("claims_model_registered", version=registered, metrics=metrics)
     return {**card, "version": registered}

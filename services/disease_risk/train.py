@@ -21,12 +21,15 @@ from services.disease_risk.models import CONDITION_FEATURES, CONDITION_TITLES, C
 from shared.logging import get_logger
 from shared.modeling.binary import (
     CATBOOST_PARAMS,
+    CalibratedClassifier,
+    LogisticModel,
     binary_metrics,
     reliability_curve,
     reliability_png,
     select_and_calibrate,
 )
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
+from shared.modeling.report import REPORT_FILE, Section, evaluation_report
 
 MODEL_NAME = "disease-calibrated-conditions"
 DIABETES_FILLED = ("pregnancies", "triceps_skinfold", "diabetes_pedigree")
@@ -50,7 +53,7 @@ def train(model_dir: Path) -> dict[str, Any]:
     chd_training, chd_held_out = split_framingham(load_framingham())
     splits = {"diabetes": (pima_training, pima_held_out), "chd": (chd_training, chd_held_out)}
     population = populations(pima_training, chd_training)
-    conditions, cards, charts = {}, {}, {}
+    conditions, cards, charts, sections = {}, {}, {}, []
     for name, (training, held_out) in splits.items():
         features = CONDITION_FEATURES[name]
         selection = select_and_calibrate(training, outcome(training), features)
@@ -63,6 +66,9 @@ def train(model_dir: Path) -> dict[str, Any]:
                 reliability_curve(test_outcome, model.probability(held_out))
             for candidate, model in selection.candidates.items()
         }
+        chosen = selection.chosen
+        sections.append(Section(f"{CONDITION_TITLES[name]} ({chosen.algorithm}, calibrated)", test_outcome,
+                                chosen.probability(held_out), importance(chosen)))
         chart = f"reliability-{name}.png"
         charts[chart] = reliability_png(curves, f"{name}: calibrated models on held-out data")
         cards[name] = {
@@ -94,9 +100,17 @@ def train(model_dir: Path) -> dict[str, Any]:
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
+    charts[REPORT_FILE] = evaluation_report(f"{MODEL_NAME}: held-out evaluation", card["metrics"], sections)
     registered = ModelRegistry(model_dir).register("disease", bundle, card, attachments=charts)
     log.info("disease_model_registered", version=registered, metrics=card["metrics"])
     return {**card, "version": registered}
+
+
+def importance(model: CalibratedClassifier) -> dict[str, float]:
+    """CatBoost's own importance, or a logistic regression's absolute coefficients on standardised inputs."""
+    if isinstance(model.base, LogisticModel):
+        return dict(zip(model.features, (abs(c) for c in model.base.coefficients), strict=True))
+    return dict(zip(model.features, map(float, model.base.get_feature_importance()), strict=True))
 
 
 def _age_range(training: pd.DataFrame) -> tuple[float, float]:

@@ -26,6 +26,7 @@ from services.fraud_detection.features import FEATURE_SET, frame_from_simulation
 from shared.logging import get_logger
 from shared.modeling.metrics import classification_report
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
+from shared.modeling.report import REPORT_FILE, Section, evaluation_report
 
 MODEL_NAME = "fraud-catboost"
 # The Handbook's 15 baseline features: what the published logistic regression was trained on.
@@ -86,8 +87,9 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
             entity_ids=test_rows["customer_id"].to_numpy(), k=100,
         )
 
+    scores = model.predict_proba(x_test)[:, 1]
     metrics = {
-        "catboost": report(model.predict_proba(x_test)[:, 1]),
+        "catboost": report(scores),
         "logistic_regression": report(baseline.predict_proba(x_test[BASELINE_FEATURES])[:, 1]),
     }
     card = {
@@ -109,6 +111,9 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
-    registered = ModelRegistry(model_dir).register("fraud", model, card)
+    evaluation = evaluation_report(f"{MODEL_NAME}: fraud on the test week", metrics, [Section(
+        "fraud (test week, CatBoost)", y_test.to_numpy(), scores,
+        dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)))])
+    registered = ModelRegistry(model_dir).register("fraud", model, card, attachments={REPORT_FILE: evaluation})
     log.info("fraud_model_registered", version=registered, metrics=metrics)
     return {**card, "version": registered}

@@ -167,3 +167,26 @@ def test_equations_are_published_with_units_ranges_and_variants(disease_settings
     assert set(published) == {"framingham_general_cvd", "pooled_cohort_equations", "score2", "findrisc"}
     for spec in published.values():
         assert spec["units"] and spec["valid_ranges"]["age"] and spec["variant"] and spec["citation"]
+
+
+def test_the_evaluation_report_is_served_beside_the_model(disease_settings: Settings) -> None:
+    """report.html: the metrics and, per condition, ROC, precision-recall, calibration, lift and importance."""
+    from services.disease_risk.app import create_app
+
+    client = create_app(disease_settings).test_client()
+    assert client.get("/v1/model/report").status_code == 401
+    response = client.get("/v1/model/report", headers=AUTH)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    for chart in ("roc", "precision_recall", "calibration", "lift", "importance"):
+        assert page.count(f"alt='{chart}'") == 2, chart  # one per condition
+    assert "calibration_slope" in page
+
+
+def test_every_service_registers_a_report(claims_model_dir, fraud_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from shared.modeling.registry import ModelRegistry
+
+    for service, root in (("claims", claims_model_dir), ("fraud", fraud_model_dir)):
+        registry = ModelRegistry(root)
+        page = (root / service / registry.champion(service) / "report.html").read_text()
+        assert "alt='roc'" in page and "alt='importance'" in page, service
