@@ -275,6 +275,20 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     promote.add_argument("version")
     acting(promote)
     promote.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().promote(d, s, a.version, who)))
+    challenger = models.add_parser("challenger", help="score a version in shadow beside the champion (or --clear)")
+    challenger.add_argument("service", choices=services)
+    challenger.add_argument("version", nargs="?")
+    challenger.add_argument("--clear", action="store_true")
+    acting(challenger)
+    challenger.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().set_challenger(
+        d, s, None if a.clear else a.version, who)))
+    compare = models.add_parser("compare", help="champion against challenger on recorded decisions")
+    compare.add_argument("service", choices=services)
+    compare.add_argument("--decisions", type=Path, required=True, help="decision records (JSON Lines, CSV, Parquet)")
+    compare.add_argument("--labels", type=Path, help="event_id and label columns: adds precision and recall")
+    compare.add_argument("--label", default="label")
+    compare.set_defaults(run=lambda a, s: _print(_commands().compare(
+        a.decisions, a.labels, a.label, _commands().load_ruleset(_definition(a), s).default)))
     for group, kind in ((rules, "ruleset"), (models, "model")):
         approve = group.add_parser("approve", help="approve another identity's proposal: it takes effect")
         approve.add_argument("service", choices=services)

@@ -32,6 +32,12 @@ class VersionedNameSchema(Schema):
     version = fields.String(required=True)
 
 
+class ShadowSchema(Schema):
+    model = fields.Nested(VersionedNameSchema, required=True)
+    score = fields.Float(required=True)
+    decision = fields.String(required=True, metadata={"description": "what the rules would decide; not acted on"})
+
+
 class DecisionSchema(Schema):
     event_id = fields.String(required=True)
     entity_id = fields.String(required=True)
@@ -51,6 +57,8 @@ class DecisionSchema(Schema):
     input_fingerprint = fields.String(required=True, metadata={"description": "sha256 of the validated input"})
     scored_at = fields.String(required=True, metadata={"description": "RFC 3339 UTC"})
     latency_ms = fields.Float(required=True)
+    shadow = fields.Nested(ShadowSchema, metadata={
+        "description": "the challenger model's score and decision, when one is set: recorded, never acted on"})
     details = fields.Dict(
         keys=fields.String(), values=fields.Raw(),
         metadata={"description": "service-specific detail (disease: per-condition model risks and clinical equations)"},

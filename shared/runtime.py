@@ -59,8 +59,17 @@ def load_ruleset(definition: ServiceDefinition, settings: Settings | None = None
 
 
 def load_core(definition: ServiceDefinition, settings: Settings, model_version: str | None = None) -> ScoringCore:
-    model = ModelRegistry(settings.model_dir).load(definition.name, model_version, loader=definition.load_model)
-    return ScoringCore(definition, model, load_ruleset(definition, settings), settings.pseudonym_key)
+    registry = ModelRegistry(settings.model_dir)
+    model = registry.load(definition.name, model_version, loader=definition.load_model)
+    challenger = _challenger_version(definition, settings)
+    shadow = registry.load(definition.name, challenger, loader=definition.load_model) if challenger else None
+    return ScoringCore(definition, model, load_ruleset(definition, settings), settings.pseudonym_key, shadow)
+
+
+def _challenger_version(definition: ServiceDefinition, settings: Settings) -> str | None:
+    from shared.control.store import ControlStore
+
+    return ControlStore(settings.control_dir, ModelRegistry(settings.model_dir)).challenger(definition.name)
 
 
 class CoreHolder:
@@ -98,6 +107,14 @@ class CoreHolder:
                     model = registry.load(self.definition.name, champion, loader=self.definition.load_model)
             except (RiskError, OSError, ValueError) as error:
                 return self._refused("model", error)
+            challenger = current.challenger
+            wanted = _challenger_version(self.definition, self.settings)
+            if wanted != (challenger.version if challenger else None):
+                try:
+                    challenger = registry.load(self.definition.name, wanted, loader=self.definition.load_model) \
+                        if wanted else None
+                except (RiskError, OSError, ValueError) as error:
+                    return self._refused("challenger", error)
             pointer = self._active_ruleset()
             if pointer != self._ruleset_pointer:
                 try:
@@ -106,13 +123,14 @@ class CoreHolder:
                     self._ruleset_pointer = pointer  # refused once, not again at every check
                     return self._refused("ruleset", error)
                 self._ruleset_pointer = pointer
-            if model is current.model and ruleset is current.ruleset:
+            if model is current.model and ruleset is current.ruleset and challenger is current.challenger:
                 return False
-            self._core = current.replaced(model=model, ruleset=ruleset)
+            self._core = current.replaced(model=model, ruleset=ruleset, challenger=challenger)
             for kind, changed in (("model", model is not current.model), ("ruleset", ruleset is not current.ruleset)):
                 if changed:
                     CONTROL_CHANGES.labels(self.definition.name, kind).inc()
             self._log.info("control_change_applied", model=model.version, ruleset=ruleset.version,
+                           challenger=challenger.version if challenger else None,
                            previous_model=current.model.version, previous_ruleset=current.ruleset.version)
             return True
 

@@ -102,7 +102,8 @@ class ServiceDefinition:
 
 class ScoringCore:
     def __init__(
-        self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset, pseudonym_key: bytes = b""
+        self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset, pseudonym_key: bytes = b"",
+        challenger: RegisteredModel | None = None,
     ) -> None:
         if definition.personal_fields and not pseudonym_key:
             raise ConfigurationError(
@@ -112,14 +113,18 @@ class ScoringCore:
         self.definition = definition
         self.model = model
         self.ruleset = ruleset
+        self.challenger = challenger  # scored in shadow: recorded in each decision, never acted on
         self._pseudonym_key = pseudonym_key
         self._schema = definition.event_schema()
         self._features = list(definition.feature_set.features)
         self._categorical = list(definition.feature_set.categorical)
 
-    def replaced(self, model: RegisteredModel | None = None, ruleset: Ruleset | None = None) -> ScoringCore:
-        """The same core with another model or ruleset (a change in force, or a candidate to backtest)."""
-        return ScoringCore(self.definition, model or self.model, ruleset or self.ruleset, self._pseudonym_key)
+    def replaced(self, model: RegisteredModel | None = None, ruleset: Ruleset | None = None,
+                 challenger: RegisteredModel | None | bool = False) -> ScoringCore:
+        """The same core with another model, ruleset or challenger (False keeps the challenger, None drops it)."""
+        kept = self.challenger if challenger is False else challenger
+        return ScoringCore(self.definition, model or self.model, ruleset or self.ruleset, self._pseudonym_key,
+                           kept if isinstance(kept, RegisteredModel) else None)
 
     # ------------------------------------------------------------------ validation (the contract)
 
@@ -182,6 +187,7 @@ class ScoringCore:
         explained.update(self._explain(matrix, [i in unexplained for i in range(len(events))]))
 
         details = self.definition.details(events, features, prediction) if self.definition.details else None
+        shadows = self._shadow(features, serialised, rows) if self.challenger is not None else None
         scored_at = datetime.now(UTC).isoformat()
         latency_ms = (time.perf_counter() - started) * 1000.0
         definition = self.definition
@@ -212,7 +218,26 @@ class ScoringCore:
         if details is not None:
             for decision, detail in zip(decisions, details, strict=True):
                 decision["details"] = detail
+        if shadows is not None:
+            for decision, shadow in zip(decisions, shadows, strict=True):
+                decision["shadow"] = shadow
         return decisions
+
+    def _shadow(self, features: pd.DataFrame, serialised: list[dict[str, Any]],
+                rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The challenger's score and the decision the same rules would make of it (without reasons)."""
+        assert self.challenger is not None
+        prediction = self.definition.predict(self.challenger, features)
+        measures = prediction.measures or [{}] * len(rows)
+        verdicts = self.ruleset.evaluate_many([
+            {"event": s, "features": row, "score": float(score), "band": self.ruleset.band_for(float(score)),
+             "measures": measure, "reasons": []}
+            for s, row, score, measure in zip(serialised, rows, prediction.scores, measures, strict=True)
+        ])
+        name = self.challenger.card.get("name", self.definition.name)
+        return [{"model": {"name": name, "version": self.challenger.version}, "score": float(score),
+                 "decision": verdict.outcome}
+                for score, verdict in zip(prediction.scores, verdicts, strict=True)]
 
     def _explain(self, matrix: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
         indices = [i for i, w in enumerate(wanted) if w]

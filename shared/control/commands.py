@@ -137,3 +137,42 @@ def run_backtest(definition: ServiceDefinition, settings: Settings, data: Path, 
     if report is not None:
         report.write_text(as_html(result, definition.name, now, then))
     return as_table(result, "in force", "candidate") + f"\n\nin force: {now}\ncandidate: {then}"
+
+
+def set_challenger(definition: ServiceDefinition, settings: Settings, version: str | None, who: str) -> dict[str, Any]:
+    return _in_force(settings, control_store(settings).set_challenger(definition.name, version, who))
+
+
+def compare(decisions_path: Path, labels_path: Path | None, label: str, default: str) -> dict[str, Any]:
+    """Champion against challenger on recorded decisions (a batch output, or a dump of the decisions
+    topic's `data`): agreement, score correlation, decision changes; with labels (event_id and `label`
+    columns), each side's precision and recall of flagging (any decision but `default`)."""
+    import numpy as np
+
+    records = [row for chunk in read_chunks(decisions_path, 5_000) for row in chunk]
+    records = [r | {"shadow": json.loads(r["shadow"])} if isinstance(r.get("shadow"), str) else r for r in records]
+    paired = [r for r in records if isinstance(r.get("shadow"), dict)]
+    if not paired:
+        raise InvalidInput({"decisions": ["no decision in the file carries a challenger's shadow record"]})
+    champion = np.array([float(r["score"]) for r in paired])
+    challenger = np.array([float(r["shadow"]["score"]) for r in paired])
+    changes = Counter(f"{r['decision']} -> {r['shadow']['decision']}" for r in paired if r["decision"] != r["shadow"]["decision"])
+    report: dict[str, Any] = {
+        "decisions": len(paired),
+        "champion": sorted({json.dumps(r["model"], sort_keys=True) for r in paired}),
+        "challenger": sorted({json.dumps(r["shadow"]["model"], sort_keys=True) for r in paired}),
+        "agreement": round(1 - sum(changes.values()) / len(paired), 4),
+        "score_correlation": round(float(np.corrcoef(champion, challenger)[0, 1]), 4) if len(paired) > 1 else None,
+        "mean_absolute_score_difference": round(float(np.mean(np.abs(champion - challenger))), 6),
+        "decision_changes": dict(changes.most_common()),
+    }
+    if labels_path is not None:
+        truth = {str(row["event_id"]): int(str(row[label]).strip().lower() in {"1", "true", "yes", "1.0"})
+                 for chunk in read_chunks(labels_path, 5_000) for row in chunk if label in row}
+        for side, decision_of in (("champion", lambda r: r["decision"]), ("challenger", lambda r: r["shadow"]["decision"])):
+            pairs = [(decision_of(r) != default, truth[str(r["event_id"])]) for r in paired if str(r["event_id"]) in truth]
+            tp = sum(f and y for f, y in pairs)
+            flagged, positives = sum(f for f, _ in pairs), sum(y for _, y in pairs)
+            report[f"{side}_labelled"] = {"events": len(pairs), "precision": round(tp / flagged, 4) if flagged else 0.0,
+                                          "recall": round(tp / positives, 4) if positives else 0.0}
+    return report

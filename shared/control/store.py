@@ -30,7 +30,7 @@ from shared.errors import Forbidden, InvalidInput, ModelNotFound
 from shared.modeling.registry import ModelRegistry, write_atomically
 from shared.rules.engine import Ruleset
 
-Kind = Literal["ruleset", "model"]
+Kind = Literal["ruleset", "model", "challenger"]
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -101,6 +101,24 @@ class ControlStore:
             raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
         with self._locked(service):
             return self._propose(service, "model", version, identity)
+
+    def challenger(self, service: str) -> str | None:
+        """The model scored in shadow beside the champion (recorded in decisions, never acted on)."""
+        try:
+            return (self.root / service / "challenger").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def set_challenger(self, service: str, version: str | None, identity: str) -> Change:
+        """Shadow scoring changes no decision, so it needs no second person; it is audited all the same."""
+        with self._locked(service):
+            if version is not None and version not in self.models.versions(service):
+                raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
+            previous = self.challenger(service)
+            write_atomically(self.root / service / "challenger", (version or "") + "\n")
+            self._audit(service, "challenger_set" if version else "challenger_cleared", identity, "challenger",
+                        version or "", previous)
+            return Change(service, "challenger", version or "", previous)
 
     def champion(self, service: str) -> str | None:
         try:
