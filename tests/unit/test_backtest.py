@@ -64,3 +64,41 @@ def test_the_cli_writes_the_report(disease_settings: Settings, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert "120 events replayed" in done.stdout and "stage_2_hypertension" in done.stdout
     assert "rules 2026.11.8" in report.read_text()
+
+
+def test_a_candidate_model_is_judged_with_the_rules_and_moves_are_attributed(
+    disease_settings: Settings, disease_model_dir: Path, tmp_path: Path
+) -> None:
+    """A candidate whose CHD calibration says higher risk moves decisions by the model; paired with a
+    candidate ruleset, the report tells which moves came from which."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from services.disease_risk.train import train
+    from shared.modeling.registry import MODEL_DIR, ModelRegistry
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(disease_model_dir, model_dir)
+    registry = ModelRegistry(model_dir)
+    champion = registry.champion("disease")
+    train(model_dir)
+    candidate_version = registry.versions("disease")[-1]
+    registry.set_champion("disease", champion)
+    manifest = model_dir / "disease" / candidate_version / MODEL_DIR / "chd.json"
+    chd = json.loads(manifest.read_text())
+    chd["calibrator"]["intercept"] += 1.5
+    manifest.write_text(json.dumps(chd))
+
+    settings = replace(disease_settings, model_dir=model_dir, control_dir=tmp_path / "control")
+    current = load_core(DEFINITION, settings)
+    candidate_model = registry.load("disease", candidate_version, loader=DEFINITION.load_model)
+    rows = sample_assessments(300, seed=6)
+    by_model = backtest(current, current.replaced(model=candidate_model), rows, [None] * len(rows))
+    assert sum(by_model.moves.values()) > 0 and set(by_model.moved_by) == {"model"}
+    assert by_model.rule_hits["high_chd_model_risk"][1] > by_model.rule_hits["high_chd_model_risk"][0]
+
+    text = DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.7"')
+    rules = parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
+    joint = backtest(current, current.replaced(model=candidate_model, ruleset=rules), rows, [None] * len(rows))
+    assert {"model", "rules"} <= set(joint.moved_by) and sum(joint.moves.values()) == sum(joint.moved_by.values())
