@@ -78,6 +78,7 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
     spec.path(path="/v1/model", operations={"get": {
         "summary": "The model card of the champion model", "security": [{"apiKey": []}],
         "responses": {"200": {"description": "model card"}, "401": {"description": "missing or unknown API key"}}}})
+    _control_paths(spec)
     for path, (summary, _) in definition.reference_documents.items():
         spec.path(path=path, operations={"get": {
             "summary": summary, "security": [{"apiKey": []}],
@@ -91,3 +92,41 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
     ):
         spec.path(path=path, operations={"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}})
     return spec.to_dict()
+
+
+def _control_paths(spec: APISpec) -> None:
+    """The control plane for tools (shared/control/http.py): each call acts as the identity of its key."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    denied = {"401": {"description": "missing or unknown API key", "content": error},
+              "403": {"description": "not allowed for this identity (e.g. approving one's own proposal)",
+                      "content": error}}
+    refused = {"422": {"description": "the request or the ruleset is invalid; every problem named", "content": error}}
+
+    def operation(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = {"summary": summary, "security": [{"apiKey": []}], "responses": {**responses, **denied}}
+        if body is not None:
+            found["requestBody"] = {"required": True, "content": body}
+        return found
+
+    version = {"application/json": {"schema": {"type": "object", "required": ["version"],
+                                               "properties": {"version": {"type": "string"}}}}}
+    reason = {"application/json": {"schema": {"type": "object", "required": ["reason"],
+                                              "properties": {"reason": {"type": "string"}}}}}
+    spec.path(path="/v1/control/rulesets", operations={"post": operation(
+        "Publish a ruleset (YAML) as a new version and propose it", {"201": {"description": "the proposal"}, **refused},
+        {"application/yaml": {"schema": {"type": "string"}}})})
+    spec.path(path="/v1/control/promotions", operations={"post": operation(
+        "Propose a registered model version as the champion", {"201": {"description": "the proposal"}, **refused},
+        version)})
+    spec.path(path="/v1/control/proposals/{proposal_id}/approve", operations={"post": {
+        **operation("Approve another identity's proposal: it takes effect and is announced on risk.control",
+                    {"200": {"description": "the change in force and whether it was announced"}, **refused}),
+        "parameters": [{"name": "proposal_id", "in": "path", "required": True, "schema": {"type": "string"}}]}})
+    spec.path(path="/v1/control/proposals/{proposal_id}/refuse", operations={"post": {
+        **operation("Refuse a proposal, saying why", {"200": {"description": "the refused proposal"}, **refused},
+                    reason),
+        "parameters": [{"name": "proposal_id", "in": "path", "required": True, "schema": {"type": "string"}}]}})
+    spec.path(path="/v1/control/proposals", operations={"get": operation(
+        "Every proposal of the service", {"200": {"description": "the proposals"}})})
+    spec.path(path="/v1/control/audit", operations={"get": operation(
+        "The audit log: who proposed, approved, refused or rolled back what, when", {"200": {"description": "entries"}})})
