@@ -287,8 +287,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     compare.add_argument("--decisions", type=Path, required=True, help="decision records (JSON Lines, CSV, Parquet)")
     compare.add_argument("--labels", type=Path, help="event_id and label columns: adds precision and recall")
     compare.add_argument("--label", default="label")
-    compare.set_defaults(run=lambda a, s: _print(_commands().compare(
-        a.decisions, a.labels, a.label, _commands().load_ruleset(_definition(a), s).default)))
+    compare.set_defaults(run=_run_compare)
     for group, kind in ((rules, "ruleset"), (models, "model")):
         approve = group.add_parser("approve", help="approve another identity's proposal: it takes effect")
         approve.add_argument("service", choices=services)
@@ -343,6 +342,13 @@ def _control(args: argparse.Namespace, settings: Settings, action: Callable[[Ser
         print(_commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
               file=sys.stderr)
         return 2
+
+
+def _run_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.runtime import load_ruleset
+
+    default = load_ruleset(_definition(args), settings).default  # what counts as not flagged
+    return _print(_commands().compare(args.decisions, args.labels, args.label, default))
 
 
 def _run_backtest(args: argparse.Namespace, settings: Settings) -> int:

@@ -58,7 +58,7 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
         jsonschema.validate(json.loads(json.dumps(event)), schema)
     recorded = tmp_path / "decisions.jsonl"
     recorded.write_text("".join(json.dumps(d) + "\n" for d in decisions))
-    report = compare(recorded, None, "label", "routine")
+    report = _compare_with_the_cli(settings, recorded)
     # Both versions were fitted to the same data by the same deterministic procedure: they agree.
     assert report["decisions"] == 150 and report["agreement"] == 1.0 and report["score_correlation"] == 1.0
 
@@ -83,3 +83,15 @@ def test_compare_counts_changes_and_scores_each_side_against_labels(tmp_path: Pa
     assert report["decision_changes"] == {"routine -> follow_up": 1, "follow_up -> routine": 1}
     assert report["champion_labelled"] == {"events": 4, "precision": 0.5, "recall": 0.5}
     assert report["challenger_labelled"] == {"events": 4, "precision": 1.0, "recall": 1.0}
+
+
+def _compare_with_the_cli(settings: Settings, recorded: Path) -> dict:
+    import subprocess
+    import sys
+
+    from tests.fixtures.services import service_environment
+
+    done = subprocess.run([sys.executable, "-m", "services.cli", "models", "compare", "disease", "--decisions",
+                           str(recorded)], env=service_environment(settings), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
