@@ -39,7 +39,7 @@ class ControlListener:
 
     def _run(self) -> None:
         consumer: KafkaConsumer | None = None
-        last_check = 0.0
+        last_check, outage = 0.0, False
         while not self._stop.is_set():
             try:
                 if consumer is None:
@@ -47,11 +47,15 @@ class ControlListener:
                 announced = any(self._concerns_us(record.value)
                                 for records in consumer.poll(timeout_ms=POLL_MS).values() for record in records)
             except KafkaError as error:  # broker away: keep the periodic check, try again later
-                self._log.warning("control_topic_unavailable", error=type(error).__name__)
+                if not outage:  # once per outage, not every few seconds
+                    self._log.warning("control_topic_unavailable", error=type(error).__name__)
+                outage = True
                 if consumer is not None:
                     consumer.close()
                 consumer, announced = None, False
                 self._stop.wait(CHECK_SECONDS)
+            else:
+                outage = False
             if announced or time.monotonic() - last_check >= CHECK_SECONDS:
                 last_check = time.monotonic()
                 try:
