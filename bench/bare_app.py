@@ -19,6 +19,7 @@ from shared.modeling.registry import ModelRegistry
 def create_app(service: str = "fraud") -> Flask:
     definition = SERVICES[service].definition()
     model = ModelRegistry(os.environ["RISK_MODEL_DIR"]).load(service, loader=definition.load_model).model
+    model = getattr(model, "catboost", model)  # CatBoost's own predict, not the compiled trees the service uses
     if not isinstance(model, CatBoost):
         return _calibrated_classifier_app(model.conditions["chd"].classifier)
     feature_set = definition.feature_set

@@ -15,18 +15,16 @@ from services.fraud_detection.features import (
 )
 from services.fraud_detection.schemas import TransactionSchema
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
-from shared.modeling.inference import catboost_threads
 from shared.modeling.registry import RegisteredModel
+from shared.modeling.trees import load_tree_model
 from shared.scoring import Prediction, ServiceDefinition
 
 SERVICE = "fraud"
 
 
 def predict_fraud_probability(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
-    # Every fraud feature is numeric and in training order: a plain array skips CatBoost's DataFrame checks.
-    matrix = features.to_numpy(dtype=np.float64)
-    probabilities = model.model.predict(matrix, prediction_type="Probability", thread_count=catboost_threads(len(matrix)))
-    return Prediction(np.asarray(probabilities)[:, 1])
+    # Every fraud feature is numeric and in training order.
+    return Prediction(model.model.probability(features.to_numpy(dtype=np.float64)))
 
 
 DEFINITION = ServiceDefinition(
@@ -39,6 +37,7 @@ DEFINITION = ServiceDefinition(
     offline_features=offline_features_for_events,
     reason_text=reason_text,
     predict=predict_fraud_probability,
+    load_model=load_tree_model,
     ruleset_path=Path(__file__).with_name("rules.yaml"),
     input_topics=(PAYMENTS_TRANSACTIONS,),
     output_topic=FRAUD_DECISIONS,

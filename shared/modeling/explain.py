@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -32,13 +33,23 @@ def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str]
     return np.asarray(values)[:, :-1]
 
 
+@runtime_checkable
+class ShapExplainable(Protocol):
+    """A model that gives its own SHAP values (e.g. a compiled `TreeModel`)."""
+
+    def shap(self, matrix: np.ndarray) -> np.ndarray: ...
+
+
 def top_contributions(
-    model: CatBoost, features: pd.DataFrame, k: int = 3, cat_features: list[str] | None = None
+    model: CatBoost | ShapExplainable, features: pd.DataFrame, k: int = 3, cat_features: list[str] | None = None
 ) -> list[list[Contribution]]:
     """The k features pushing each row's score up the most (positive contributions only)."""
     if features.empty:
         return []
-    values = shap_values(model, features, cat_features)
+    if isinstance(model, ShapExplainable):
+        values = model.shap(features.to_numpy(dtype=np.float64))
+    else:
+        values = shap_values(model, features, cat_features)
     names = list(features.columns)
     out: list[list[Contribution]] = []
     for row_index, row in enumerate(values):
