@@ -20,6 +20,7 @@ from shared.features.windows import (
     HistoryBuffer,
     activity_windows_offline,
     delayed_label_windows_offline,
+    flush,
 )
 
 WINDOWS_DAYS = (1, 7, 30)
@@ -163,8 +164,7 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> p
             row[f"terminal_risk_{w}d"] = frauds / count if count else 0.0
         row["amount_to_customer_avg_30d"] = float(_ratio(amount, row["customer_avg_amount_30d"]))
         rows.append([row[name] for name in FEATURE_SET.features])
-    customers.flush(store)
-    terminals.flush(store)
+    flush(store, customers, terminals)
     return pd.DataFrame(np.array(rows, dtype=np.float64), columns=FEATURE_SET.columns, copy=False)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ import pandas as pd
 from shared.features.state import Record, StateStore
 
 DAY_SECONDS = 86_400.0
+
+_TIME, _TIME_AND_ID, _VALUE = itemgetter(0), itemgetter(0, 1), itemgetter(2)  # Record fields, read in C
 
 WindowCounts = dict[int, tuple[np.ndarray, np.ndarray]]
 
@@ -107,7 +110,8 @@ class HistoryBuffer:
     """The recent records of a micro-batch's entities, fetched in one call, plus the batch's own events.
 
     Events are added in the order they are scored, so an event sees the ones before it in its batch;
-    `flush` writes the new records back (idempotently: a redelivered event is not counted twice).
+    `flush` writes the new records of every buffer back in one write (idempotently: a redelivered
+    event is not counted twice).
     """
 
     namespace: str
@@ -122,7 +126,7 @@ class HistoryBuffer:
     def add(self, key: str, record: Record) -> int:
         """Insert `record` in (time, id) order unless its id is already there; return its position."""
         history = self.records.setdefault(key, [])
-        position = bisect.bisect_left(history, (record.ts, record.id), key=lambda r: (r.ts, r.id))
+        position = bisect.bisect_left(history, (record.ts, record.id), key=_TIME_AND_ID)
         if position < len(history) and history[position].id == record.id:
             return position
         history.insert(position, record)
@@ -135,9 +139,9 @@ class HistoryBuffer:
         now = history[position].ts
         out = []
         for seconds in windows_seconds:
-            first = bisect.bisect_right(history, now - seconds, hi=position, key=lambda r: r.ts)
+            first = bisect.bisect_right(history, now - seconds, hi=position, key=_TIME)
             window = history[first : position + 1]
-            out.append((len(window), sum(r.value for r in window)))
+            out.append((len(window), sum(map(_VALUE, window))))
         return out
 
     def delayed_labels(
@@ -145,18 +149,23 @@ class HistoryBuffer:
     ) -> list[tuple[int, int]]:
         """(events, positive labels) over (now - span, now - delay] for each span."""
         history = self.records.get(key, [])
-        last = bisect.bisect_right(history, now - delay_seconds, key=lambda r: r.ts)
+        last = bisect.bisect_right(history, now - delay_seconds, key=_TIME)
         out = []
         for span in spans_seconds:
-            first = bisect.bisect_right(history, now - span, hi=last, key=lambda r: r.ts)
+            first = bisect.bisect_right(history, now - span, hi=last, key=_TIME)
             window = history[first:last]
             out.append((len(window), sum(1 for r in window if r.label == 1)))
         return out
 
-    def flush(self, store: StateStore) -> None:
-        if self.pending:
-            store.append(self.namespace, self.pending)
-            self.pending = []
+
+
+def flush(store: StateStore, *buffers: HistoryBuffer) -> None:
+    """Write the buffers' new records back to the store, all in one write."""
+    batches = {buffer.namespace: buffer.pending for buffer in buffers if buffer.pending}
+    if batches:
+        store.append_many(batches)
+    for buffer in buffers:
+        buffer.pending = []
 
 
 # ------------------------------------------------------------------ another stream's events before each event
@@ -187,6 +196,6 @@ def prior_events_offline(
 
 def prior_events_online(history: Sequence[Record], now: float, window_seconds: float) -> tuple[int, float | None]:
     """The online form of `prior_events_offline` over one entity's records sorted by time."""
-    last = bisect.bisect_right(history, now, key=lambda r: r.ts)
-    first = bisect.bisect_right(history, now - window_seconds, hi=last, key=lambda r: r.ts)
+    last = bisect.bisect_right(history, now, key=_TIME)
+    first = bisect.bisect_right(history, now - window_seconds, hi=last, key=_TIME)
     return last - first, (history[last - 1].ts if last else None)

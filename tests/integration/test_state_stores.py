@@ -59,6 +59,21 @@ def test_one_fetch_answers_many_keys_and_every_asked_key_is_present(state_store:
     assert state_store.fetch("ns", [], *EVERYTHING) == {}
 
 
+def test_one_write_appends_to_several_namespaces(state_store: StateStore) -> None:
+    """append_many: each namespace gets its own records, as separate appends would give, idempotently;
+    a namespace the store refuses fails the whole write before anything is written."""
+    state_store.append("a", [("k", Record(1.0, "old", 1.0))])
+    batches = {"a": [("k", Record(1.0, "old", 9.0)), ("k", Record(2.0, "new", 2.0))],
+               "b": [("k", Record(3.0, "x", label=1)), ("j", Record(4.0, "y"))], "c": []}
+    state_store.append_many(batches)
+    state_store.append_many(batches)
+    assert state_store.fetch("a", ["k"], *EVERYTHING)["k"] == [Record(1.0, "old", 1.0), Record(2.0, "new", 2.0)]
+    assert state_store.fetch("b", ["k", "j"], *EVERYTHING) == {"k": [Record(3.0, "x", label=1)], "j": [Record(4.0, "y")]}
+    with pytest.raises(ValueError):
+        state_store.append_many({"d": [("k", Record(5.0, "z"))], "bad name": [("k", Record(5.0, "z"))]})
+    assert state_store.fetch("d", ["k"], *EVERYTHING)["k"] == []
+
+
 def test_append_is_idempotent_by_id(state_store: StateStore) -> None:
     """A redelivered id, even with another time, value or label, changes nothing, in a later batch or
     in the same one: the first write wins, so at-least-once delivery never counts an event twice."""
