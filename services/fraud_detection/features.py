@@ -143,8 +143,9 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> p
     terminal_ids = [str(e["terminal_id"]) for e in events]
     first, last = min(stamps), max(stamps)
     customers = HistoryBuffer.load(store, CUSTOMER_NAMESPACE, customer_ids, first - max(WINDOWS_DAYS) * DAY_SECONDS, last)
+    delay = TERMINAL_DELAY_DAYS * DAY_SECONDS  # a terminal's newest week never counts: it is not fetched
     terminals = HistoryBuffer.load(
-        store, TERMINAL_NAMESPACE, terminal_ids, first - (TERMINAL_DELAY_DAYS + max(WINDOWS_DAYS)) * DAY_SECONDS, last
+        store, TERMINAL_NAMESPACE, terminal_ids, first - delay - max(WINDOWS_DAYS) * DAY_SECONDS, last - delay
     )
     customer_spans = [w * DAY_SECONDS for w in WINDOWS_DAYS]
     terminal_spans = [(TERMINAL_DELAY_DAYS + w) * DAY_SECONDS for w in WINDOWS_DAYS]
@@ -153,7 +154,7 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> p
         event_id, amount = str(event["transaction_id"]), float(event["amount"])
         position = customers.add(customer, Record(ts=ts, id=event_id, value=amount))
         activity = customers.activity(customer, position, customer_spans)
-        risk = terminals.delayed_labels(terminal, ts, TERMINAL_DELAY_DAYS * DAY_SECONDS, terminal_spans)
+        risk = terminals.delayed_labels(terminal, ts, delay, terminal_spans)
         terminals.add(terminal, Record(ts=ts, id=event_id))
         row: dict[str, float] = {"amount": amount, "is_weekend": is_weekend(moment), "is_night": is_night(moment)}
         for w, (count, total) in zip(WINDOWS_DAYS, activity, strict=True):

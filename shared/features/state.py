@@ -125,6 +125,10 @@ _SCHEMA = (
     " PRIMARY KEY (namespace, key, ts, id), UNIQUE (namespace, key, id)) WITHOUT ROWID"
 )
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+# Checkpoints (copying the WAL back into the file, with an fsync) run inside a scorer's write. Every 10,000
+# pages (~40 MB of WAL) rather than SQLite's 1,000, pages written again and again between two checkpoints
+# are copied once: a scored event's write costs 67 us instead of 92 (measured on the benchmark's state).
+_WAL_PAGES_PER_CHECKPOINT = 10_000
 _PRUNE_CHUNK = 2000  # rows deleted per write transaction, so scorers' appends queue behind short ones
 
 # Connections inherited through fork are kept referenced and never used or closed in the child: closing
@@ -173,6 +177,7 @@ def _open_sqlite(path: Path, busy_timeout_seconds: float) -> _SqliteProcess:
         finally:
             fcntl.flock(writer_lock_fd, fcntl.LOCK_UN)
         connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES_PER_CHECKPOINT}")
     except BaseException:
         connection.close()
         os.close(writer_lock_fd)
