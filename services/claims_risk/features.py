@@ -13,7 +13,7 @@ import pandas as pd
 
 from shared.features.featureset import FeatureSet
 from shared.features.state import Record, StateStore
-from shared.features.windows import DAY_SECONDS, HistoryBuffer, prior_events_offline, prior_events_online
+from shared.features.windows import DAY_SECONDS, prior_events_offline, prior_events_online
 
 HISTORY_NAMESPACE = "claims.policy"
 HISTORY_WINDOW_DAYS = 365
@@ -41,11 +41,10 @@ def claims_history_offline(policies: Sequence[Mapping[str, Any]], claims: Sequen
 def claims_history_online(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
     """The same columns from the state store (claim notifications recorded by `record_claims`)."""
     stamps = [p["timestamp"].timestamp() for p in policies]
-    buffer = HistoryBuffer.load(store, HISTORY_NAMESPACE, [str(p["policy_id"]) for p in policies],
-                                float("-inf"), max(stamps))
+    histories = store.fetch(HISTORY_NAMESPACE, [str(p["policy_id"]) for p in policies], float("-inf"), max(stamps))
     counts, since_last = [], []
     for policy, now in zip(policies, stamps, strict=True):
-        count, latest = prior_events_online(buffer.records[str(policy["policy_id"])], now,
+        count, latest = prior_events_online(histories[str(policy["policy_id"])], now,
                                             HISTORY_WINDOW_DAYS * DAY_SECONDS)
         counts.append(float(count))
         since_last.append(np.nan if latest is None else (now - latest) / DAY_SECONDS)

@@ -14,14 +14,8 @@ import pandas as pd
 
 from shared.features.calendar import is_night, is_weekend
 from shared.features.featureset import FeatureSet
-from shared.features.state import Record, StateStore
-from shared.features.windows import (
-    DAY_SECONDS,
-    HistoryBuffer,
-    activity_windows_offline,
-    delayed_label_windows_offline,
-    flush,
-)
+from shared.features.state import Record, StateStore, WindowQuery
+from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
 
 WINDOWS_DAYS = (1, 7, 30)
 TERMINAL_DELAY_DAYS = 7
@@ -132,40 +126,44 @@ def offline_features_for_events(events: Sequence[Mapping[str, Any]], history: Ma
 
 
 def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
-    """Features for a micro-batch from the state store; the batch's events are then recorded in it.
-
-    Plain Python over the events (no intermediate frame): this is the per-request hot path."""
+    """Features for a micro-batch from the state store, in one write: the batch's events are recorded,
+    then each event's windows are totalled by the store. An event so sees every event of its card or
+    terminal recorded before it in (time, id) order, its own batch included, and itself: the offline
+    definition exactly. (Plain Python over the events, no intermediate frame: this is the hot path.)"""
     if not events:
         return pd.DataFrame(columns=FEATURE_SET.columns)
     moments = [e["timestamp"] for e in events]
     stamps = [m.timestamp() for m in moments]
-    customer_ids = [str(e["customer_id"]) for e in events]
-    terminal_ids = [str(e["terminal_id"]) for e in events]
-    first, last = min(stamps), max(stamps)
-    customers = HistoryBuffer.load(store, CUSTOMER_NAMESPACE, customer_ids, first - max(WINDOWS_DAYS) * DAY_SECONDS, last)
-    delay = TERMINAL_DELAY_DAYS * DAY_SECONDS  # a terminal's newest week never counts: it is not fetched
-    terminals = HistoryBuffer.load(
-        store, TERMINAL_NAMESPACE, terminal_ids, first - delay - max(WINDOWS_DAYS) * DAY_SECONDS, last - delay
+    event_ids = [str(e["transaction_id"]) for e in events]
+    amounts = [float(e["amount"]) for e in events]
+    customers = [str(e["customer_id"]) for e in events]
+    terminals = [str(e["terminal_id"]) for e in events]
+    delay = TERMINAL_DELAY_DAYS * DAY_SECONDS  # labels of a terminal's newest week are not known yet
+    totals = store.append_then_total(
+        {
+            CUSTOMER_NAMESPACE: [(c, Record(ts, i, a)) for c, ts, i, a in zip(customers, stamps, event_ids, amounts, strict=True)],
+            TERMINAL_NAMESPACE: [(t, Record(ts, i)) for t, ts, i in zip(terminals, stamps, event_ids, strict=True)],
+        },
+        {
+            CUSTOMER_NAMESPACE: [WindowQuery(c, tuple(ts - w * DAY_SECONDS for w in WINDOWS_DAYS), ts, i)
+                                 for c, ts, i in zip(customers, stamps, event_ids, strict=True)],
+            TERMINAL_NAMESPACE: [WindowQuery(t, tuple(ts - delay - w * DAY_SECONDS for w in WINDOWS_DAYS), ts - delay)
+                                 for t, ts in zip(terminals, stamps, strict=True)],
+        },
     )
-    customer_spans = [w * DAY_SECONDS for w in WINDOWS_DAYS]
-    terminal_spans = [(TERMINAL_DELAY_DAYS + w) * DAY_SECONDS for w in WINDOWS_DAYS]
     rows = []
-    for event, moment, ts, customer, terminal in zip(events, moments, stamps, customer_ids, terminal_ids, strict=True):
-        event_id, amount = str(event["transaction_id"]), float(event["amount"])
-        position = customers.add(customer, Record(ts=ts, id=event_id, value=amount))
-        activity = customers.activity(customer, position, customer_spans)
-        risk = terminals.delayed_labels(terminal, ts, delay, terminal_spans)
-        terminals.add(terminal, Record(ts=ts, id=event_id))
+    for moment, amount, activity, risk in zip(
+        moments, amounts, totals[CUSTOMER_NAMESPACE], totals[TERMINAL_NAMESPACE], strict=True
+    ):
         row: dict[str, float] = {"amount": amount, "is_weekend": is_weekend(moment), "is_night": is_night(moment)}
-        for w, (count, total) in zip(WINDOWS_DAYS, activity, strict=True):
-            row[f"customer_nb_tx_{w}d"] = float(count)
-            row[f"customer_avg_amount_{w}d"] = total / count
-        for w, (count, frauds) in zip(WINDOWS_DAYS, risk, strict=True):
-            row[f"terminal_nb_tx_{w}d"] = float(count)
-            row[f"terminal_risk_{w}d"] = frauds / count if count else 0.0
+        for w, window in zip(WINDOWS_DAYS, activity, strict=True):
+            row[f"customer_nb_tx_{w}d"] = float(window.count)
+            row[f"customer_avg_amount_{w}d"] = window.value / window.count
+        for w, window in zip(WINDOWS_DAYS, risk, strict=True):
+            row[f"terminal_nb_tx_{w}d"] = float(window.count)
+            row[f"terminal_risk_{w}d"] = window.positives / window.count if window.count else 0.0
         row["amount_to_customer_avg_30d"] = float(_ratio(amount, row["customer_avg_amount_30d"]))
         rows.append([row[name] for name in FEATURE_SET.features])
-    flush(store, customers, terminals)
     return pd.DataFrame(np.array(rows, dtype=np.float64), columns=FEATURE_SET.columns, copy=False)
 
 

@@ -15,6 +15,7 @@ Nothing here reads the clock: time is whatever the records and the callers' boun
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import hashlib
 import json
@@ -26,6 +27,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
@@ -50,6 +53,22 @@ class Record(NamedTuple):
     label: int | None = None  # e.g. a fraud label learnt later; None while unknown
 
 
+class WindowQuery(NamedTuple):
+    """Totals over one entity's records, one window per lower bound: the records with `bound < ts` and
+    `ts <= until` (when `until_id` is given: `(ts, id) <= (until, until_id)`, ids compared as text)."""
+
+    key: str
+    lower_bounds: tuple[float, ...]
+    until: float
+    until_id: str | None = None
+
+
+class WindowTotals(NamedTuple):
+    count: int  # records in the window
+    value: float  # the sum of their values, added in (ts, id) order
+    positives: int  # those labelled 1
+
+
 class StateStore(Protocol):
     def fetch(self, namespace: str, keys: Sequence[str], since: float, until: float) -> dict[str, list[Record]]:
         """For every key asked (present even with no records): since < ts <= until, ordered by (ts, id)."""
@@ -61,6 +80,13 @@ class StateStore(Protocol):
 
     def append_many(self, batches: Mapping[str, Sequence[tuple[str, Record]]]) -> None:
         """`append` for several namespaces (namespace -> pairs) in one write."""
+        ...
+
+    def append_then_total(
+        self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
+    ) -> dict[str, list[list[WindowTotals]]]:
+        """`append_many`, then the totals of each query (namespace -> one list per query, one entry per
+        lower bound), seeing the records just appended. What online window features ask of a store."""
         ...
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
@@ -113,6 +139,35 @@ def _check_time(*moments: float) -> None:
     for moment in moments:
         if math.isnan(moment):
             raise ValueError("a time must be a number, not NaN")
+
+
+def totals_over(records: Sequence[Record], query: WindowQuery) -> list[WindowTotals]:
+    """A query's totals over one entity's records sorted by (ts, id): the definition every store meets."""
+    if query.until_id is None:
+        end = bisect.bisect_right(records, query.until, key=_TIME)
+    else:
+        end = bisect.bisect_right(records, (query.until, query.until_id), key=_TIME_AND_ID)
+    out = []
+    for bound in query.lower_bounds:
+        window = records[bisect.bisect_right(records, bound, hi=end, key=_TIME) : end]
+        out.append(WindowTotals(len(window), sum(map(_VALUE, window), 0.0), sum(1 for r in window if r.label == 1)))
+    return out
+
+
+_TIME, _TIME_AND_ID, _VALUE = itemgetter(0), itemgetter(0, 1), itemgetter(2)  # Record fields, read in C
+
+
+def _check_batches(batches: Mapping[str, Sequence[tuple[str, Record]]]) -> None:
+    for namespace, items in batches.items():
+        check_namespace(namespace)
+        _check_time(*(record.ts for _, record in items))
+
+
+def _check_queries(queries: Mapping[str, Sequence[WindowQuery]]) -> None:
+    for namespace, asked in queries.items():
+        check_namespace(namespace)
+        for query in asked:
+            _check_time(query.until, *query.lower_bounds)
 
 
 # ---------------------------------------------------------------------------------------------- SQLite
@@ -273,17 +328,25 @@ class SqliteStateStore:
         self.append_many({namespace: items})
 
     def append_many(self, batches: Mapping[str, Sequence[tuple[str, Record]]]) -> None:
-        for namespace, items in batches.items():
-            check_namespace(namespace)
-            _check_time(*(record.ts for _, record in items))
+        self.append_then_total(batches, {})
+
+    def append_then_total(
+        self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
+    ) -> dict[str, list[list[WindowTotals]]]:
+        """One write transaction: the inserts, then one aggregate query per WindowQuery, summed by SQLite
+        over the table's (ts, id) order without a row reaching Python."""
+        _check_batches(batches)
+        _check_queries(queries)
         rows = [(namespace, key, r.ts, r.id, r.value, None if r.label is None else int(r.label))
                 for namespace, items in batches.items() for key, r in items]
-        if not rows:
-            return
+        if not rows and not any(queries.values()):
+            return {namespace: [] for namespace in queries}
         with self._writing() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
+            return {namespace: [_sqlite_totals(db, namespace, query) for query in asked]
+                    for namespace, asked in queries.items()}
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)
@@ -338,6 +401,29 @@ def _oldest_rows(
             (namespace, *resume, before, _PRUNE_CHUNK),
         )
     return cursor.fetchall()
+
+
+@lru_cache(maxsize=64)
+def _totals_sql(windows: int, with_id: bool) -> str:
+    """Parameters: the lower bounds (?1..?W), namespace, key, until, until_id. One range scan of the
+    primary key from the lowest bound to `until`, every window totalled on the way."""
+    n = windows
+    columns = ", ".join(f"count(CASE WHEN ts > ?{w} THEN 1 END), total(CASE WHEN ts > ?{w} THEN value END), "
+                        f"count(CASE WHEN ts > ?{w} AND label = 1 THEN 1 END)" for w in range(1, n + 1))
+    lowest = f"min({', '.join(f'?{w}' for w in range(1, n + 1))})" if n > 1 else "?1"
+    upper = f"ts <= ?{n + 3}" + (f" AND (ts < ?{n + 3} OR id <= ?{n + 4})" if with_id else "")
+    return f"SELECT {columns} FROM records WHERE namespace = ?{n + 1} AND key = ?{n + 2} AND ts > {lowest} AND {upper}"
+
+
+def _sqlite_totals(db: sqlite3.Connection, namespace: str, query: WindowQuery) -> list[WindowTotals]:
+    windows = len(query.lower_bounds)
+    if not windows:
+        return []
+    arguments: tuple[Any, ...] = (*query.lower_bounds, namespace, query.key, query.until)
+    if query.until_id is not None:
+        arguments += (query.until_id,)
+    found = db.execute(_totals_sql(windows, query.until_id is not None), arguments).fetchone()
+    return [WindowTotals(*found[3 * w : 3 * w + 3]) for w in range(windows)]
 
 
 # ---------------------------------------------------------------------------------------------- Redis
@@ -522,14 +608,26 @@ class RedisStateStore:
         self.append_many({namespace: items})
 
     def append_many(self, batches: Mapping[str, Sequence[tuple[str, Record]]]) -> None:
-        for namespace, items in batches.items():
-            check_namespace(namespace)
-            _check_time(*(record.ts for _, record in items))
+        _check_batches(batches)
         self._call([
             ("append", [self._index(namespace), *(name for key, _ in chunk for name in self._entity(namespace, key))],
              [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)])
             for namespace, items in batches.items() for chunk in _chunks(items)
         ])
+
+    def append_then_total(
+        self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
+    ) -> dict[str, list[list[WindowTotals]]]:
+        """The append, then one fetch per namespace covering its queries, totalled here."""
+        _check_queries(queries)
+        self.append_many(batches)
+        out: dict[str, list[list[WindowTotals]]] = {}
+        for namespace, asked in queries.items():
+            windows = [q for q in asked if q.lower_bounds]
+            found = self.fetch(namespace, [q.key for q in windows], min(b for q in windows for b in q.lower_bounds),
+                               max(q.until for q in windows)) if windows else {}
+            out[namespace] = [totals_over(found[q.key], q) if q.lower_bounds else [] for q in asked]
+        return out
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)

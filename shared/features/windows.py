@@ -1,7 +1,8 @@
 """Time-window features per entity, in two forms that must agree.
 
 - Offline (pandas/numpy over a whole history): for training and batch rescoring.
-- Online (incremental, over a `StateStore`): for HTTP and stream scoring, one micro-batch at a time.
+- Online (over a `StateStore`, which totals the windows itself): for HTTP and stream scoring, one
+  micro-batch at a time.
 
 Both follow one definition, so a test replays a history through the online form and compares:
 
@@ -18,17 +19,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 
-from shared.features.state import Record, StateStore
+from shared.features.state import Record
 
 DAY_SECONDS = 86_400.0
 
-_TIME, _TIME_AND_ID, _VALUE = itemgetter(0), itemgetter(0, 1), itemgetter(2)  # Record fields, read in C
+_TIME = itemgetter(0)  # a Record's time, read in C
 
 WindowCounts = dict[int, tuple[np.ndarray, np.ndarray]]
 
@@ -103,69 +103,9 @@ class _SortedHistory:
 
 
 # ------------------------------------------------------------------ online: one micro-batch at a time
-
-
-@dataclass
-class HistoryBuffer:
-    """The recent records of a micro-batch's entities, fetched in one call, plus the batch's own events.
-
-    Events are added in the order they are scored, so an event sees the ones before it in its batch;
-    `flush` writes the new records of every buffer back in one write (idempotently: a redelivered
-    event is not counted twice).
-    """
-
-    namespace: str
-    records: dict[str, list[Record]]
-    pending: list[tuple[str, Record]] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, store: StateStore, namespace: str, keys: Iterable[str], since: float, until: float) -> HistoryBuffer:
-        unique = sorted(set(keys))
-        return cls(namespace, store.fetch(namespace, unique, since, until) if unique else {})
-
-    def add(self, key: str, record: Record) -> int:
-        """Insert `record` in (time, id) order unless its id is already there; return its position."""
-        history = self.records.setdefault(key, [])
-        position = bisect.bisect_left(history, (record.ts, record.id), key=_TIME_AND_ID)
-        if position < len(history) and history[position].id == record.id:
-            return position
-        history.insert(position, record)
-        self.pending.append((key, record))
-        return position
-
-    def activity(self, key: str, position: int, windows_seconds: Sequence[float]) -> list[tuple[int, float]]:
-        """(count, sum of values) over (t - w, t] up to and including the record at `position`."""
-        history = self.records[key]
-        now = history[position].ts
-        out = []
-        for seconds in windows_seconds:
-            first = bisect.bisect_right(history, now - seconds, hi=position, key=_TIME)
-            window = history[first : position + 1]
-            out.append((len(window), sum(map(_VALUE, window))))
-        return out
-
-    def delayed_labels(
-        self, key: str, now: float, delay_seconds: float, spans_seconds: Sequence[float]
-    ) -> list[tuple[int, int]]:
-        """(events, positive labels) over (now - span, now - delay] for each span."""
-        history = self.records.get(key, [])
-        last = bisect.bisect_right(history, now - delay_seconds, key=_TIME)
-        out = []
-        for span in spans_seconds:
-            first = bisect.bisect_right(history, now - span, hi=last, key=_TIME)
-            window = history[first:last]
-            out.append((len(window), sum(1 for r in window if r.label == 1)))
-        return out
-
-
-
-def flush(store: StateStore, *buffers: HistoryBuffer) -> None:
-    """Write the buffers' new records back to the store, all in one write."""
-    batches = {buffer.namespace: buffer.pending for buffer in buffers if buffer.pending}
-    if batches:
-        store.append_many(batches)
-    for buffer in buffers:
-        buffer.pending = []
+#
+# The online form is the state store's `append_then_total`: a micro-batch's records are written, then
+# each event's windows are totalled over the store's records (`WindowQuery`, `totals_over`), in one write.
 
 
 # ------------------------------------------------------------------ another stream's events before each event

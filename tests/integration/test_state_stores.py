@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from shared.errors import ConfigurationError, NotReady
-from shared.features.state import Record, StateStore, open_state_store
+from shared.features.state import Record, StateStore, WindowQuery, WindowTotals, open_state_store, totals_over
 from tests.fixtures.redis import flush_redis, free_port
 
 pytestmark = pytest.mark.integration
@@ -72,6 +72,26 @@ def test_one_write_appends_to_several_namespaces(state_store: StateStore) -> Non
     with pytest.raises(ValueError):
         state_store.append_many({"d": [("k", Record(5.0, "z"))], "bad name": [("k", Record(5.0, "z"))]})
     assert state_store.fetch("d", ["k"], *EVERYTHING)["k"] == []
+
+
+def test_window_totals_see_the_records_appended_with_them(state_store: StateStore) -> None:
+    """append_then_total: windows are (bound, until], ties at `until` cut by id as text; the records of
+    the same call count, a redelivered one once; labels 1 are the positives; a key never seen totals 0."""
+    state_store.append("ns", [("k", Record(1.0, "a", 1.0, 1)), ("k", Record(5.0, "b", 2.0, 0)),
+                              ("k", Record(10.0, "c", 4.0, 1))])
+    batch = {"ns": [("k", Record(10.0, "d", 8.0)), ("k", Record(10.0, "B", 16.0)), ("k", Record(1.0, "a", 99.0))]}
+    queries = {"ns": [WindowQuery("k", (0.0, 1.0, 5.0), 10.0), WindowQuery("k", (0.0,), 10.0, "c"),
+                      WindowQuery("k", (0.0, 4.999), 10.0, "B"), WindowQuery("k", (), 10.0),
+                      WindowQuery("unknown", (0.0,), 10.0, "x")], "empty": []}
+    totals = state_store.append_then_total(batch, queries)
+    assert totals["empty"] == []
+    assert totals["ns"] == [
+        [WindowTotals(5, 31.0, 2), WindowTotals(4, 30.0, 1), WindowTotals(3, 28.0, 1)],
+        [WindowTotals(4, 23.0, 2)],  # B (16) sorts before c, d after it
+        [WindowTotals(3, 19.0, 1), WindowTotals(2, 18.0, 0)],
+        [],
+        [WindowTotals(0, 0.0, 0)],
+    ]
 
 
 def test_append_is_idempotent_by_id(state_store: StateStore) -> None:
@@ -173,6 +193,16 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
         labels = [(rng.choice(keys), f"e{rng.randrange(900)}", rng.randrange(2)) for _ in range(rng.randint(1, 4))]
         for store in stores:
             store.set_labels(namespace, labels)
+    elif roll < 0.75:
+        batch = [(rng.choice(keys), record()) for _ in range(rng.randint(0, 3))]
+        queries = [WindowQuery(rng.choice(keys + ["absent"]), tuple(rng.randrange(400) / 2 - 30 for _ in range(rng.randint(1, 3))),
+                               rng.randrange(400) / 2, rng.choice([None, f"e{rng.randrange(900)}"]))
+                   for _ in range(rng.randint(1, 4))]
+        first, *others = [store.append_then_total({namespace: batch}, {namespace: queries})[namespace] for store in stores]
+        for other in others:
+            assert_same_totals(other, first, f"step {step}: totals {namespace} {queries}")
+        history = stores[0].fetch(namespace, [q.key for q in queries], *EVERYTHING)
+        assert_same_totals(first, [totals_over(history[q.key], q) for q in queries], f"step {step}: definition")
     elif roll < 0.98:
         since = rng.choice([-math.inf, rng.randrange(400) / 2])
         until = rng.choice([math.inf, since + rng.randrange(120) / 2])
@@ -185,9 +215,17 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
         assert len(set(counts)) == 1, f"step {step}: prune {namespace} < {before}: {counts}"
 
 
+def assert_same_totals(actual: list[list[WindowTotals]], expected: list[list[WindowTotals]], message: str) -> None:
+    """Counts exactly; sums to rounding (SQLite may add with compensated summation)."""
+    assert [[(t.count, t.positives) for t in q] for q in actual] == [[(t.count, t.positives) for t in q] for q in expected], message
+    for mine, theirs in zip(actual, expected, strict=True):
+        assert [t.value for t in mine] == pytest.approx([t.value for t in theirs], rel=1e-12, abs=1e-9), message
+
+
 def test_sqlite_and_redis_agree_on_a_random_history(tmp_path: Path, redis_url: str) -> None:
-    """3,000 seeded random batches of appends (with redeliveries, ties and labels), relabels, prunes and
-    fetches give identical answers from both stores, step by step and at the end."""
+    """3,000 seeded random batches of appends (with redeliveries, ties and labels), relabels, prunes,
+    fetches and window totals give identical answers from both stores, step by step and at the end, and
+    the totals are those of the definition (`totals_over`) on the records fetched."""
     flush_redis(redis_url)
     stores = [open_state_store(f"sqlite:///{tmp_path / 'a.sqlite3'}"), open_state_store(redis_url)]
     rng = random.Random(20240611)
