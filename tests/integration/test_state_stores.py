@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import random
+import shutil
+import sqlite3
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -14,7 +18,15 @@ import pytest
 import redis
 
 from shared.errors import ConfigurationError, NotReady
-from shared.features.state import Record, StateStore, WindowQuery, WindowTotals, open_state_store, totals_over
+from shared.features.state import (
+    Record,
+    SqliteStateStore,
+    StateStore,
+    WindowQuery,
+    WindowTotals,
+    open_state_store,
+    totals_over,
+)
 from tests.fixtures.redis import flush_redis, free_port
 
 pytestmark = pytest.mark.integration
@@ -276,6 +288,28 @@ def test_sqlite_is_shared_safely_by_processes(tmp_path: Path) -> None:
     assert len(records) == 4 * 250 + 250
     assert len(set(ids(records))) == len(records)
     assert sum(r.value for r in records) == 4 * 250 * 1.0 + 250 * 2.0
+
+
+def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path) -> None:
+    """The records reach the database file itself (not only the WAL) without any write checkpointing
+    (far below its 10,000-page fallback), and close() stops the checkpointer thread."""
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStateStore(path)
+    for i in range(200):
+        store.append("ns", [(f"k{i % 7}", Record(float(i), f"e{i}", 1.0))])
+    deadline, in_the_file = time.monotonic() + 5, 0
+    while time.monotonic() < deadline and in_the_file < 200:
+        time.sleep(0.1)
+        snapshot = tmp_path / "without-wal.sqlite3"
+        shutil.copyfile(path, snapshot)  # the file alone: what a checkpoint has copied out of the WAL
+        with closing(sqlite3.connect(snapshot)) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
+                in_the_file = db.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert in_the_file == 200
+    checkpointer = next(t for t in threading.enumerate() if t.name == "sqlite-checkpoint:state.sqlite3")
+    store.close()
+    checkpointer.join(timeout=2)
+    assert not checkpointer.is_alive()
 
 
 def test_sqlite_urls_name_absolute_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
