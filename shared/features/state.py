@@ -3,11 +3,14 @@
 Window features (counts, sums, means per card, terminal or policy over the last N days) need each
 entity's recent events at scoring time. A store keeps, per (namespace, entity key), records unique by
 event id, so that appending a redelivered event (Kafka delivers at least once) changes nothing.
+Scorers call `append_then_total`: a micro-batch's records go in, and each event's windows come back as
+totals (count, sum of values, positive labels), so no window's records need to travel to Python.
 
 - `SqliteStateStore` (`sqlite:///ABSOLUTE/PATH`): the embedded default. One file shared by the gunicorn
   workers and stream workers of one machine (WAL mode, so readers never block the writer; writers queue
   on a lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
-- `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines.
+  SQLite totals the windows itself, inside the write transaction.
+- `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines. It totals the records it fetches.
 
 Both answer the same operations with the same results (a test runs one random history through both).
 Nothing here reads the clock: time is whatever the records and the callers' bounds say it is.
@@ -24,6 +27,7 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -220,13 +224,15 @@ class _SqliteProcess:
 
 
 class _Checkpointer(threading.Thread):
-    """Passive WAL checkpoints every `_CHECKPOINT_SECONDS` on a connection of its own. A passive
-    checkpoint never blocks readers or writers; Python's sqlite3 releases the GIL while SQLite works."""
+    """Passive WAL checkpoints every `_CHECKPOINT_SECONDS` on a connection of its own, until the store is
+    closed or dropped. A passive checkpoint never blocks readers or writers; Python's sqlite3 releases
+    the GIL while SQLite works."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(name=f"sqlite-checkpoint:{path.name}", daemon=True)
+    def __init__(self, path: Path, owner: object) -> None:
+        super().__init__(name=f"sqlite-checkpoint:{path}", daemon=True)
         self.path = path
         self.stopped = threading.Event()
+        self._owner = weakref.ref(owner)
 
     def run(self) -> None:
         try:
@@ -234,7 +240,7 @@ class _Checkpointer(threading.Thread):
         except sqlite3.Error:
             return  # the scorers' own writes checkpoint at the fallback size
         try:
-            while not self.stopped.wait(_CHECKPOINT_SECONDS):
+            while not self.stopped.wait(_CHECKPOINT_SECONDS) and self._owner() is not None:
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
@@ -243,7 +249,7 @@ class _Checkpointer(threading.Thread):
             connection.close()
 
 
-def _open_sqlite(path: Path, busy_timeout_seconds: float) -> _SqliteProcess:
+def _open_sqlite(path: Path, busy_timeout_seconds: float, owner: object) -> _SqliteProcess:
     """Open the file for this process, creating the directory and the schema when missing.
 
     WAL lets readers run while one process writes; synchronous=NORMAL is durable against a crashed
@@ -268,7 +274,7 @@ def _open_sqlite(path: Path, busy_timeout_seconds: float) -> _SqliteProcess:
         connection.close()
         os.close(writer_lock_fd)
         raise
-    checkpointer = _Checkpointer(path)
+    checkpointer = _Checkpointer(path, owner)
     checkpointer.start()
     return _SqliteProcess(os.getpid(), connection, threading.Lock(), writer_lock_fd, checkpointer)
 
@@ -311,7 +317,7 @@ class SqliteStateStore:
             if process is None or process.pid != os.getpid():
                 if process is not None:
                     _INHERITED.append(process)
-                process = self._process = _open_sqlite(self.path, self.busy_timeout_seconds)
+                process = self._process = _open_sqlite(self.path, self.busy_timeout_seconds, self)
         return process
 
     @contextmanager

@@ -292,7 +292,8 @@ def test_sqlite_is_shared_safely_by_processes(tmp_path: Path) -> None:
 
 def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path) -> None:
     """The records reach the database file itself (not only the WAL) without any write checkpointing
-    (far below its 10,000-page fallback), and close() stops the checkpointer thread."""
+    (far below its 10,000-page fallback); close() stops the checkpointer thread, and so does dropping
+    a store without closing it."""
     path = tmp_path / "state.sqlite3"
     store = SqliteStateStore(path)
     for i in range(200):
@@ -306,8 +307,19 @@ def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path)
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
                 in_the_file = db.execute("SELECT count(*) FROM records").fetchone()[0]
     assert in_the_file == 200
-    checkpointer = next(t for t in threading.enumerate() if t.name == "sqlite-checkpoint:state.sqlite3")
+    def checkpointer_of(path: Path) -> threading.Thread:
+        return next(t for t in threading.enumerate() if t.name == f"sqlite-checkpoint:{path}")
+
+    checkpointer = checkpointer_of(path)
     store.close()
+    checkpointer.join(timeout=2)
+    assert not checkpointer.is_alive()
+
+    dropped = tmp_path / "dropped.sqlite3"
+    forgotten = SqliteStateStore(dropped)
+    forgotten.append("ns", [("k", Record(1.0, "e"))])
+    checkpointer = checkpointer_of(dropped)
+    del forgotten
     checkpointer.join(timeout=2)
     assert not checkpointer.is_alive()
 
