@@ -9,7 +9,7 @@ totals (count, sum of values, positive labels), so no window's records need to t
 - `SqliteStateStore` (`sqlite:///ABSOLUTE/PATH`): the embedded default. One file shared by the gunicorn
   workers and stream workers of one machine (WAL mode, so readers never block the writer; writers queue
   on a lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
-  SQLite totals the windows itself, inside the write transaction.
+  SQLite totals the windows itself, right after the write.
 - `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines. It totals the records it fetches.
 
 Both answer the same operations with the same results (a test runs one random history through both).
@@ -372,18 +372,22 @@ class SqliteStateStore:
     def append_then_total(
         self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
     ) -> dict[str, list[list[WindowTotals]]]:
-        """One write transaction: the inserts, then one aggregate query per WindowQuery, summed by SQLite
-        over the table's (ts, id) order without a row reaching Python."""
+        """The inserts in one write transaction, then one aggregate query per WindowQuery, summed by SQLite
+        over the table's (ts, id) order without a row reaching Python. The queries run after the commit,
+        outside the machine-wide writer lock, which other processes' writes are waiting for."""
         _check_batches(batches)
         _check_queries(queries)
         rows = [(namespace, key, r.ts, r.id, r.value, None if r.label is None else int(r.label))
                 for namespace, items in batches.items() for key, r in items]
-        if not rows and not any(queries.values()):
+        if rows:
+            with self._writing() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        if not any(queries.values()):
             return {namespace: [] for namespace in queries}
-        with self._writing() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES (?, ?, ?, ?, ?, ?)", rows
-            )
+        with self._reading() as db:
             return {namespace: [_sqlite_totals(db, namespace, query) for query in asked]
                     for namespace, asked in queries.items()}
 
