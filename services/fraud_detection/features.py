@@ -192,6 +192,12 @@ def _ratio(amount: Any, average: Any) -> Any:
 # ------------------------------------------------------------------ reasons in plain words
 
 
+def _counted(number: float, noun: str) -> str:
+    """'1 transaction', '7 transactions' (numbers shown rounded to units)."""
+    shown = f"{number:.0f}"
+    return f"{shown} {noun}" if shown == "1" else f"{shown} {noun}s"
+
+
 def reason_text(feature: str, features: Mapping[str, Any]) -> str:
     value = features[feature]
     daily_habit = features["customer_nb_tx_30d"] / 30.0
@@ -200,7 +206,7 @@ def reason_text(feature: str, features: Mapping[str, Any]) -> str:
     days = int(window.rstrip("d")) if window.endswith("d") and window[:-1].isdigit() else None
     if feature.startswith("customer_nb_tx_") and days:
         period = "24 hours" if days == 1 else f"{days} days"
-        return (f"{value:.0f} transactions on this card in the last {period}, "
+        return (f"{_counted(value, 'transaction')} on this card in the last {period}, "
                 f"usually {daily_habit * days:.0f}")
     if feature.startswith("customer_avg_amount_") and days:
         period = "24 hours" if days == 1 else f"{days} days"
@@ -211,10 +217,11 @@ def reason_text(feature: str, features: Mapping[str, Any]) -> str:
         return f"amount is {value:.1f} times this card's 30-day average of {average_30d:.2f}"
     if feature.startswith("terminal_risk_") and days:
         count = features[f"terminal_nb_tx_{days}d"]
-        return (f"{value:.0%} of the {count:.0f} transactions at this terminal in the {days} days before "
-                f"last week were confirmed fraud")
+        verb = "was" if f"{count:.0f}" == "1" else "were"
+        return (f"{value:.0%} of the {_counted(count, 'transaction')} at this terminal in the {_counted(days, 'day')} "
+                f"before last week {verb} confirmed fraud")
     if feature.startswith("terminal_nb_tx_") and days:
-        return f"{value:.0f} transactions at this terminal in the {days} days before last week"
+        return f"{_counted(value, 'transaction')} at this terminal in the {_counted(days, 'day')} before last week"
     if feature == "is_night":
         return "made at night (00:00 to 06:59)" if value else "made in the daytime"
     if feature == "is_weekend":
