@@ -164,13 +164,12 @@ class ScoringCore:
         if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
             features = features.reset_index(drop=True)
         columns = list(features.columns)
-        matrix = features if columns == self._features else features[self.definition.feature_set.columns]
         prediction = self.definition.predict(self.model, features)
         scores = prediction.scores
         measures = prediction.measures or [{}] * len(events)
         bands = [self.ruleset.band_for(float(s)) for s in scores]
         threshold = self.ruleset.explain_from_score
-        explained = self._explain(matrix, [threshold is not None and s >= threshold for s in scores])
+        explained = self._explain(features, [threshold is not None and s >= threshold for s in scores])
         serialised = [self.serialise(e) for e in events]
         rows = [dict(zip(columns, values, strict=True)) for values in _plain_rows(features)]
         verdicts = self.ruleset.evaluate_many(
@@ -184,7 +183,7 @@ class ScoringCore:
         unexplained = {
             i for i, v in enumerate(verdicts) if v.outcome != self.ruleset.default and i not in explained
         }
-        explained.update(self._explain(matrix, [i in unexplained for i in range(len(events))]))
+        explained.update(self._explain(features, [i in unexplained for i in range(len(events))]))
 
         details = self.definition.details(events, features, prediction) if self.definition.details else None
         shadows = self._shadow(features, serialised, rows) if self.challenger is not None else None
@@ -239,11 +238,15 @@ class ScoringCore:
                  "decision": verdict.outcome}
                 for score, verdict in zip(prediction.scores, verdicts, strict=True)]
 
-    def _explain(self, matrix: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
+    def _explain(self, features: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
+        """The top contributions of the wanted rows, over the model's features only (not the columns
+        only rules read), selected here because most events are never explained."""
         indices = [i for i, w in enumerate(wanted) if w]
         if not indices:
             return {}
-        rows, k = matrix.iloc[indices], self.definition.explain_top_k
+        rows, k = features.iloc[indices], self.definition.explain_top_k
+        if list(rows.columns) != self._features:
+            rows = rows[self.definition.feature_set.columns]
         if self.definition.explain is not None:
             contributions = self.definition.explain(self.model, rows, k)
         else:
