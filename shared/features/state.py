@@ -10,7 +10,8 @@ totals (count, sum of values, positive labels), so no window's records need to t
   workers and stream workers of one machine (WAL mode, so readers never block the writer; writers queue
   on a lock file, which wakes the next one at once, where SQLite's own busy handler sleeps 1 to 100 ms).
   SQLite totals the windows itself, right after the write.
-- `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines. It totals the records it fetches.
+- `RedisStateStore` (`redis://HOST:PORT/DB`): for many machines. A script totals the windows in Redis,
+  pipelined behind the batch's appends: one round trip.
 
 Both answer the same operations with the same results (a test runs one random history through both).
 Nothing here reads the clock: time is whatever the records and the callers' bounds say it is.
@@ -520,6 +521,70 @@ end
 return cjson.encode(out)
 """
 
+# Window totals, one query per (z, h) pair of KEYS; ARGV per query: windows, until, '1' when until_id
+# applies, until_id, then the lower bounds. A reply per query: count, sum (as %.17g text: Lua would round
+# a number to an integer, cjson to 14 digits), positives, for each window. Records at exactly `until`
+# are cut by id in byte order, as the sorted set itself orders them (Lua's own string comparison follows
+# the server's locale).
+_TOTALS = """
+local function number(text)
+  if text == '-inf' then return -math.huge elseif text == 'inf' then return math.huge end
+  return tonumber(text)
+end
+local function bytes_at_most(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+local out, at = {}, 1
+for j = 1, #KEYS, 2 do
+  local windows, until_text, cut, until_id = tonumber(ARGV[at]), ARGV[at + 1], ARGV[at + 2] == '1', ARGV[at + 3]
+  local bounds, lowest_text, lowest = {}, nil, math.huge
+  for w = 1, windows do
+    local text = ARGV[at + 3 + w]
+    bounds[w] = number(text)
+    if bounds[w] <= lowest then lowest, lowest_text = bounds[w], text end
+  end
+  at = at + 4 + windows
+  local counts, sums, positives = {}, {}, {}
+  for w = 1, windows do counts[w], sums[w], positives[w] = 0, 0.0, 0 end
+  local until_ts = number(until_text)
+  local found = redis.call('ZRANGEBYSCORE', KEYS[j], '(' .. lowest_text, until_text, 'WITHSCORES')
+  for first = 1, #found, 2000 do
+    local ids, times = {}, {}
+    for i = first, math.min(first + 1999, #found), 2 do
+      ids[#ids + 1] = found[i]
+      times[#times + 1] = tonumber(found[i + 1])
+    end
+    local details = redis.call('HMGET', KEYS[j + 1], unpack(ids))
+    for i = 1, #ids do
+      local ts = times[i]
+      if not (cut and ts == until_ts and not bytes_at_most(ids[i], until_id)) then
+        local value, label = string.match(details[i] or '0', '^([^|]*)|?(.*)$')
+        value = tonumber(value)
+        for w = 1, windows do
+          if ts > bounds[w] then
+            counts[w] = counts[w] + 1
+            sums[w] = sums[w] + value
+            if label == '1' then positives[w] = positives[w] + 1 end
+          end
+        end
+      end
+    end
+  end
+  local reply = {}
+  for w = 1, windows do
+    reply[#reply + 1] = counts[w]
+    reply[#reply + 1] = string.format('%.17g', sums[w])
+    reply[#reply + 1] = positives[w]
+  end
+  out[#out + 1] = reply
+end
+return out
+"""
+
 _SET_LABELS = """
 for j = 1, #KEYS do
   local id = ARGV[2 * j - 1]
@@ -556,7 +621,8 @@ def _script(text: str) -> _Script:
     return _Script(text, hashlib.sha1(text.encode()).hexdigest())
 
 
-_SCRIPTS = {"append": _script(_APPEND), "fetch": _script(_FETCH), "set_labels": _script(_SET_LABELS),
+_SCRIPTS = {"append": _script(_APPEND), "fetch": _script(_FETCH), "totals": _script(_TOTALS),
+            "set_labels": _script(_SET_LABELS),
             "prune": _script(_PRUNE)}
 # (script name, keys, arguments): one EVALSHA
 _Call = tuple[str, Sequence[str], Sequence[str | int]]
@@ -580,6 +646,15 @@ def _records(flat: list[str]) -> list[Record]:
         value, _, label = flat[i + 2].partition("|")
         out.append(Record(float(flat[i + 1]), flat[i], float(value), int(label) if label else None))
     return out
+
+
+def _totals_arguments(query: WindowQuery) -> list[str | int]:
+    return [len(query.lower_bounds), repr(float(query.until)), "0" if query.until_id is None else "1",
+            query.until_id or "", *(repr(float(bound)) for bound in query.lower_bounds)]
+
+
+def _totals(reply: list[Any]) -> list[WindowTotals]:
+    return [WindowTotals(int(reply[i]), float(reply[i + 1]), int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -654,26 +729,29 @@ class RedisStateStore:
         self.append_many({namespace: items})
 
     def append_many(self, batches: Mapping[str, Sequence[tuple[str, Record]]]) -> None:
-        _check_batches(batches)
-        self._call([
-            ("append", [self._index(namespace), *(name for key, _ in chunk for name in self._entity(namespace, key))],
-             [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)])
-            for namespace, items in batches.items() for chunk in _chunks(items)
-        ])
+        self.append_then_total(batches, {})
 
     def append_then_total(
         self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
     ) -> dict[str, list[list[WindowTotals]]]:
-        """The append, then one fetch per namespace covering its queries, totalled here."""
+        """The appends, then the totals summed by a script in Redis, in one pipeline (one round trip)."""
+        _check_batches(batches)
         _check_queries(queries)
-        self.append_many(batches)
-        out: dict[str, list[list[WindowTotals]]] = {}
-        for namespace, asked in queries.items():
-            windows = [q for q in asked if q.lower_bounds]
-            found = self.fetch(namespace, [q.key for q in windows], min(b for q in windows for b in q.lower_bounds),
-                               max(q.until for q in windows)) if windows else {}
-            out[namespace] = [totals_over(found[q.key], q) if q.lower_bounds else [] for q in asked]
-        return out
+        appends: list[_Call] = [
+            ("append", [self._index(namespace), *(name for key, _ in chunk for name in self._entity(namespace, key))],
+             [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)])
+            for namespace, items in batches.items() for chunk in _chunks(items)
+        ]
+        asked = [(namespace, query) for namespace, listed in queries.items() for query in listed if query.lower_bounds]
+        totals: list[_Call] = [
+            ("totals", [name for namespace, query in chunk for name in self._entity(namespace, query.key)],
+             [arg for _, query in chunk for arg in _totals_arguments(query)])
+            for chunk in _chunks(asked)
+        ]
+        replies = self._call(appends + totals) if appends or totals else []
+        answers = iter([answer for reply in replies[len(appends):] for answer in reply])
+        return {namespace: [_totals(next(answers)) if query.lower_bounds else [] for query in listed]
+                for namespace, listed in queries.items()}
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)

@@ -91,10 +91,12 @@ def test_window_totals_see_the_records_appended_with_them(state_store: StateStor
     the same call count, a redelivered one once; labels 1 are the positives; a key never seen totals 0."""
     state_store.append("ns", [("k", Record(1.0, "a", 1.0, 1)), ("k", Record(5.0, "b", 2.0, 0)),
                               ("k", Record(10.0, "c", 4.0, 1))])
-    batch = {"ns": [("k", Record(10.0, "d", 8.0)), ("k", Record(10.0, "B", 16.0)), ("k", Record(1.0, "a", 99.0))]}
+    batch = {"ns": [("k", Record(10.0, "d", 8.0)), ("k", Record(10.0, "B", 16.0)), ("k", Record(1.0, "a", 99.0)),
+                    ("k", Record(11.0, "é", 32.0))]}
     queries = {"ns": [WindowQuery("k", (0.0, 1.0, 5.0), 10.0), WindowQuery("k", (0.0,), 10.0, "c"),
                       WindowQuery("k", (0.0, 4.999), 10.0, "B"), WindowQuery("k", (), 10.0),
-                      WindowQuery("unknown", (0.0,), 10.0, "x")], "empty": []}
+                      WindowQuery("unknown", (0.0,), 10.0, "x"), WindowQuery("k", (9.0,), 11.0, "z"),
+                      WindowQuery("k", (9.0,), 11.0, "é"), WindowQuery("k", (-math.inf,), math.inf)], "empty": []}
     totals = state_store.append_then_total(batch, queries)
     assert totals["empty"] == []
     assert totals["ns"] == [
@@ -103,6 +105,9 @@ def test_window_totals_see_the_records_appended_with_them(state_store: StateStor
         [WindowTotals(3, 19.0, 1), WindowTotals(2, 18.0, 0)],
         [],
         [WindowTotals(0, 0.0, 0)],
+        [WindowTotals(3, 28.0, 1)],  # 'é' sorts after 'z' (by code point, as UTF-8 bytes): cut
+        [WindowTotals(4, 60.0, 1)],
+        [WindowTotals(6, 63.0, 2)],
     ]
 
 
