@@ -9,8 +9,9 @@ which is most of a single-event request. For such a model both reduce to table l
   directions the row takes at each level, that is on its leaf. So every leaf's SHAP vector is computed
   once per model (`_leaf_shap_tables`), and a row's SHAP values are a sum of one table row per tree.
 
-Both agree with CatBoost to floating-point rounding (a test holds them to 1e-9 on real models). Models
-with categorical or text features, several outputs, or NaN in a row are left to CatBoost.
+Both agree with CatBoost to floating-point rounding (a test holds them to 1e-9 on real models), missing
+values included. Models with categorical or text features, several outputs or other trees are left to
+CatBoost (`TreeModel` falls back to it).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class ObliviousForest:
 
     def leaves(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, trees) leaf index of every row in every tree. A NaN is below every border (NaN > b is
-        false), as CatBoost's nan_mode Min and AsIs have it, or above them all where CatBoost treats it "AsTrue" (nan_mode Max)."""
+        false), as CatBoost's nan_mode Min and AsIs have it, or above them all where CatBoost's export says
+        "AsTrue" (nan_mode Max)."""
         rows = np.asarray(matrix, dtype=np.float64)
         if self.nan_goes_right.any():
             rows = np.where(np.isnan(rows) & self.nan_goes_right, np.inf, rows)
@@ -125,7 +127,7 @@ def _padded(tree: dict, depth: int, padding_feature: int) -> tuple[list[int], li
     )
 
 
-ROWS_PER_CHUNK = 1024  # bounds the (rows, trees, depth) intermediate arrays to a few MB
+ROWS_PER_CHUNK = 256  # bounds the (rows, trees, depth) intermediate arrays to ~7 MB for 600 trees of depth 6
 
 
 def _chunks(matrix: np.ndarray) -> list[np.ndarray]:

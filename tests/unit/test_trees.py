@@ -61,7 +61,7 @@ def test_fraud_model_is_compiled_and_agrees_with_catboost(fraud_model: TreeModel
 
 
 def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
-    together = fraud_model.raw(fraud_rows)  # crosses a chunk boundary too
+    together = fraud_model.raw(fraud_rows)  # crosses chunk boundaries too
     alone = np.array([fraud_model.raw(fraud_rows[i : i + 1])[0] for i in range(0, 3000, 37)])
     assert np.array_equal(alone, together[::37])
     assert np.array_equal(fraud_model.shap(fraud_rows[5:6])[0], fraud_model.shap(fraud_rows)[5])
