@@ -114,8 +114,8 @@ def readable(value: Any) -> str:
 
 def readable_number(number: float) -> str:
     """Whole numbers without decimals; otherwise 3 decimals at or above 1 (1234.568) and 3 significant
-    digits below 1 (0.95, 0.123, 0.000123), trailing zeros dropped; scientific only for the very small
-    and the very large."""
+    digits below 1 (0.95, 0.123, 0.000123), trailing zeros dropped, and as many more as it takes for a
+    number below 1 not to read 1 (0.9996); scientific only for the very small and the very large."""
     magnitude = abs(number)
     if not math.isfinite(number) or magnitude >= 1e15:
         return f"{number:.6g}"
@@ -125,4 +125,7 @@ def readable_number(number: float) -> str:
     if decimals > 9:
         return f"{number:.3g}"
     text = f"{number:.{decimals}f}".rstrip("0").rstrip(".")
+    while magnitude < 1 and text.lstrip("-") == "1" and decimals < 9:  # a score of 0.9996 never reads "1"
+        decimals += 1
+        text = f"{number:.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text

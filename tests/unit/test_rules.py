@@ -218,7 +218,8 @@ def test_any_mapping_is_a_context() -> None:
     ("value", "text"),
     [(0.95, "0.95"), (0.123456, "0.123"), (0.000123456, "0.000123"), (5000.0, "5000"), (1234.56789, "1234.568"),
      (-2.5, "-2.5"), (3, "3"), (True, "true"), (None, "?"), (["amount", "is_night"], "amount, is_night"),
-     ("FR", "FR"), (1e-12, "1e-12")],
+     ("FR", "FR"), (1e-12, "1e-12"), (0.9996, "0.9996"), (0.99999999, "0.99999999"), (-0.9995, "-0.9995"),
+     (0.9999999999, "1")],
 )
 def test_values_render_readably(value: Any, text: str) -> None:
     """Numbers as an analyst would write them (no 5000.0, no 0.9500000001), lists joined, null as '?'."""
