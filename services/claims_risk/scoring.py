@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import Pool
 
 from services.claims_risk.features import (
     FEATURE_SET,
@@ -22,8 +21,8 @@ from services.claims_risk.features import (
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.features.state import StateStore
-from shared.modeling.inference import catboost_threads
 from shared.modeling.registry import RegisteredModel
+from shared.modeling.trees import load_tree_model
 from shared.scoring import HistoryInput, Prediction, ServiceDefinition
 
 SERVICE = "claims"
@@ -32,12 +31,7 @@ SERVICE = "claims"
 def predict_annual_frequency(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
     """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that
     against the portfolio's mean frequency on the training data (from the model card)."""
-    # Rows as lists: CatBoost reads them in a third of the time it takes over a column selection of a frame.
-    columns = list(FEATURE_SET.columns)
-    rows = [list(row) for row in zip(*(features[name].tolist() for name in columns), strict=True)]
-    pool = Pool(rows, cat_features=[columns.index(name) for name in FEATURE_SET.categorical], feature_names=columns)
-    scores = np.asarray(model.model.predict(pool, prediction_type="Exponent", thread_count=catboost_threads(len(features))),
-                        dtype=float)
+    scores = np.exp(model.model.raw(features))  # the Poisson model's log-mean, as CatBoost's "Exponent"
     portfolio = float(model.card["portfolio_frequency"])
     return Prediction(scores, [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores])
 
@@ -84,4 +78,5 @@ DEFINITION = ServiceDefinition(
     history_inputs=(HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, record_claims),),
     extra_features=HISTORY_COLUMNS,
     measure_names=("expected_frequency", "relative_risk"),
+    load_model=load_tree_model,
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from services.fraud_detection.features import (
@@ -23,8 +22,7 @@ SERVICE = "fraud"
 
 
 def predict_fraud_probability(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
-    # Every fraud feature is numeric and in training order.
-    return Prediction(model.model.probability(features.to_numpy(dtype=np.float64)))
+    return Prediction(model.model.probability(features))
 
 
 DEFINITION = ServiceDefinition(

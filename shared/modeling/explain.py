@@ -35,9 +35,9 @@ def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str]
 
 @runtime_checkable
 class ShapExplainable(Protocol):
-    """A model that gives its own SHAP values (e.g. a compiled `TreeModel`)."""
+    """A model that gives its own SHAP values (e.g. a compiled `TreeModel`) for a frame of its features."""
 
-    def shap(self, matrix: np.ndarray) -> np.ndarray: ...
+    def shap(self, features: pd.DataFrame) -> np.ndarray: ...
 
 
 def top_contributions(
@@ -47,7 +47,7 @@ def top_contributions(
     if features.empty:
         return []
     if isinstance(model, ShapExplainable):
-        values = model.shap(features.to_numpy(dtype=np.float64))
+        values = model.shap(features)
     else:
         values = shap_values(model, features, cat_features)
     names = list(features.columns)

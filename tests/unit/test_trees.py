@@ -53,18 +53,23 @@ def fraud_rows(fraud_model: TreeModel) -> np.ndarray:
     return rows
 
 
+def frame(model: TreeModel, rows: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(model.feature_names))
+
+
 def test_fraud_model_is_compiled_and_agrees_with_catboost(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
-    assert fraud_model.forest is not None
+    assert fraud_model.forest is not None and fraud_model.forest.numeric
     assert_same_as_catboost(fraud_model.catboost, fraud_rows)
     probabilities = np.asarray(fraud_model.catboost.predict(fraud_rows, prediction_type="Probability"))[:, 1]
-    np.testing.assert_allclose(fraud_model.probability(fraud_rows), probabilities, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fraud_model.probability(frame(fraud_model, fraud_rows)), probabilities, rtol=0, atol=1e-12)
 
 
 def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
-    together = fraud_model.raw(fraud_rows)  # crosses chunk boundaries too
-    alone = np.array([fraud_model.raw(fraud_rows[i : i + 1])[0] for i in range(0, 3000, 37)])
+    together = fraud_model.raw(frame(fraud_model, fraud_rows))  # crosses chunk boundaries too
+    alone = np.array([fraud_model.raw(frame(fraud_model, fraud_rows[i : i + 1]))[0] for i in range(0, 3000, 37)])
     assert np.array_equal(alone, together[::37])
-    assert np.array_equal(fraud_model.shap(fraud_rows[5:6])[0], fraud_model.shap(fraud_rows)[5])
+    assert np.array_equal(fraud_model.shap(frame(fraud_model, fraud_rows[5:6]))[0],
+                          fraud_model.shap(frame(fraud_model, fraud_rows))[5])
 
 
 def test_top_contributions_are_catboosts(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
@@ -106,13 +111,34 @@ def test_regression_models_with_a_bias_are_compiled_too() -> None:
     assert forest.bias != 0.0
 
 
+def test_one_hot_categories_take_catboosts_leaves_and_the_forests_tables() -> None:
+    """A Poisson model with one-hot categorical splits (as the claims model has): CatBoost finds the leaves
+    (it hashes the categories, unseen ones included), the tables give the same raw score and SHAP values."""
+    rng = np.random.default_rng(6)
+    data = pd.DataFrame({"area": rng.choice(list("ABCDEF"), 3000), "power": rng.integers(4, 15, 3000).astype(float),
+                         "brand": rng.choice([f"B{i}" for i in range(1, 8)], 3000), "age": rng.uniform(18, 90, 3000)})
+    rate = np.exp(-2 + 0.3 * (data["area"] > "C") + 0.05 * data["power"] - 0.01 * data["age"] + 0.4 * (data["brand"] == "B3"))
+    model = CatBoostRegressor(iterations=60, depth=4, loss_function="Poisson", one_hot_max_size=10, verbose=0,
+                              random_seed=0, thread_count=1, cat_features=["area", "brand"]).fit(data, rng.poisson(rate))
+    compiled = TreeModel(model)
+    assert compiled.forest is not None and not compiled.forest.numeric
+    probe = data.sample(400, random_state=1).reset_index(drop=True)
+    probe.loc[:9, "brand"] = "never seen"
+    expected = np.asarray(model.predict(Pool(probe, cat_features=["area", "brand"]), prediction_type="RawFormulaVal"))
+    np.testing.assert_allclose(compiled.raw(probe), expected, rtol=0, atol=TOLERANCE)
+    reference = np.asarray(model.get_feature_importance(Pool(probe, cat_features=["area", "brand"]), type="ShapValues"))[:, :-1]
+    np.testing.assert_allclose(compiled.shap(probe), reference, rtol=0, atol=TOLERANCE)
+    assert np.abs(reference[:, [0, 2]]).max() > 0.01, "the categories must carry weight in this model"
+
+
 def test_models_it_cannot_evaluate_exactly_are_left_to_catboost() -> None:
-    frame = pd.DataFrame({"colour": ["red", "blue", "green"] * 100, "size": np.arange(300.0)})
-    labels = (frame["size"] % 3 == 0).astype(int)
-    categorical = CatBoostClassifier(iterations=10, depth=2, verbose=0, cat_features=["colour"]).fit(frame, labels)
-    assert ObliviousForest.from_catboost(categorical) is None
+    data = pd.DataFrame({"colour": ["red", "blue", "green", "grey", "pink"] * 60, "size": np.arange(300.0)})
+    labels = (data["size"] % 3 == 0).astype(int)
+    with_ctrs = CatBoostClassifier(iterations=10, depth=2, verbose=0, one_hot_max_size=2,
+                                   cat_features=["colour"]).fit(data, labels)
+    assert ObliviousForest.from_catboost(with_ctrs) is None
     multiclass = CatBoostClassifier(iterations=10, depth=2, verbose=0, loss_function="MultiClass").fit(
-        frame[["size"]], frame["size"] % 3)
+        data[["size"]], data["size"] % 3)
     assert ObliviousForest.from_catboost(multiclass) is None
 
 
@@ -124,5 +150,5 @@ def test_a_model_of_other_trees_is_served_by_catboost_itself() -> None:
     model = TreeModel(depthwise)
     assert model.forest is None
     probe = rng.normal(size=(50, 4))
-    assert np.array_equal(model.raw(probe), depthwise.predict(probe, prediction_type="RawFormulaVal"))
-    np.testing.assert_allclose(model.shap(probe), catboost_shap(depthwise, probe), atol=TOLERANCE)
+    assert np.array_equal(model.raw(frame(model, probe)), depthwise.predict(probe, prediction_type="RawFormulaVal"))
+    np.testing.assert_allclose(model.shap(frame(model, probe)), catboost_shap(depthwise, probe), atol=TOLERANCE)
