@@ -29,7 +29,7 @@ def create_app(service: str = "fraud") -> Flask:
     categorical = list(feature_set.categorical)
 
     @app.post("/v1/score")
-    def score():  # noqa: ANN202
+    def score():
         body = request.get_json()
         values = [body.get(name, body.get("amount", 0.0)) for name in names]
         if categorical:  # the model needs to know which columns are categories; a row as a list is cheapest
@@ -39,7 +39,7 @@ def create_app(service: str = "fraud") -> Flask:
         return jsonify({"score": float(model.predict(data)[0])})
 
     @app.get("/readyz")
-    def ready():  # noqa: ANN202
+    def ready():
         return jsonify({"ready": True})
 
     return app
@@ -50,14 +50,14 @@ def _calibrated_classifier_app(classifier: Any) -> Flask:
     app = Flask("bare")
 
     @app.post("/v1/score")
-    def score():  # noqa: ANN202
+    def score():
         body = request.get_json()
         values = {name: _plain(body.get(name)) for name in names}
         values["male"] = 1.0 if body.get("sex") == "male" else 0.0
         return jsonify({"score": float(classifier.probability(pd.DataFrame([values]))[0])})
 
     @app.get("/readyz")
-    def ready():  # noqa: ANN202
+    def ready():
         return jsonify({"ready": True})
 
     return app

@@ -15,7 +15,7 @@ import pandas as pd
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
 from services.cli import SERVICES
-from shared.batch.runner import rescore
+from shared.doors.batch import rescore
 from shared.runtime import load_core
 
 
@@ -37,11 +37,20 @@ def main() -> None:
     started = time.perf_counter()
     summary = rescore(core, source, work / "decisions.parquet", progress=False, history_paths=history_paths)
     elapsed = time.perf_counter() - started
-    record(f"batch_throughput_{args.service}", {
-        "service": args.service, "rows": summary.rows, "scored": summary.scored, "traffic": load.description,
-        "input": "csv", "output": "parquet", "seconds": round(elapsed, 2),
-        "rows_per_second": round(summary.rows / elapsed, 1), "decisions": summary.decisions,
-    })
+    record(
+        f"batch_throughput_{args.service}",
+        {
+            "service": args.service,
+            "rows": summary.rows,
+            "scored": summary.scored,
+            "traffic": load.description,
+            "input": "csv",
+            "output": "parquet",
+            "seconds": round(elapsed, 2),
+            "rows_per_second": round(summary.rows / elapsed, 1),
+            "decisions": summary.decisions,
+        },
+    )
 
 
 if __name__ == "__main__":

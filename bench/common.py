@@ -12,7 +12,7 @@ from typing import Any
 
 from services.cli import SERVICES
 from services.fraud_detection.train import SIZES, train
-from shared.errors import ModelNotFound
+from shared.errors import ModelNotFoundError
 from shared.modeling.registry import ModelRegistry
 from shared.settings import Settings
 
@@ -27,15 +27,18 @@ def bench_settings(workdir: Path, service: str = "fraud") -> Settings:
     try:
         ModelRegistry(settings.model_dir).champion(service)
         model_dir = settings.model_dir
-    except ModelNotFound:
+    except ModelNotFoundError:
         model_dir = workdir / "models"
         if service == "fraud":
             train(model_dir, settings.data_dir, SIZES["small"])
         else:
             SERVICES[service].train(Settings.from_env(model_dir=model_dir), "full")
     return Settings.from_env(
-        model_dir=model_dir, state_url=f"sqlite:///{workdir / 'state.sqlite3'}", api_keys=("bench-key",),
-        log_level="INFO", pseudonym_key=settings.pseudonym_key or b"bench-pseudonym-key",
+        model_dir=model_dir,
+        state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
+        api_keys=("bench-key",),
+        log_level="INFO",
+        pseudonym_key=settings.pseudonym_key or b"bench-pseudonym-key",
     )
 
 

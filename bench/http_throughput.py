@@ -24,8 +24,8 @@ import requests
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
 from services.cli import SERVICES, gunicorn_command
-from shared.features.state import open_state_store
 from shared.settings import Settings
+from shared.state import open_state_store
 from tests.fixtures.services import running_server
 
 LUA = Path(__file__).with_name("wrk_replay.lua")
@@ -45,7 +45,10 @@ def prepare_traffic(service: str, settings: Settings, work: Path) -> tuple[Path,
 def run_wrk(base_url: str, seconds: int, connections: int, bodies: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(LUA), base_url],
-        check=True, capture_output=True, text=True, env={**os.environ, "BODIES": str(bodies)},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BODIES": str(bodies)},
     ).stdout
     figures = {"requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for percentile in ("50", "90", "99"):
@@ -90,8 +93,16 @@ def main() -> None:
     service, bare_figures = results["service"], results["bare_flask_model"]
     assert isinstance(service, dict) and isinstance(bare_figures, dict)
     results["service_to_bare_ratio"] = round(service["requests_per_second"] / bare_figures["requests_per_second"], 3)
-    record(f"http_throughput_{args.service}", {"workers": 2, "connections": args.connections, "seconds": args.seconds,
-                               "load_generator": "wrk, 1 thread, same machine", **results})
+    record(
+        f"http_throughput_{args.service}",
+        {
+            "workers": 2,
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "load_generator": "wrk, 1 thread, same machine",
+            **results,
+        },
+    )
 
 
 if __name__ == "__main__":

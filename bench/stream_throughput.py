@@ -15,7 +15,7 @@ from bench.traffic import traffic
 from services.cli import SERVICES
 from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import ALL_TOPICS
-from shared.features.state import open_state_store
+from shared.state import open_state_store
 from tests.fixtures.kafka_io import collect, publish
 from tests.fixtures.services import running_worker
 
@@ -42,17 +42,26 @@ def main() -> None:
             started = time.perf_counter()
             publish(broker.bootstrap_servers, load.input_topic, load.events[WARM_UP:], load.key)
             published = time.perf_counter() - started
-            records = collect(broker.bootstrap_servers, load.output_topic,
-                              lambda r: len(r) >= len(load.events), timeout=900)
+            records = collect(
+                broker.bootstrap_servers, load.output_topic, lambda r: len(r) >= len(load.events), timeout=900
+            )
             elapsed = time.perf_counter() - started
     scored = len(records) - WARM_UP
-    record(f"stream_throughput_{args.service}", {
-        "service": args.service, "events": scored, "traffic": load.description,
-        "partitions": load.input_topic.partitions, "workers": 1, "batch_size": settings.stream_batch_size,
-        "publish_seconds": round(published, 2), "end_to_end_seconds": round(elapsed, 2),
-        "events_per_second": round(scored / elapsed, 1),
-        "note": "publisher, broker, worker and reader share the machine's 2 cores",
-    })
+    record(
+        f"stream_throughput_{args.service}",
+        {
+            "service": args.service,
+            "events": scored,
+            "traffic": load.description,
+            "partitions": load.input_topic.partitions,
+            "workers": 1,
+            "batch_size": settings.stream_batch_size,
+            "publish_seconds": round(published, 2),
+            "end_to_end_seconds": round(elapsed, 2),
+            "events_per_second": round(scored / elapsed, 1),
+            "note": "publisher, broker, worker and reader share the machine's 2 cores",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from shared.events.topics import (
     PAYMENTS_TRANSACTIONS,
     Topic,
 )
-from shared.features.state import StateStore
 from shared.settings import Settings
+from shared.state import StateStore
 
 FRAUD_REPLAY_FROM = pd.Timestamp("2018-08-08")
 
@@ -49,11 +49,18 @@ def _fraud(settings: Settings, count: int) -> Traffic:
 
     simulated = load_or_simulate(settings.data_dir, **asdict(SIZES["demo"]))
     times = simulated["tx_datetime"]
-    history = frame_from_simulation(simulated[(times < FRAUD_REPLAY_FROM) & (times >= FRAUD_REPLAY_FROM - pd.Timedelta(days=40))])
+    history = frame_from_simulation(
+        simulated[(times < FRAUD_REPLAY_FROM) & (times >= FRAUD_REPLAY_FROM - pd.Timedelta(days=40))]
+    )
     replay = simulated[times >= FRAUD_REPLAY_FROM].head(count)
     return Traffic(
-        "fraud", events_from_simulation(replay), "customer_id", PAYMENTS_TRANSACTIONS, FRAUD_DECISIONS,
-        lambda store: record_history(store, history), {},
+        "fraud",
+        events_from_simulation(replay),
+        "customer_id",
+        PAYMENTS_TRANSACTIONS,
+        FRAUD_DECISIONS,
+        lambda store: record_history(store, history),
+        {},
         f"simulated transactions from {FRAUD_REPLAY_FROM:%Y-%m-%d} in time order, card and terminal state warmed "
         f"with the 40 days before; fraud share {replay['is_fraud'].mean():.4f}",
     )
@@ -71,17 +78,38 @@ def _claims(settings: Settings, count: int) -> Traffic:
     policies, claims = [], []
     for n, row in enumerate(book.itertuples()):
         policy_id = f"POL-{n:07d}"
-        policies.append({"policy_id": policy_id, "kind": "renewal", "timestamp": (now + timedelta(seconds=n)).isoformat(),
-                         "exposure": 1.0, "area": row.area, "bonus_malus": int(row.bonus_malus),
-                         "driver_age": int(row.driver_age), "vehicle_age": int(row.vehicle_age),
-                         "vehicle_power": int(row.vehicle_power), "vehicle_brand": row.vehicle_brand})
+        policies.append(
+            {
+                "policy_id": policy_id,
+                "kind": "renewal",
+                "timestamp": (now + timedelta(seconds=n)).isoformat(),
+                "exposure": 1.0,
+                "area": row.area,
+                "bonus_malus": int(row.bonus_malus),
+                "driver_age": int(row.driver_age),
+                "vehicle_age": int(row.vehicle_age),
+                "vehicle_power": int(row.vehicle_power),
+                "vehicle_brand": row.vehicle_brand,
+            }
+        )
         for k in range(int(row.claim_count)):
-            claims.append({"claim_id": f"CLM-{n}-{k}", "policy_id": policy_id,
-                           "timestamp": (now - timedelta(days=rng.randrange(1, 700))).isoformat(), "amount": 1000.0})
+            claims.append(
+                {
+                    "claim_id": f"CLM-{n}-{k}",
+                    "policy_id": policy_id,
+                    "timestamp": (now - timedelta(days=rng.randrange(1, 700))).isoformat(),
+                    "amount": 1000.0,
+                }
+            )
     schema = ClaimSchema()
     return Traffic(
-        "claims", policies, "policy_id", INSURANCE_POLICIES, CLAIMS_DECISIONS,
-        lambda store: record_claims([schema.load(c) for c in claims], store), {"claims": claims},
+        "claims",
+        policies,
+        "policy_id",
+        INSURANCE_POLICIES,
+        CLAIMS_DECISIONS,
+        lambda store: record_claims([schema.load(c) for c in claims], store),
+        {"claims": claims},
         f"renewals of freMTPL2freq policies, each with its observed claims placed in the last two years "
         f"({len(claims)} claims)",
     )
@@ -91,8 +119,13 @@ def _disease(settings: Settings, count: int) -> Traffic:
     from services.disease_risk.samples import sample_assessments
 
     return Traffic(
-        "disease", sample_assessments(count, seed=3), "patient_id", HEALTH_ASSESSMENTS, DISEASE_DECISIONS,
-        lambda store: None, {},
+        "disease",
+        sample_assessments(count, seed=3),
+        "patient_id",
+        HEALTH_ASSESSMENTS,
+        DISEASE_DECISIONS,
+        lambda store: None,
+        {},
         "assessments built from held-out Framingham and Pima participants (services/disease_risk/samples.py), "
         "labs in mg/dL or mmol/L at random",
     )

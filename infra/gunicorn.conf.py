@@ -19,14 +19,14 @@ errorlog = "-"
 loglevel = "warning"
 
 
-def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+def post_worker_init(worker):
     """Each worker follows `risk.control`, so ruleset and model changes apply without a restart."""
     runtime = getattr(worker.wsgi, "extensions", {}).get("risk_runtime")
     if runtime is not None:
         runtime.follow_control()
 
 
-def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+def child_exit(server, worker):
     """Let the Prometheus multiprocess collector forget a dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

@@ -1,15 +1,15 @@
 """`risk`: the command line, and the one place that knows every service.
 
-    risk broker [--port N]                        the embedded Kafka-protocol broker (Tansu), in memory
-    risk train SERVICE [--size full|demo|small]   train, evaluate and register a model
-    risk serve SERVICE [--port N --workers N]     the HTTP door under gunicorn
-    risk stream SERVICE                           the Kafka door (consumer group worker)
-    risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
-    risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
-    risk demo                                     everything at once, end to end
-    risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
-    risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
-    risk audit SERVICE                            who changed what, when
+risk broker [--port N]                        the embedded Kafka-protocol broker (Tansu), in memory
+risk train SERVICE [--size full|demo|small]   train, evaluate and register a model
+risk serve SERVICE [--port N --workers N]     the HTTP door under gunicorn
+risk stream SERVICE                           the Kafka door (consumer group worker)
+risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
+risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
+risk demo                                     everything at once, end to end
+risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
+risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
+risk audit SERVICE                            who changed what, when
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.core.scoring import ServiceDefinition
 from shared.logging import configure_logging
-from shared.scoring import ServiceDefinition
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ class ServiceEntry:
 
 
 def _fraud_definition() -> ServiceDefinition:
-    from services.fraud_detection.scoring import DEFINITION
+    from services.fraud_detection.service import DEFINITION
 
     return DEFINITION
 
@@ -56,7 +56,7 @@ def _train_fraud(settings: Settings, size: str) -> dict[str, Any]:
 
 
 def _claims_definition() -> ServiceDefinition:
-    from services.claims_risk.scoring import DEFINITION
+    from services.claims_risk.service import DEFINITION
 
     return DEFINITION
 
@@ -68,7 +68,7 @@ def _train_claims(settings: Settings, size: str) -> dict[str, Any]:
 
 
 def _disease_definition() -> ServiceDefinition:
-    from services.disease_risk.scoring import DEFINITION
+    from services.disease_risk.service import DEFINITION
 
     return DEFINITION
 
@@ -108,8 +108,12 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, evaluate and register a model")
     train.add_argument("service", choices=services)
-    train.add_argument("--size", choices=["full", "demo", "small"], default="full",
-                       help="simulation size where the data is simulated (default: full)")
+    train.add_argument(
+        "--size",
+        choices=["full", "demo", "small"],
+        default="full",
+        help="simulation size where the data is simulated (default: full)",
+    )
     train.set_defaults(run=_run_train)
 
     serve = commands.add_parser("serve", help="serve the HTTP API under gunicorn")
@@ -129,8 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--input", type=Path, required=True)
     rescore.add_argument("--output", type=Path, required=True)
     rescore.add_argument("--chunk-size", type=int, default=5_000)
-    rescore.add_argument("--history", action="append", default=[], metavar="NAME=PATH",
-                         help="events that feed the features without being scored, e.g. claims=claims.csv")
+    rescore.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="events that feed the features without being scored, e.g. claims=claims.csv",
+    )
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
 
@@ -172,8 +181,12 @@ def _run_train(args: argparse.Namespace, settings: Settings) -> int:
 def serve_environment(settings: Settings, host: str, port: int, workers: int) -> dict[str, str]:
     """The environment `risk serve` hands gunicorn (also used by the tests and the demo)."""
     metrics_dir = tempfile.mkdtemp(prefix="risk-prometheus-")
-    return {**os.environ, "RISK_HTTP_BIND": f"{host}:{port}", "RISK_HTTP_WORKERS": str(workers),
-            "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    return {
+        **os.environ,
+        "RISK_HTTP_BIND": f"{host}:{port}",
+        "RISK_HTTP_WORKERS": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
 
 
 def gunicorn_command(service: str) -> list[str]:
@@ -188,22 +201,25 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.worker import run_worker
+    from shared.doors.stream import run_worker
 
     run_worker(SERVICES[args.service].definition(), settings)
     return 0
 
 
 def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.batch.runner import rescore
+    from shared.doors.batch import rescore
     from shared.runtime import load_core
 
     core = load_core(SERVICES[args.service].definition(), settings)
     history = dict(_name_and_path(item) for item in args.history)
-    summary = rescore(core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress,
-                      history_paths=history)
-    print(f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
-          f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else ""))
+    summary = rescore(
+        core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress, history_paths=history
+    )
+    print(
+        f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
+        f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else "")
+    )
     print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items())))
     return 0
 
@@ -216,11 +232,13 @@ def _name_and_path(item: str) -> tuple[str, Path]:
 
 
 def openapi_documents(settings: Settings) -> dict[Path, str]:
-    from shared.openapi import build_openapi
+    from shared.doors.openapi import build_openapi
 
     return {
-        CONTRACTS_HTTP / f"{name}.openapi.json":
-            json.dumps(build_openapi(entry.definition(), settings.max_batch_events), indent=2, sort_keys=True) + "\n"
+        CONTRACTS_HTTP / f"{name}.openapi.json": json.dumps(
+            build_openapi(entry.definition(), settings.max_batch_events), indent=2, sort_keys=True
+        )
+        + "\n"
         for name, entry in SERVICES.items()
     }
 
@@ -241,16 +259,21 @@ def _run_contracts(args: argparse.Namespace, settings: Settings) -> int:
 
 def _control_parsers(commands: Any, services: list[str]) -> None:
     def acting(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--api-key", default=os.environ.get("RISK_API_KEY"),
-                            help="the key you act with (default: RISK_API_KEY); its identity is recorded")
+        parser.add_argument(
+            "--api-key",
+            default=os.environ.get("RISK_API_KEY"),
+            help="the key you act with (default: RISK_API_KEY); its identity is recorded",
+        )
 
     rules = commands.add_parser("rules", help="check, publish, approve and roll back rulesets").add_subparsers(
-        required=True, metavar="ACTION")
+        required=True, metavar="ACTION"
+    )
     check = rules.add_parser("check", help="validate a ruleset file (and try it on events with --data)")
     check.add_argument("service", choices=services)
     check.add_argument("file", type=Path)
-    check.add_argument("--data", type=Path, help="events (CSV, JSON Lines or Parquet) to find rules that never "
-                                                 "or always hit")
+    check.add_argument(
+        "--data", type=Path, help="events (CSV, JSON Lines or Parquet) to find rules that never or always hit"
+    )
     check.set_defaults(run=_run_rules_check)
     backtest = rules.add_parser("backtest", help="replay history with what is in force and with a candidate")
     backtest.add_argument("service", choices=services)
@@ -269,7 +292,8 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     acting(publish)
     publish.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().publish_ruleset(d, s, a.file, who)))
     models = commands.add_parser("models", help="list, promote, approve and roll back models").add_subparsers(
-        required=True, metavar="ACTION")
+        required=True, metavar="ACTION"
+    )
     promote = models.add_parser("promote", help="propose a registered version as the champion")
     promote.add_argument("service", choices=services)
     promote.add_argument("version")
@@ -280,8 +304,11 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     challenger.add_argument("version", nargs="?")
     challenger.add_argument("--clear", action="store_true")
     acting(challenger)
-    challenger.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().set_challenger(
-        d, s, None if a.clear else a.version, who)))
+    challenger.set_defaults(
+        run=lambda a, s: _control(
+            a, s, lambda d, who: _commands().set_challenger(d, s, None if a.clear else a.version, who)
+        )
+    )
     compare = models.add_parser("compare", help="champion against challenger on recorded decisions")
     compare.add_argument("service", choices=services)
     compare.add_argument("--decisions", type=Path, required=True, help="decision records (JSON Lines, CSV, Parquet)")
@@ -293,32 +320,40 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         approve.add_argument("service", choices=services)
         approve.add_argument("proposal")
         acting(approve)
-        approve.set_defaults(run=lambda a, s, kind=kind: _control(
-            a, s, lambda d, who: _commands().approve(d, s, kind, a.proposal, who)))
+        approve.set_defaults(
+            run=lambda a, s, kind=kind: _control(a, s, lambda d, who: _commands().approve(d, s, kind, a.proposal, who))
+        )
         refuse = group.add_parser("refuse", help="refuse a proposal, saying why")
         refuse.add_argument("service", choices=services)
         refuse.add_argument("proposal")
         refuse.add_argument("--reason", required=True)
         acting(refuse)
-        refuse.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: asdict(
-            _commands().control_store(s).refuse(d.name, a.proposal, who, a.reason))))
+        refuse.set_defaults(
+            run=lambda a, s: _control(
+                a, s, lambda d, who: asdict(_commands().control_store(s).refuse(d.name, a.proposal, who, a.reason))
+            )
+        )
         rollback = group.add_parser("rollback", help="go back to an earlier version at once")
         rollback.add_argument("service", choices=services)
         rollback.add_argument("version")
         acting(rollback)
-        rollback.set_defaults(run=lambda a, s, kind=kind: _control(
-            a, s, lambda d, who: _commands().rollback(d, s, kind, a.version, who)))
+        rollback.set_defaults(
+            run=lambda a, s, kind=kind: _control(a, s, lambda d, who: _commands().rollback(d, s, kind, a.version, who))
+        )
         listing = group.add_parser("list", help="versions, the one in force, pending proposals")
         listing.add_argument("service", choices=services)
-        listing.set_defaults(run=lambda a, s, kind=kind: _print((
-            _commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(_definition(a), s)))
+        listing.set_defaults(
+            run=lambda a, s, kind=kind: _print(
+                (_commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(_definition(a), s)
+            )
+        )
     audit = commands.add_parser("audit", help="the audit log of a service's control changes")
     audit.add_argument("service", choices=services)
     audit.set_defaults(run=lambda a, s: _print(_commands().audit_entries(_definition(a), s)))
 
 
 def _commands() -> Any:
-    from shared.control import commands  # imported when used: it loads the scoring stack
+    from shared.doors import control as commands  # imported when used: it loads the scoring stack
 
     return commands
 
@@ -339,8 +374,10 @@ def _control(args: argparse.Namespace, settings: Settings, action: Callable[[Ser
         who = _commands().identity(settings, args.api_key)
         return _print(action(_definition(args), who))
     except RiskError as error:
-        print(_commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
-              file=sys.stderr)
+        print(
+            _commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -352,11 +389,21 @@ def _run_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.control.backtest import Costs
+    from shared.doors.backtest import Costs
 
-    print(_commands().run_backtest(_definition(args), settings, args.data, args.ruleset, args.model, args.label,
-                                   dict(_name_and_path(item) for item in args.history), args.report,
-                                   Costs(args.cost_fp, args.cost_fn)))
+    print(
+        _commands().run_backtest(
+            _definition(args),
+            settings,
+            args.data,
+            args.ruleset,
+            args.model,
+            args.label,
+            dict(_name_and_path(item) for item in args.history),
+            args.report,
+            Costs(args.cost_fp, args.cost_fn),
+        )
+    )
     return 0
 
 

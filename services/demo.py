@@ -30,7 +30,7 @@ import requests
 from kafka import KafkaConsumer
 
 from services.cli import SERVICES, gunicorn_command, serve_environment
-from shared.errors import ModelNotFound
+from shared.errors import ModelNotFoundError
 from shared.events.broker import EmbeddedBroker, ensure_topics, free_port
 from shared.events.envelope import encode, make_event
 from shared.events.producer import make_producer
@@ -45,9 +45,9 @@ from shared.events.topics import (
     PAYMENTS_TRANSACTIONS,
     Topic,
 )
-from shared.features.state import open_state_store
 from shared.modeling.registry import ModelRegistry
 from shared.settings import Settings
+from shared.state import open_state_store
 
 FRAUD_DAY = pd.Timestamp("2018-08-08")
 
@@ -68,8 +68,11 @@ def run_demo(settings: Settings, events: int = 300) -> int:
         _say("RISK_PSEUDONYM_KEY is not set: patient ids are pseudonymised with a key made for this run only")
     with EmbeddedBroker(port=0) as broker:
         ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
-        settings = Settings.from_env(kafka_bootstrap_servers=broker.bootstrap_servers,
-                                     state_url=f"sqlite:///{workdir / 'state.sqlite3'}", pseudonym_key=pseudonym_key)
+        settings = Settings.from_env(
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
+            pseudonym_key=pseudonym_key,
+        )
         _fraud_demo(settings, workdir, events)
         _claims_demo(settings, workdir, max(50, events // 2))
         _disease_demo(settings, workdir, max(50, events // 2))
@@ -113,15 +116,29 @@ def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
     book = load_policies().sample(count + 5, random_state=11)
     policies, claims = [], []
     for n, row in enumerate(book.itertuples()):
-        policies.append({"policy_id": f"POL-{row.policy_id:06d}", "kind": rng.choice(["quote", "renewal"]),
-                         "timestamp": (now + timedelta(seconds=n)).isoformat(), "exposure": 1.0, "area": row.area,
-                         "bonus_malus": int(row.bonus_malus), "driver_age": int(row.driver_age),
-                         "vehicle_age": int(row.vehicle_age), "vehicle_power": int(row.vehicle_power),
-                         "vehicle_brand": row.vehicle_brand})
+        policies.append(
+            {
+                "policy_id": f"POL-{row.policy_id:06d}",
+                "kind": rng.choice(["quote", "renewal"]),
+                "timestamp": (now + timedelta(seconds=n)).isoformat(),
+                "exposure": 1.0,
+                "area": row.area,
+                "bonus_malus": int(row.bonus_malus),
+                "driver_age": int(row.driver_age),
+                "vehicle_age": int(row.vehicle_age),
+                "vehicle_power": int(row.vehicle_power),
+                "vehicle_brand": row.vehicle_brand,
+            }
+        )
         for k in range(rng.choice([0, 0, 0, 0, 0, 1, 1, 2, 3])):
-            claims.append({"claim_id": f"CLM-{row.policy_id}-{k}", "policy_id": f"POL-{row.policy_id:06d}",
-                           "timestamp": (now - timedelta(days=rng.randrange(5, 600))).isoformat(),
-                           "amount": float(rng.randrange(300, 12000))})
+            claims.append(
+                {
+                    "claim_id": f"CLM-{row.policy_id}-{k}",
+                    "policy_id": f"POL-{row.policy_id:06d}",
+                    "timestamp": (now - timedelta(days=rng.randrange(5, 600))).isoformat(),
+                    "amount": float(rng.randrange(300, 12000)),
+                }
+            )
     stream, http = _split(policies, count)
     with _running("claims", settings, workdir) as service:
         _publish(settings, INSURANCE_CLAIMS, claims, "policy_id")
@@ -152,7 +169,7 @@ def _ensure_model(settings: Settings, service: str) -> None:
     try:
         version = ModelRegistry(settings.model_dir).champion(service)
         _say(f"{service} model {version} from {settings.model_dir}")
-    except ModelNotFound:
+    except ModelNotFoundError:
         _say(f"no {service} model yet: training one (first run only)")
         card = SERVICES[service].train(settings, "demo")
         _say(f"trained {service} model {card['version']}: " + json.dumps(card["metrics"])[:200])
@@ -160,15 +177,25 @@ def _ensure_model(settings: Settings, service: str) -> None:
 
 @contextmanager
 def _running(service: str, settings: Settings, workdir: Path) -> Iterator[RunningService]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "RISK_STATE_URL": settings.state_url, "RISK_MODEL_DIR": str(settings.model_dir), "RISK_LOG_LEVEL": "WARNING",
-           "RISK_PSEUDONYM_KEY": settings.pseudonym_key.decode()}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "RISK_STATE_URL": settings.state_url,
+        "RISK_MODEL_DIR": str(settings.model_dir),
+        "RISK_LOG_LEVEL": "WARNING",
+        "RISK_PSEUDONYM_KEY": settings.pseudonym_key.decode(),
+    }
     port = free_port()
     logs = (workdir / f"{service}-server.log").open("w"), (workdir / f"{service}-worker.log").open("w")
-    server = subprocess.Popen(gunicorn_command(service), env={**serve_environment(settings, "127.0.0.1", port, 2), **env},
-                              stdout=logs[0], stderr=subprocess.STDOUT)
-    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "stream", service], env=env,
-                              stdout=logs[1], stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        gunicorn_command(service),
+        env={**serve_environment(settings, "127.0.0.1", port, 2), **env},
+        stdout=logs[0],
+        stderr=subprocess.STDOUT,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "stream", service], env=env, stdout=logs[1], stderr=subprocess.STDOUT
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, server)
@@ -189,7 +216,9 @@ def _running(service: str, settings: Settings, workdir: Path) -> Iterator[Runnin
 def _publish(settings: Settings, topic: Topic, payloads: list[dict[str, Any]], key: str) -> None:
     producer = make_producer(settings.kafka_bootstrap_servers)
     for payload in payloads:
-        producer.send(topic.name, key=str(payload[key]).encode(), value=encode(make_event(topic.event_type, "/demo", payload)))
+        producer.send(
+            topic.name, key=str(payload[key]).encode(), value=encode(make_event(topic.event_type, "/demo", payload))
+        )
     producer.flush()
     producer.close()
 
@@ -197,10 +226,16 @@ def _publish(settings: Settings, topic: Topic, payloads: list[dict[str, Any]], k
 def _publish_and_collect(
     settings: Settings, topic: Topic, payloads: list[dict[str, Any]], key: str, output: Topic
 ) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(output.name, bootstrap_servers=settings.kafka_bootstrap_servers,
-                             group_id=f"risk-demo-{output.name}", auto_offset_reset="earliest",
-                             session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_interval_ms=10000,
-                             consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        output.name,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"risk-demo-{output.name}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        max_poll_interval_ms=10000,
+        consumer_timeout_ms=1000,
+    )
     started = time.perf_counter()
     _publish(settings, topic, payloads, key)
     producer = make_producer(settings.kafka_bootstrap_servers)
@@ -219,13 +254,17 @@ def _publish_and_collect(
     return list(decisions.values())
 
 
-def _over_http(service: RunningService, payloads: list[dict[str, Any]], breakage: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _over_http(
+    service: RunningService, payloads: list[dict[str, Any]], breakage: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     decisions = [requests.post(f"{service.base_url}/v1/score", json=p, timeout=10).json() for p in payloads]
     refusal = requests.post(f"{service.base_url}/v1/score", json={**payloads[0], **breakage}, timeout=10)
     return decisions, {"status": refusal.status_code, **refusal.json()}
 
 
-def _summary(service: str, stream: list[dict[str, Any]], http: list[dict[str, Any]], refusal: dict[str, Any], topic: Topic) -> None:
+def _summary(
+    service: str, stream: list[dict[str, Any]], http: list[dict[str, Any]], refusal: dict[str, Any], topic: Topic
+) -> None:
     counts = Counter(d["decision"] for d in stream)
     print(f"\n=== {service} decisions over Kafka ===")
     for outcome, count in sorted(counts.items(), key=lambda item: -item[1]):
@@ -233,23 +272,30 @@ def _summary(service: str, stream: list[dict[str, Any]], http: list[dict[str, An
     flagged = sorted((d for d in stream if d["rule_hits"]), key=lambda d: -d["score"])[:3]
     for decision in flagged:
         measures = ", ".join(f"{k} {v:.3f}" for k, v in decision["measures"].items())
-        print(f"\n  {decision['event_id']}: {decision['decision'].upper()} (score {decision['score']:.3f}, "
-              f"band {decision['risk_band']}{', ' + measures if measures else ''})")
+        print(
+            f"\n  {decision['event_id']}: {decision['decision'].upper()} (score {decision['score']:.3f}, "
+            f"band {decision['risk_band']}{', ' + measures if measures else ''})"
+        )
         for hit in decision["rule_hits"]:
             print(f"    rule {hit['rule_id']}: {hit['reason']}")
         for reason in decision["reasons"]:
             print(f"    because {reason['text']}")
         for equation in decision.get("details", {}).get("equations", []):
-            result = (f"{equation['risk']:.3g}" + (f" ({equation['category']})" if equation["category"] else "")
-                      if equation["applicable"] else equation["reason"])
+            result = (
+                f"{equation['risk']:.3g}" + (f" ({equation['category']})" if equation["category"] else "")
+                if equation["applicable"]
+                else equation["reason"]
+            )
             print(f"    beside it, {equation['name']} ({equation['variant']}): {result}")
     print(f"\n=== {service} over HTTP (POST /v1/score) ===")
     for decision in http:
         print(f"  {decision['event_id']}: {decision['decision']} (score {decision['score']:.3f})")
     print(f"  a malformed event got HTTP {refusal['status']}: {json.dumps(refusal.get('fields'))}")
     if stream:
-        print(f"\n  model {stream[0]['model']['version']}, ruleset {stream[0]['ruleset_version']}; "
-              f"the malformed Kafka record went to {topic.dead_letter.name}\n")
+        print(
+            f"\n  model {stream[0]['model']['version']}, ruleset {stream[0]['ruleset_version']}; "
+            f"the malformed Kafka record went to {topic.dead_letter.name}\n"
+        )
 
 
 def _split(items: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

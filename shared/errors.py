@@ -1,4 +1,4 @@
-"""The one error hierarchy. HTTP maps it in `shared.web`; the stream worker maps it to dead letters."""
+"""The one error hierarchy. HTTP maps it in `shared.doors.http`; the stream worker maps it to dead letters."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class ConfigurationError(RiskError):
         self.variable = variable
 
 
-class InvalidInput(RiskError):
+class InvalidInputError(RiskError):
     """Client data failed its contract. `fields` maps each field path to its messages."""
 
     http_status = 422
@@ -40,35 +40,35 @@ class InvalidInput(RiskError):
         return {**super().to_dict(), "fields": self.fields}
 
 
-class PayloadTooLarge(RiskError):
+class PayloadTooLargeError(RiskError):
     http_status = 413
     code = "payload_too_large"
 
 
-class Unauthorized(RiskError):
+class UnauthorizedError(RiskError):
     http_status = 401
     code = "unauthorized"
 
 
-class NotReady(RiskError):
+class NotReadyError(RiskError):
     """A dependency (model, broker, state store) is not usable yet."""
 
     http_status = 503
     code = "not_ready"
 
 
-class ModelNotFound(NotReady):
+class ModelNotFoundError(NotReadyError):
     code = "model_not_found"
 
 
-class Forbidden(RiskError):
+class ForbiddenError(RiskError):
     """The identity is known but may not do this (e.g. approve its own proposal)."""
 
     http_status = 403
     code = "forbidden"
 
 
-class InvalidRuleset(RiskError):
+class InvalidRulesetError(RiskError):
     """A ruleset failed to load; the message names the rule and the problem. Over HTTP (a ruleset sent to
     the control plane) it is the client's input: 422 with every problem."""
 

@@ -17,8 +17,21 @@ from shared.privacy import pseudonymise
 
 PERSONAL_KEYS = frozenset(
     {
-        "customer_id", "card_id", "entity_id", "entity_ids", "patient_id", "patient_name", "policy_id",
-        "policyholder", "name", "first_name", "last_name", "email", "phone", "address", "date_of_birth",
+        "customer_id",
+        "card_id",
+        "entity_id",
+        "entity_ids",
+        "patient_id",
+        "patient_name",
+        "policy_id",
+        "policyholder",
+        "name",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "address",
+        "date_of_birth",
     }
 )
 

@@ -19,7 +19,11 @@ def pseudonymise(value: object, key: bytes) -> str:
 
 
 def redact_event_record(
-    key: bytes | None, value: bytes | None, *, known_fields: Collection[str], personal_fields: Collection[str],
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    known_fields: Collection[str],
+    personal_fields: Collection[str],
     secret: bytes,
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
     """A dead letter safe to keep: the key pseudonymised; in the CloudEvent's `data`, personal fields
@@ -36,11 +40,15 @@ def redact_event_record(
     personal_values = {str(data[name]) for name in personal_fields if data.get(name) is not None}
     redacted = {
         name: pseudonymise(item, secret) if name in personal_fields and item is not None else item
-        for name, item in data.items() if name in known_fields
+        for name, item in data.items()
+        if name in known_fields
     }
     dropped = sorted(name for name in data if name not in known_fields)
-    envelope = {name: pseudonymise(item, secret) if str(item) in personal_values else item
-                for name, item in event.items() if name != "data"}
+    envelope = {
+        name: pseudonymise(item, secret) if str(item) in personal_values else item
+        for name, item in event.items()
+        if name != "data"
+    }
     headers = [("payload", b"redacted: personal fields pseudonymised")]
     if dropped:
         headers.append(("redacted_fields", ",".join(dropped).encode()))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from shared.core.scoring import ScoringCore, ServiceDefinition
 from shared.errors import RiskError
 from shared.logging import get_logger
 from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS
 from shared.modeling.registry import ModelRegistry
 from shared.rules.engine import Ruleset
-from shared.scoring import ScoringCore, ServiceDefinition
 from shared.settings import Settings
 
 
@@ -31,9 +31,9 @@ def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
         "event": {k: v for k, v in example.items() if v is not None},
         "features": {
             **{name: _numeric(example.get(name)) for name in definition.feature_set.features},
-            **{name: 0.0 for name in definition.extra_features},
+            **dict.fromkeys(definition.extra_features, 0.0),
         },
-        "measures": {name: 1.0 for name in definition.measure_names},
+        "measures": dict.fromkeys(definition.measure_names, 1.0),
         "score": 0.5,
         "band": "low",
         "reasons": [],
@@ -41,7 +41,7 @@ def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
 
 
 def parse_ruleset(definition: ServiceDefinition, text: str, source: str) -> Ruleset:
-    """A ruleset document validated for this service (InvalidRuleset names every problem)."""
+    """A ruleset document validated for this service (InvalidRulesetError names every problem)."""
     return Ruleset.from_yaml(text, source=source, sample_context=sample_context(definition))
 
 
@@ -111,8 +111,11 @@ class CoreHolder:
             wanted = _challenger_version(self.definition, self.settings)
             if wanted != (challenger.version if challenger else None):
                 try:
-                    challenger = registry.load(self.definition.name, wanted, loader=self.definition.load_model) \
-                        if wanted else None
+                    challenger = (
+                        registry.load(self.definition.name, wanted, loader=self.definition.load_model)
+                        if wanted
+                        else None
+                    )
                 except (RiskError, OSError, ValueError) as error:
                     return self._refused("challenger", error)
             pointer = self._active_ruleset()
@@ -129,16 +132,22 @@ class CoreHolder:
             for kind, changed in (("model", model is not current.model), ("ruleset", ruleset is not current.ruleset)):
                 if changed:
                     CONTROL_CHANGES.labels(self.definition.name, kind).inc()
-            self._log.info("control_change_applied", model=model.version, ruleset=ruleset.version,
-                           challenger=challenger.version if challenger else None,
-                           previous_model=current.model.version, previous_ruleset=current.ruleset.version)
+            self._log.info(
+                "control_change_applied",
+                model=model.version,
+                ruleset=ruleset.version,
+                challenger=challenger.version if challenger else None,
+                previous_model=current.model.version,
+                previous_ruleset=current.ruleset.version,
+            )
             return True
 
     def _active_ruleset(self) -> str | None:
         from shared.control.store import ControlStore
 
         return ControlStore(self.settings.control_dir, ModelRegistry(self.settings.model_dir)).active_ruleset(
-            self.definition.name)
+            self.definition.name
+        )
 
     def _refused(self, kind: str, error: Exception) -> bool:
         CONTROL_REFUSALS.labels(self.definition.name, kind).inc()

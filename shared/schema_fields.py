@@ -31,7 +31,8 @@ class _MeasurementSchema(Schema):
 
     value = fields.Float(required=True, allow_nan=False)
     unit = fields.String(
-        required=True, validate=validate.OneOf(UNITS),
+        required=True,
+        validate=validate.OneOf(UNITS),
         metadata={"description": f"one of {', '.join(UNITS)}; there is no default: a missing unit is refused"},
     )
 
@@ -44,8 +45,7 @@ class Measurement(fields.Nested):
     def __init__(self, analyte: str, low_mg_dl: float, high_mg_dl: float, **kwargs: Any) -> None:
         self.analyte = analyte
         low_mmol, high_mmol = to_mmol_l(low_mg_dl, analyte), to_mmol_l(high_mg_dl, analyte)
-        message = (f"must be between {low_mg_dl:g} and {high_mg_dl:g} mg/dL "
-                   f"({low_mmol:.1f} to {high_mmol:.1f} mmol/L)")
+        message = f"must be between {low_mg_dl:g} and {high_mg_dl:g} mg/dL ({low_mmol:.1f} to {high_mmol:.1f} mmol/L)"
         super().__init__(_MeasurementSchema, validate=validate.Range(low_mg_dl, high_mg_dl, error=message), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:

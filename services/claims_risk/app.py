@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.claims_risk.scoring import DEFINITION
+from services.claims_risk.service import DEFINITION
+from shared.doors.http import create_scoring_app
 from shared.settings import Settings
-from shared.web import create_scoring_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -21,16 +21,18 @@ PACKAGE: Final = "iblm"
 DATA_FILE: Final = Path("data") / "freMTPLmini.csv"
 
 # Source column -> our snake_case name, in the file's order.
-COLUMN_NAMES: Final = MappingProxyType({
-    "Area": "area",
-    "BonusMalus": "bonus_malus",
-    "DrivAge": "driver_age",
-    "VehAge": "vehicle_age",
-    "VehBrand": "vehicle_brand",
-    "VehPower": "vehicle_power",
-    "ClaimNb": "claim_count",
-    "Exposure": "exposure",
-})
+COLUMN_NAMES: Final = MappingProxyType(
+    {
+        "Area": "area",
+        "BonusMalus": "bonus_malus",
+        "DrivAge": "driver_age",
+        "VehAge": "vehicle_age",
+        "VehBrand": "vehicle_brand",
+        "VehPower": "vehicle_power",
+        "ClaimNb": "claim_count",
+        "Exposure": "exposure",
+    }
+)
 CATEGORICAL: Final = ("area", "vehicle_brand")
 INTEGER: Final = ("bonus_malus", "driver_age", "vehicle_age", "vehicle_power", "claim_count")
 COLUMNS: Final = ("policy_id", *COLUMN_NAMES.values())
@@ -50,19 +52,23 @@ class ReferenceValues:
 
 
 REFERENCE_VALUES: Final = ReferenceValues(
-    categories=MappingProxyType({
-        # Area F and brands B10, B11, B13, B14 of the full freMTPL2freq are absent from this sample.
-        "area": ("A", "B", "C", "D", "E"),
-        "vehicle_brand": ("B1", "B12", "B2", "B3", "B4", "B5", "B6"),
-    }),
-    ranges=MappingProxyType({
-        "bonus_malus": (50.0, 156.0),
-        "driver_age": (18.0, 91.0),
-        "vehicle_age": (0.0, 50.0),
-        "vehicle_power": (4.0, 15.0),
-        "claim_count": (0.0, 4.0),
-        "exposure": (0.0027, 1.75),
-    }),
+    categories=MappingProxyType(
+        {
+            # Area F and brands B10, B11, B13, B14 of the full freMTPL2freq are absent from this sample.
+            "area": ("A", "B", "C", "D", "E"),
+            "vehicle_brand": ("B1", "B12", "B2", "B3", "B4", "B5", "B6"),
+        }
+    ),
+    ranges=MappingProxyType(
+        {
+            "bonus_malus": (50.0, 156.0),
+            "driver_age": (18.0, 91.0),
+            "vehicle_age": (0.0, 50.0),
+            "vehicle_power": (4.0, 15.0),
+            "claim_count": (0.0, 4.0),
+            "exposure": (0.0027, 1.75),
+        }
+    ),
 )
 
 
@@ -124,7 +130,9 @@ def load_policies() -> pd.DataFrame:
 
 
 def train_test_split_policies(
-    frame: pd.DataFrame, test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = SPLIT_SEED,
+    frame: pd.DataFrame,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = SPLIT_SEED,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The fixed held-out split: a seeded shuffle of the rows, its first round(test_fraction * n) rows
     being the test set and the rest the training set, each returned in the input's row order.

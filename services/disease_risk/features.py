@@ -22,8 +22,20 @@ from shared.features.featureset import FeatureSet
 
 DIABETES_FEATURES = ("pregnancies", "glucose_2h", "diastolic_bp", "triceps_skinfold", "bmi", "diabetes_pedigree", "age")
 CHD_FEATURES = (
-    "male", "age", "smoker", "cigarettes_per_day", "treated_hypertension", "prior_stroke", "hypertension",
-    "diabetes", "total_cholesterol", "systolic_bp", "diastolic_bp", "bmi", "heart_rate", "fasting_glucose",
+    "male",
+    "age",
+    "smoker",
+    "cigarettes_per_day",
+    "treated_hypertension",
+    "prior_stroke",
+    "hypertension",
+    "diabetes",
+    "total_cholesterol",
+    "systolic_bp",
+    "diastolic_bp",
+    "bmi",
+    "heart_rate",
+    "fasting_glucose",
 )
 FEATURE_SET = FeatureSet(
     name="clinical_assessment",
@@ -44,25 +56,49 @@ FLAGS = ("smoker", "treated_hypertension", "prior_stroke", "hypertension", "diab
 # Which assessment field each equation input comes from (the equations keep the papers' names).
 EQUATION_INPUTS: dict[str, dict[str, str]] = {
     "framingham_general_cvd": {
-        "age": "age", "sex": "sex", "total_cholesterol": "total_cholesterol", "hdl_cholesterol": "hdl_cholesterol",
-        "systolic_bp": "systolic_bp", "treated_hypertension": "treated_hypertension", "smoker": "smoker",
-        "diabetes": "diabetes", "prior_cvd": "prior_cvd",
+        "age": "age",
+        "sex": "sex",
+        "total_cholesterol": "total_cholesterol",
+        "hdl_cholesterol": "hdl_cholesterol",
+        "systolic_bp": "systolic_bp",
+        "treated_hypertension": "treated_hypertension",
+        "smoker": "smoker",
+        "diabetes": "diabetes",
+        "prior_cvd": "prior_cvd",
     },
     "pooled_cohort_equations": {
-        "age": "age", "sex": "sex", "race": "race", "total_cholesterol": "total_cholesterol",
-        "hdl_cholesterol": "hdl_cholesterol", "systolic_bp": "systolic_bp",
-        "treated_hypertension": "treated_hypertension", "smoker": "smoker", "diabetes": "diabetes",
+        "age": "age",
+        "sex": "sex",
+        "race": "race",
+        "total_cholesterol": "total_cholesterol",
+        "hdl_cholesterol": "hdl_cholesterol",
+        "systolic_bp": "systolic_bp",
+        "treated_hypertension": "treated_hypertension",
+        "smoker": "smoker",
+        "diabetes": "diabetes",
         "prior_cvd": "prior_cvd",
     },
     "score2": {
-        "age": "age", "sex": "sex", "total_cholesterol": "total_cholesterol", "hdl_cholesterol": "hdl_cholesterol",
-        "systolic_bp": "systolic_bp", "smoker": "smoker", "diabetes": "diabetes", "region": "score2_region",
+        "age": "age",
+        "sex": "sex",
+        "total_cholesterol": "total_cholesterol",
+        "hdl_cholesterol": "hdl_cholesterol",
+        "systolic_bp": "systolic_bp",
+        "smoker": "smoker",
+        "diabetes": "diabetes",
+        "region": "score2_region",
         "prior_cvd": "prior_cvd",
     },
     "findrisc": {
-        "age": "age", "sex": "sex", "bmi": "bmi", "waist": "waist_cm", "physically_active": "physically_active",
-        "daily_vegetables": "daily_vegetables", "antihypertensive_medication": "treated_hypertension",
-        "high_glucose_history": "high_glucose_history", "family_history": "family_history_diabetes",
+        "age": "age",
+        "sex": "sex",
+        "bmi": "bmi",
+        "waist": "waist_cm",
+        "physically_active": "physically_active",
+        "daily_vegetables": "daily_vegetables",
+        "antihypertensive_medication": "treated_hypertension",
+        "high_glucose_history": "high_glucose_history",
+        "family_history": "family_history_diabetes",
         "diabetes": "diabetes",
     },
 }
@@ -99,7 +135,9 @@ def equation_results(assessment: Mapping[str, Any]) -> dict[str, EquationResult]
         missing = [field for field in inputs.values() if assessment.get(field) is None]
         if missing:
             spec = EQUATIONS[name]
-            reason = f"not applicable, because {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not given"
+            reason = (
+                f"not applicable, because {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not given"
+            )
             results[name] = EquationResult(name, spec.variant, False, None, None, reason, {})
         else:
             results[name] = EQUATION_FUNCTIONS[name](**{arg: assessment[field] for arg, field in inputs.items()})

@@ -100,21 +100,35 @@ class DiseaseModels:
         for name, condition in self.conditions.items():
             condition.classifier.save(directory, name)
             population = condition.population
-            manifest[name] = {"sexes": list(population.sexes), "age_range": list(population.age_range),
-                              "excluded_by": population.excluded_by, "required": list(population.required),
-                              "fill": population.fill}
+            manifest[name] = {
+                "sexes": list(population.sexes),
+                "age_range": list(population.age_range),
+                "excluded_by": population.excluded_by,
+                "required": list(population.required),
+                "fill": population.fill,
+            }
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, version_dir: Path) -> DiseaseModels:
         directory = version_dir / MODEL_DIR
         manifest = json.loads((directory / MANIFEST).read_text())
-        return cls({
-            name: ConditionModel(name, CalibratedClassifier.load(directory, name), Population(
-                tuple(entry["sexes"]), tuple(entry["age_range"]), entry["excluded_by"], tuple(entry["required"]),
-                dict(entry["fill"])))
-            for name, entry in manifest.items()
-        })
+        return cls(
+            {
+                name: ConditionModel(
+                    name,
+                    CalibratedClassifier.load(directory, name),
+                    Population(
+                        tuple(entry["sexes"]),
+                        tuple(entry["age_range"]),
+                        entry["excluded_by"],
+                        tuple(entry["required"]),
+                        dict(entry["fill"]),
+                    ),
+                )
+                for name, entry in manifest.items()
+            }
+        )
 
     def assess(self, features: pd.DataFrame) -> ConditionRisks:
         columns = _columns(features)
@@ -150,14 +164,24 @@ class DiseaseModels:
     def _inputs(condition: ConditionModel, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """The condition's features as a row-major matrix, optional inputs filled with training medians."""
         fill = condition.population.fill
-        return np.column_stack([
-            np.where(np.isnan(columns[name]), fill[name], columns[name]) if name in fill else columns[name]
-            for name in condition.classifier.features
-        ])
+        return np.column_stack(
+            [
+                np.where(np.isnan(columns[name]), fill[name], columns[name]) if name in fill else columns[name]
+                for name in condition.classifier.features
+            ]
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {name: {"algorithm": c.classifier.algorithm, "features": list(c.classifier.features),
-                       "population": {"sexes": list(c.population.sexes), "age_range": list(c.population.age_range),
-                                      "excluded_by": c.population.excluded_by,
-                                      "required": list(c.population.required)}}
-                for name, c in self.conditions.items()}
+        return {
+            name: {
+                "algorithm": c.classifier.algorithm,
+                "features": list(c.classifier.features),
+                "population": {
+                    "sexes": list(c.population.sexes),
+                    "age_range": list(c.population.age_range),
+                    "excluded_by": c.population.excluded_by,
+                    "required": list(c.population.required),
+                },
+            }
+            for name, c in self.conditions.items()
+        }

@@ -30,7 +30,9 @@ def sample_assessments(count: int, seed: int = 0) -> list[dict[str, Any]]:
     return [_assessment(n, person, women[n], rng, seed) for n, person in enumerate(people)]
 
 
-def _assessment(n: int, person: dict[str, Any], pima: dict[str, Any], rng: np.random.Generator, seed: int) -> dict[str, Any]:
+def _assessment(
+    n: int, person: dict[str, Any], pima: dict[str, Any], rng: np.random.Generator, seed: int
+) -> dict[str, Any]:
     female = person["male"] == 0.0
     smoker = bool(person["smoker"])
     assessment: dict[str, Any] = {

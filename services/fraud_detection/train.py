@@ -73,8 +73,13 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
     train_rows, test_rows = handbook_split(transactions)
     x_train, y_train = features.loc[train_rows.index], train_rows["is_fraud"]
     x_test, y_test = features.loc[test_rows.index], test_rows["is_fraud"]
-    log.info("fraud_training_data", train_rows=len(x_train), test_rows=len(x_test),
-             train_frauds=int(y_train.sum()), test_frauds=int(y_test.sum()))
+    log.info(
+        "fraud_training_data",
+        train_rows=len(x_train),
+        test_rows=len(x_test),
+        train_frauds=int(y_train.sum()),
+        test_frauds=int(y_test.sum()),
+    )
 
     model = CatBoostClassifier(**CATBOOST_PARAMS)
     model.fit(x_train, y_train)
@@ -83,8 +88,11 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
 
     def report(scores: Any) -> dict[str, float]:
         return classification_report(
-            y_test.to_numpy(), scores, days=test_rows["tx_time_days"].to_numpy(),
-            entity_ids=test_rows["customer_id"].to_numpy(), k=100,
+            y_test.to_numpy(),
+            scores,
+            days=test_rows["tx_time_days"].to_numpy(),
+            entity_ids=test_rows["customer_id"].to_numpy(),
+            k=100,
         )
 
     scores = model.predict_proba(x_test)[:, 1]
@@ -102,8 +110,10 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
             "source": "Fraud Detection Handbook simulator (Le Borgne et al. 2022), implemented in this project",
             "simulation": asdict(size),
             "protocol": "train 2018-07-25..31, 7-day delay, test 2018-08-08..14 without known-compromised cards",
-            "train_rows": len(x_train), "train_frauds": int(y_train.sum()),
-            "test_rows": len(x_test), "test_frauds": int(y_test.sum()),
+            "train_rows": len(x_train),
+            "train_frauds": int(y_train.sum()),
+            "test_rows": len(x_test),
+            "test_frauds": int(y_test.sum()),
         },
         "data_fingerprint": fingerprint_frame(pd.concat([x_train, y_train], axis=1)),
         "metrics": metrics,
@@ -111,9 +121,18 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
-    evaluation = evaluation_report(f"{MODEL_NAME}: fraud on the test week", metrics, [Section(
-        "fraud (test week, CatBoost)", y_test.to_numpy(), scores,
-        dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)))])
+    evaluation = evaluation_report(
+        f"{MODEL_NAME}: fraud on the test week",
+        metrics,
+        [
+            Section(
+                "fraud (test week, CatBoost)",
+                y_test.to_numpy(),
+                scores,
+                dict(zip(model.feature_names_, map(float, model.get_feature_importance()), strict=True)),
+            )
+        ],
+    )
     registered = ModelRegistry(model_dir).register("fraud", model, card, attachments={REPORT_FILE: evaluation})
     log.info("fraud_model_registered", version=registered, metrics=metrics)
     return {**card, "version": registered}

@@ -24,7 +24,12 @@ def announce(bootstrap_servers: str, change: Change, source: str) -> bool:
         finally:
             producer.close(timeout=5)
     except KafkaError as error:
-        get_logger("control").warning("control_announcement_failed", service=change.service, kind=change.kind,
-                                      version=change.version, error=type(error).__name__)
+        get_logger("control").warning(
+            "control_announcement_failed",
+            service=change.service,
+            kind=change.kind,
+            version=change.version,
+            error=type(error).__name__,
+        )
         return False
     return True

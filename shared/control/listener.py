@@ -44,8 +44,11 @@ class ControlListener:
             try:
                 if consumer is None:
                     consumer = self._follow()
-                announced = any(self._concerns_us(record.value)
-                                for records in consumer.poll(timeout_ms=POLL_MS).values() for record in records)
+                announced = any(
+                    self._concerns_us(record.value)
+                    for records in consumer.poll(timeout_ms=POLL_MS).values()
+                    for record in records
+                )
             except KafkaError as error:  # broker away: keep the periodic check, try again later
                 if not outage:  # once per outage, not every few seconds
                     self._log.warning("control_topic_unavailable", error=type(error).__name__)
@@ -66,8 +69,12 @@ class ControlListener:
             consumer.close()
 
     def _follow(self) -> KafkaConsumer:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                 client_id=f"risk-{self.service}-control")
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"risk-{self.service}-control",
+        )
         partition = TopicPartition(RISK_CONTROL.name, 0)
         consumer.assign([partition])
         consumer.seek_to_end(partition)

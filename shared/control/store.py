@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from shared.errors import Forbidden, InvalidInput, ModelNotFound
+from shared.errors import ForbiddenError, InvalidInputError, ModelNotFoundError
 from shared.modeling.registry import ModelRegistry, write_atomically
 from shared.rules.engine import Ruleset
 
@@ -34,7 +34,7 @@ Kind = Literal["ruleset", "model", "challenger"]
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class ControlError(InvalidInput):
+class ControlError(InvalidInputError):
     """A control request that cannot be carried out; `fields` says which part and why."""
 
 
@@ -88,8 +88,14 @@ class ControlStore:
         path = self.ruleset_path(service, ruleset.version)
         with self._locked(service):
             if path.exists() and path.read_text() != text:
-                raise ControlError({"version": [f"version {ruleset.version} is already published with other "
-                                                "content: give the new ruleset a new version"]})
+                raise ControlError(
+                    {
+                        "version": [
+                            f"version {ruleset.version} is already published with other "
+                            "content: give the new ruleset a new version"
+                        ]
+                    }
+                )
             if not path.exists():
                 write_atomically(path, text)
             return self._propose(service, "ruleset", ruleset.version, identity)
@@ -116,14 +122,20 @@ class ControlStore:
                 raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
             previous = self.challenger(service)
             write_atomically(self.root / service / "challenger", (version or "") + "\n")
-            self._audit(service, "challenger_set" if version else "challenger_cleared", identity, "challenger",
-                        version or "", previous)
+            self._audit(
+                service,
+                "challenger_set" if version else "challenger_cleared",
+                identity,
+                "challenger",
+                version or "",
+                previous,
+            )
             return Change(service, "challenger", version or "", previous)
 
     def champion(self, service: str) -> str | None:
         try:
             return self.models.champion(service)
-        except ModelNotFound:
+        except ModelNotFoundError:
             return None
 
     # ------------------------------------------------------------------ decisions on proposals
@@ -132,20 +144,37 @@ class ControlStore:
         with self._locked(service):
             proposal = self._pending(service, proposal_id)
             if identity == proposal.proposed_by:
-                self._audit(service, "approval_refused", identity, proposal.kind, proposal.version, None,
-                            reason="the proposer cannot approve their own proposal", proposal=proposal.id)
-                raise Forbidden(f"{identity!r} proposed this change: a different identity must approve it")
+                self._audit(
+                    service,
+                    "approval_refused",
+                    identity,
+                    proposal.kind,
+                    proposal.version,
+                    None,
+                    reason="the proposer cannot approve their own proposal",
+                    proposal=proposal.id,
+                )
+                raise ForbiddenError(f"{identity!r} proposed this change: a different identity must approve it")
             change = self._put_in_force(service, proposal.kind, proposal.version)
             self._decide(proposal, "approved", identity)
-            self._audit(service, "approved", identity, proposal.kind, proposal.version, change.previous,
-                        proposal=proposal.id, proposed_by=proposal.proposed_by)
+            self._audit(
+                service,
+                "approved",
+                identity,
+                proposal.kind,
+                proposal.version,
+                change.previous,
+                proposal=proposal.id,
+                proposed_by=proposal.proposed_by,
+            )
             return change
 
     def refuse(self, service: str, proposal_id: str, identity: str, reason: str) -> Proposal:
         with self._locked(service):
             proposal = self._decide(self._pending(service, proposal_id), "refused", identity)
-            self._audit(service, "refused", identity, proposal.kind, proposal.version, None, proposal=proposal.id,
-                        reason=reason)
+            self._audit(
+                service, "refused", identity, proposal.kind, proposal.version, None, proposal=proposal.id, reason=reason
+            )
             return proposal
 
     def rollback(self, service: str, kind: Kind, version: str, identity: str) -> Change:
@@ -203,10 +232,19 @@ class ControlStore:
             self.models.set_champion(service, version)
         return Change(service, kind, version, previous)
 
-    def _audit(self, service: str, action: str, identity: str, kind: Kind, version: str, previous: str | None,
-               **detail: Any) -> None:
-        entry = {"at": _now(), "service": service, "action": action, "identity": identity, "kind": kind,
-                 "version": version, "previous": previous, **detail}
+    def _audit(
+        self, service: str, action: str, identity: str, kind: Kind, version: str, previous: str | None, **detail: Any
+    ) -> None:
+        entry = {
+            "at": _now(),
+            "service": service,
+            "action": action,
+            "identity": identity,
+            "kind": kind,
+            "version": version,
+            "previous": previous,
+            **detail,
+        }
         path = self.root / service / "audit.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as stream:  # O_APPEND: entries are only ever added

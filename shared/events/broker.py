@@ -34,8 +34,14 @@ PROBE_TIMEOUT_MS = 1_000
 ADMIN_BOOTSTRAP_TIMEOUT_MS = 5_000  # per attempt, so ensure_topics' retries fit in their 30 s budget
 # Tansu reads these from the environment too; an inherited value would silently change the embedded
 # broker (schema validation on every produce, spans exported to a collector), so the child never sees them.
-_TANSU_ENVIRONMENT_OVERRIDES = ("SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT", "STORAGE_ENGINE", "CLUSTER_ID",
-                                "LISTENER_URL", "ADVERTISED_LISTENER_URL")
+_TANSU_ENVIRONMENT_OVERRIDES = (
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "STORAGE_ENGINE",
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+)
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 # What a broker that is still starting (or a socket that is not a broker yet) raises at a client.
 _NOT_READY_ERRORS = (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError, OSError)
@@ -100,7 +106,10 @@ class EmbeddedBroker:
             raise RuntimeError("this broker is already started")
         self._output = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            self._command(), stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
+            self._command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
             env=_child_environment(),
         )
         try:
@@ -136,13 +145,29 @@ class EmbeddedBroker:
 
     def _command(self) -> list[str]:
         url = f"tcp://{self.host}:{self.port}"
-        return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", MEMORY_STORAGE, "--cluster-id", self.cluster_id]
+        return [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            MEMORY_STORAGE,
+            "--cluster-id",
+            self.cluster_id,
+        ]
 
     def _wait_until_ready(self) -> None:
         try:
-            for attempt in stamina.retry_context(on=_NOT_READY_ERRORS, attempts=None, timeout=START_TIMEOUT_SECONDS,
-                                                 wait_initial=0.02, wait_max=0.25, wait_jitter=0.02):
+            for attempt in stamina.retry_context(
+                on=_NOT_READY_ERRORS,
+                attempts=None,
+                timeout=START_TIMEOUT_SECONDS,
+                wait_initial=0.02,
+                wait_max=0.25,
+                wait_jitter=0.02,
+            ):
                 with attempt:
                     self._raise_if_exited()
                     _accepts_connections(self.host, self.port)
@@ -186,8 +211,12 @@ def _accepts_connections(host: str, port: int) -> None:
 
 def _cluster_id(bootstrap_servers: str) -> str:
     """One Kafka round trip (bootstrap, ApiVersions, Metadata): raises while the broker is not serving."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="risk-broker-probe",
-                             bootstrap_timeout_ms=PROBE_TIMEOUT_MS, request_timeout_ms=PROBE_TIMEOUT_MS)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id="risk-broker-probe",
+        bootstrap_timeout_ms=PROBE_TIMEOUT_MS,
+        request_timeout_ms=PROBE_TIMEOUT_MS,
+    )
     try:
         return str(admin.describe_cluster()["cluster_id"])
     finally:
@@ -200,8 +229,9 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[Topic]) -> None:
     several processes race to create the same topic (TopicAlreadyExists counts as success). Retried only
     while the broker cannot be reached."""
     wanted = {topic.name: topic for topic in topics}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="risk-admin",
-                             bootstrap_timeout_ms=ADMIN_BOOTSTRAP_TIMEOUT_MS)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="risk-admin", bootstrap_timeout_ms=ADMIN_BOOTSTRAP_TIMEOUT_MS
+    )
     try:
         existing = set(admin.list_topics())
         missing = [topic for name, topic in wanted.items() if name not in existing]
@@ -229,5 +259,6 @@ def _warn_on_partition_mismatch(admin: KafkaAdminClient, wanted: dict[str, Topic
     for description in admin.describe_topics(list(wanted)):
         name, partitions = description.get("name"), len(description.get("partitions") or [])
         if name in wanted and partitions and partitions != wanted[name].partitions:
-            _log().warning("topic_partition_mismatch", topic=name, partitions=partitions,
-                           expected=wanted[name].partitions)
+            _log().warning(
+                "topic_partition_mismatch", topic=name, partitions=partitions, expected=wanted[name].partitions
+            )

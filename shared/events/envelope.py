@@ -13,12 +13,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 REQUIRED_STRING_ATTRIBUTES = ("id", "source", "type")
-RECORD_FIELD = "_record"  # the key of `InvalidInput.fields` for problems with the record as a whole
+RECORD_FIELD = "_record"  # the key of `InvalidInputError.fields` for problems with the record as a whole
 
 
 def make_event(
@@ -60,34 +60,37 @@ def encode(event: dict[str, Any]) -> bytes:
 
 
 def decode(raw: bytes | None) -> dict[str, Any]:
-    """A record's value to a CloudEvent dict, or `InvalidInput` whose `fields` name what is wrong, so the
+    """A record's value to a CloudEvent dict, or `InvalidInputError` whose `fields` name what is wrong, so the
     dead letter says why without anyone reading the bytes."""
     text = _utf8(raw)
     event = _json_object(text)
     problems = _attribute_problems(event)
     if problems:
-        raise InvalidInput(problems, "the record is not a valid CloudEvent")
+        raise InvalidInputError(problems, "the record is not a valid CloudEvent")
     return event
 
 
 def _utf8(raw: bytes | None) -> str:
     if raw is None:
-        raise InvalidInput({RECORD_FIELD: ["the record has no value"]}, "the record is empty")
+        raise InvalidInputError({RECORD_FIELD: ["the record has no value"]}, "the record is empty")
     try:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidInput({RECORD_FIELD: [f"not UTF-8 text (invalid byte at position {error.start})"]},
-                           "the record is not UTF-8 text") from None
+        raise InvalidInputError(
+            {RECORD_FIELD: [f"not UTF-8 text (invalid byte at position {error.start})"]}, "the record is not UTF-8 text"
+        ) from None
 
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        raise InvalidInput({RECORD_FIELD: [f"not JSON: {error}"]}, "the record is not JSON") from None
+        raise InvalidInputError({RECORD_FIELD: [f"not JSON: {error}"]}, "the record is not JSON") from None
     if not isinstance(value, dict):
-        raise InvalidInput({RECORD_FIELD: [f"a CloudEvent must be a JSON object, not {_json_kind(value)}"]},
-                           "the record is not a JSON object")
+        raise InvalidInputError(
+            {RECORD_FIELD: [f"a CloudEvent must be a JSON object, not {_json_kind(value)}"]},
+            "the record is not a JSON object",
+        )
     return value
 
 

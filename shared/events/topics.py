@@ -6,7 +6,7 @@ constants below, so a rename is one edit and a typo fails at import instead of c
 
 Keys are the entity id (card/customer, policy, patient), so one entity's events stay in order on one
 partition. Each input topic has a dead-letter topic `<name>.dlq`, which holds the refused records'
-original bytes (see `shared.events.stream`).
+original bytes (see `shared.events.consumer`).
 """
 
 from __future__ import annotations

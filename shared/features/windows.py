@@ -24,7 +24,7 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from shared.features.state import Record
+from shared.state import Record
 
 DAY_SECONDS = 86_400.0
 
@@ -45,15 +45,19 @@ def activity_windows_offline(
 
 
 def delayed_label_windows_offline(
-    frame: pd.DataFrame, *, entity: str, ts: str, event_id: str, label: str, windows_days: Iterable[int],
+    frame: pd.DataFrame,
+    *,
+    entity: str,
+    ts: str,
+    event_id: str,
+    label: str,
+    windows_days: Iterable[int],
     delay_days: int,
 ) -> WindowCounts:
     """For each window in days, (events, positive labels) in (t - delay - w, t - delay] per row."""
     labels = frame[label].fillna(0).to_numpy(dtype=float)
     view = _SortedHistory(frame, entity, ts, event_id, (labels == 1).astype(float))
-    return {
-        days: view.delayed(delay_days * DAY_SECONDS, (delay_days + days) * DAY_SECONDS) for days in windows_days
-    }
+    return {days: view.delayed(delay_days * DAY_SECONDS, (delay_days + days) * DAY_SECONDS) for days in windows_days}
 
 
 class _SortedHistory:

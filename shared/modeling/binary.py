@@ -42,8 +42,14 @@ CV_FOLDS = 5
 LOGISTIC = "logistic_regression"
 CATBOOST = "catboost"
 CATBOOST_PARAMS: dict[str, Any] = {
-    "iterations": 300, "depth": 4, "learning_rate": 0.05, "l2_leaf_reg": 5.0, "random_seed": 0,
-    "verbose": False, "allow_writing_files": False, "thread_count": 2,
+    "iterations": 300,
+    "depth": 4,
+    "learning_rate": 0.05,
+    "l2_leaf_reg": 5.0,
+    "random_seed": 0,
+    "verbose": False,
+    "allow_writing_files": False,
+    "thread_count": 2,
 }
 
 
@@ -132,8 +138,9 @@ class CalibratedClassifier:
         if isinstance(self.base, LogisticModel):
             return self.base.log_odds(data)
         matrix = as_matrix(data, self.features)
-        return np.asarray(self.base.predict(matrix, prediction_type="RawFormulaVal",
-                                            thread_count=catboost_threads(len(matrix))))
+        return np.asarray(
+            self.base.predict(matrix, prediction_type="RawFormulaVal", thread_count=catboost_threads(len(matrix)))
+        )
 
     def probability(self, data: Features) -> np.ndarray:
         return self.calibrator(self.log_odds(data))
@@ -146,7 +153,9 @@ class CalibratedClassifier:
 
     def save(self, directory: Path, name: str) -> None:
         manifest: dict[str, Any] = {
-            "algorithm": self.algorithm, "features": list(self.features), "calibrator": asdict(self.calibrator),
+            "algorithm": self.algorithm,
+            "features": list(self.features),
+            "calibrator": asdict(self.calibrator),
         }
         if isinstance(self.base, LogisticModel):
             manifest["logistic_regression"] = asdict(self.base)
@@ -187,16 +196,22 @@ def select_and_calibrate(frame: pd.DataFrame, outcome: np.ndarray, features: Seq
     for name, fit in CANDIDATES.items():
         out_of_fold = np.empty(len(frame))
         for train_index, test_index in folds:
-            model = CalibratedClassifier(name, tuple(features), fit(frame.iloc[train_index], outcome[train_index],
-                                                                    features), PlattCalibrator(1.0, 0.0))
+            model = CalibratedClassifier(
+                name,
+                tuple(features),
+                fit(frame.iloc[train_index], outcome[train_index], features),
+                PlattCalibrator(1.0, 0.0),
+            )
             out_of_fold[test_index] = model.log_odds(frame.iloc[test_index])
         calibrator = PlattCalibrator.fit(out_of_fold, outcome)
         losses[name] = float(log_loss(outcome, calibrator(out_of_fold)))
         calibrated[name] = CalibratedClassifier(name, tuple(features), fit(frame, outcome, features), calibrator)
     best = min(losses, key=losses.__getitem__)
     chosen = best if losses[LOGISTIC] - losses[best] > SIMPLER_MODEL_MARGIN else LOGISTIC
-    rule = (f"lowest {CV_FOLDS}-fold out-of-fold log loss after Platt calibration; logistic regression unless "
-            f"another candidate is better by more than {SIMPLER_MODEL_MARGIN} nats")
+    rule = (
+        f"lowest {CV_FOLDS}-fold out-of-fold log loss after Platt calibration; logistic regression unless "
+        f"another candidate is better by more than {SIMPLER_MODEL_MARGIN} nats"
+    )
     return Selection(calibrated[chosen], calibrated, losses, rule)
 
 
@@ -213,7 +228,7 @@ def binary_metrics(outcome: np.ndarray, probability: np.ndarray) -> dict[str, fl
         "log_loss": round(float(log_loss(outcome, probability)), 4),
         "calibration_slope": round(slope, 3),
         "calibration_intercept": round(calibration_in_the_large(outcome, logit), 3),
-        "rows": int(len(outcome)),
+        "rows": len(outcome),
         "events": int(outcome.sum()),
         "observed_rate": round(float(outcome.mean()), 4),
         "mean_predicted": round(float(np.mean(probability)), 4),
@@ -261,4 +276,3 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _logit(p: np.ndarray) -> np.ndarray:
     clipped = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
     return np.log(clipped / (1 - clipped))
-

@@ -28,8 +28,9 @@ def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str]
     """Exact SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias."""
     pool = Pool(features, cat_features=cat_features or None)
     mode = "UsePreCalc" if len(features) >= PRECALC_FROM_ROWS else "NoPreCalc"
-    values = model.get_feature_importance(pool, type="ShapValues", shap_mode=mode,
-                                          thread_count=catboost_threads(len(features)))
+    values = model.get_feature_importance(
+        pool, type="ShapValues", shap_mode=mode, thread_count=catboost_threads(len(features))
+    )
     return np.asarray(values)[:, :-1]
 
 
@@ -55,11 +56,7 @@ def top_contributions(
     for row_index, row in enumerate(values):
         order = np.argsort(-row, kind="stable")[:k]
         out.append(
-            [
-                Contribution(names[i], _plain(features.iat[row_index, i]), float(row[i]))
-                for i in order
-                if row[i] > 0
-            ]
+            [Contribution(names[i], _plain(features.iat[row_index, i]), float(row[i])) for i in order if row[i] > 0]
         )
     return out
 

@@ -18,7 +18,9 @@ ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
 
 def _as_arrays(
-    y_count: ArrayLike, exposure: ArrayLike, predicted_frequency: ArrayLike,
+    y_count: ArrayLike,
+    exposure: ArrayLike,
+    predicted_frequency: ArrayLike,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts, exposures and predictions as float arrays of one length, rejecting values outside the
     Poisson frequency setting, so a bad input fails loudly instead of turning into NaN or inf."""
@@ -58,7 +60,9 @@ def poisson_deviance(y_count: ArrayLike, exposure: ArrayLike, predicted_frequenc
 
 
 def lorenz_curve(
-    y_count: ArrayLike, exposure: ArrayLike, predicted_frequency: ArrayLike,
+    y_count: ArrayLike,
+    exposure: ArrayLike,
+    predicted_frequency: ArrayLike,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exposure-weighted Lorenz curve as (cumulative share of exposure, cumulative share of claims),
     both starting at 0 and ending at 1, policies taken from the safest to the riskiest prediction.
@@ -100,7 +104,9 @@ def gini(y_count: ArrayLike, exposure: ArrayLike, predicted_frequency: ArrayLike
 
 
 def frequency_report(
-    y_count: ArrayLike, exposure: ArrayLike, predicted_frequency: ArrayLike,
+    y_count: ArrayLike,
+    exposure: ArrayLike,
+    predicted_frequency: ArrayLike,
 ) -> dict[str, float]:
     """Deviance, Gini and the ratio of predicted to observed total claims, as plain floats for JSON.
 

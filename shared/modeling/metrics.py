@@ -13,7 +13,11 @@ ArrayLike = Sequence[object] | np.ndarray | pd.Series
 
 
 def card_precision_top_k(
-    days: ArrayLike, entity_ids: ArrayLike, y_true: ArrayLike, scores: ArrayLike, k: int = 100,
+    days: ArrayLike,
+    entity_ids: ArrayLike,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    k: int = 100,
     remove_detected: bool = True,
 ) -> float:
     """The mean over days of the share of truly fraudulent entities among the k highest-scored ones.
@@ -27,10 +31,14 @@ def card_precision_top_k(
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    frame = pd.DataFrame({
-        "day": np.asarray(days), "entity": np.asarray(entity_ids),
-        "label": np.asarray(y_true, dtype=np.int64), "score": np.asarray(scores, dtype=np.float64),
-    })
+    frame = pd.DataFrame(
+        {
+            "day": np.asarray(days),
+            "entity": np.asarray(entity_ids),
+            "label": np.asarray(y_true, dtype=np.int64),
+            "score": np.asarray(scores, dtype=np.float64),
+        }
+    )
     if frame.empty:
         raise ValueError("card precision needs at least one row")
     detected: set[object] = set()
@@ -47,7 +55,11 @@ def card_precision_top_k(
 
 
 def classification_report(
-    y_true: ArrayLike, scores: ArrayLike, *, days: ArrayLike | None = None, entity_ids: ArrayLike | None = None,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    days: ArrayLike | None = None,
+    entity_ids: ArrayLike | None = None,
     k: int = 100,
 ) -> dict[str, float]:
     """ROC AUC, average precision and, given days and entity ids, `card_precision_at_{k}`, as plain

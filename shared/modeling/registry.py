@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from catboost import CatBoost
 
-from shared.errors import ModelNotFound
+from shared.errors import ModelNotFoundError
 
 MODEL_FILE = "model.cbm"
 MODEL_DIR = "model"
@@ -60,7 +60,12 @@ class ModelRegistry:
         self.root = Path(root)
 
     def register(
-        self, service: str, model: Artifact, card: dict[str, Any], *, make_champion: bool = True,
+        self,
+        service: str,
+        model: Artifact,
+        card: dict[str, Any],
+        *,
+        make_champion: bool = True,
         attachments: Mapping[str, bytes] | None = None,
     ) -> str:
         """Store a new version and return it. The card gets `version`, `service` and `created_at`;
@@ -98,16 +103,14 @@ class ModelRegistry:
         try:
             version = pointer.read_text().strip()
         except FileNotFoundError:
-            raise ModelNotFound(
-                f"no {service} model in {self.root}: run `risk train {service}` first"
-            ) from None
+            raise ModelNotFoundError(f"no {service} model in {self.root}: run `risk train {service}` first") from None
         if version not in self.versions(service):
-            raise ModelNotFound(f"the {service} champion {version!r} is not in {self.root}")
+            raise ModelNotFoundError(f"the {service} champion {version!r} is not in {self.root}")
         return version
 
     def set_champion(self, service: str, version: str) -> None:
         if version not in self.versions(service):
-            raise ModelNotFound(f"no {service} model version {version!r} in {self.root}")
+            raise ModelNotFoundError(f"no {service} model version {version!r} in {self.root}")
         write_atomically(self.root / service / CHAMPION_FILE, version + "\n")
 
     def card(self, service: str, version: str | None = None) -> dict[str, Any]:
@@ -127,8 +130,10 @@ def library_versions() -> dict[str, str]:
     import platform
     from importlib.metadata import version
 
-    return {"python": platform.python_version(),
-            **{lib: version(lib) for lib in ("catboost", "scikit-learn", "pandas", "numpy")}}
+    return {
+        "python": platform.python_version(),
+        **{lib: version(lib) for lib in ("catboost", "scikit-learn", "pandas", "numpy")},
+    }
 
 
 def fingerprint_frame(frame: Any) -> str:

@@ -32,19 +32,29 @@ class Section:
 
 
 def evaluation_report(title: str, metrics: Mapping[str, Any], sections: Sequence[Section]) -> bytes:
-    parts = [f"<h1>{html.escape(title)}</h1>", "<h2>Metrics (held-out data)</h2>",
-             f"<pre>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>"]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Metrics (held-out data)</h2>",
+        f"<pre>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>",
+    ]
     for section in sections:
         y, score = np.asarray(section.outcome, dtype=int), np.asarray(section.score, dtype=float)
         parts.append(f"<h2>{html.escape(section.name)}</h2><p>{len(y)} held-out rows, {int(y.sum())} positive</p>")
-        for chart in (_roc, _precision_recall, _calibration if section.score_is_probability else _observed_by_decile,
-                      _lift):
+        for chart in (
+            _roc,
+            _precision_recall,
+            _calibration if section.score_is_probability else _observed_by_decile,
+            _lift,
+        ):
             parts.append(f"<img alt='{chart.__name__.strip('_')}' src='data:image/png;base64,{_png(chart, y, score)}'>")
         parts.append(f"<img alt='importance' src='data:image/png;base64,{_importance_png(section.importance)}'>")
-    return ("<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
-            "img{margin:0.5em;border:1px solid #ddd}pre{background:#f6f6f6;padding:1em}</style></head><body>"
-            + "".join(parts) + "</body></html>\n").encode()
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "img{margin:0.5em;border:1px solid #ddd}pre{background:#f6f6f6;padding:1em}</style></head><body>"
+        + "".join(parts)
+        + "</body></html>\n"
+    ).encode()
 
 
 def _roc(axes: Any, y: np.ndarray, score: np.ndarray) -> None:

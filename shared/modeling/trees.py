@@ -54,12 +54,17 @@ class ObliviousForest:
             exported = json.loads(path.read_text())
         features = exported["features_info"]
         trees = exported.get("oblivious_trees")
-        if set(features) - {"float_features", "categorical_features"} or not trees or set(exported) - {
-            "features_info", "model_info", "oblivious_trees", "scale_and_bias"}:
+        if (
+            set(features) - {"float_features", "categorical_features"}
+            or not trees
+            or set(exported) - {"features_info", "model_info", "oblivious_trees", "scale_and_bias"}
+        ):
             return None  # text or embedding features, CTRs, non-symmetric trees
         if any(len(tree["leaf_values"]) != 2 ** len(tree["splits"]) for tree in trees):
             return None  # several outputs (e.g. multiclass)
-        if any(split["split_type"] not in {"FloatFeature", "OneHotFeature"} for tree in trees for split in tree["splits"]):
+        if any(
+            split["split_type"] not in {"FloatFeature", "OneHotFeature"} for tree in trees for split in tree["splits"]
+        ):
             return None
         scale, (bias, *more) = exported["scale_and_bias"]
         if more:
@@ -76,7 +81,9 @@ class ObliviousForest:
             leaf_values=np.array([p[2] for p in padded], dtype=np.float64),
             leaf_weights=np.array([p[3] for p in padded], dtype=np.float64),
             nan_goes_right=np.array([f.get("nan_value_treatment") == "AsTrue" for f in flat]),
-            scale=float(scale), bias=float(bias), numeric=not categories,
+            scale=float(scale),
+            bias=float(bias),
+            numeric=not categories,
         )
 
     @property
@@ -114,20 +121,27 @@ class ObliviousForest:
 
     @cached_property
     def _leaf_shap(self) -> np.ndarray:
-        tables = _leaf_shap_tables(self.split_features, self.leaf_values, self.leaf_weights, len(self.feature_names) + 1)
+        tables = _leaf_shap_tables(
+            self.split_features, self.leaf_values, self.leaf_weights, len(self.feature_names) + 1
+        )
         return tables[:, :, :-1]
 
 
-def _padded(tree: dict, depth: int, floats: list[dict], categories: list[dict], padding_feature: int
-            ) -> tuple[list[int], list[float], list[float], list[float]]:
+def _padded(
+    tree: dict, depth: int, floats: list[dict], categories: list[dict], padding_feature: int
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """A tree's splits as (flat feature index, border), given the levels a tree shallower than the deepest
     lacks: they split a constant column (always 0) at +inf, and both sides hold the same leaf values (the
     far side weighs 0), so their feature is a null player and every other SHAP value stays the same. A
     one-hot split (category == value) has no border: its leaves come from CatBoost."""
     splits, values, weights = tree["splits"], tree["leaf_values"], tree["leaf_weights"]
     missing, leaves = depth - len(splits), len(values)
-    features = [floats[s["float_feature_index"]]["flat_feature_index"] if s["split_type"] == "FloatFeature"
-                else categories[s["cat_feature_index"]]["flat_feature_index"] for s in splits]
+    features = [
+        floats[s["float_feature_index"]]["flat_feature_index"]
+        if s["split_type"] == "FloatFeature"
+        else categories[s["cat_feature_index"]]["flat_feature_index"]
+        for s in splits
+    ]
     return (
         features + [padding_feature] * missing,
         [s.get("border", math.nan) for s in splits] + [math.inf] * missing,
@@ -162,8 +176,11 @@ class TreeModel:
             return self.forest.raw(self._matrix(features))
         if self.forest is not None:
             return self.forest.raw_of_leaves(self._catboost_leaves(features))
-        return np.asarray(self.catboost.predict(self._pool(features), prediction_type="RawFormulaVal",
-                                                thread_count=catboost_threads(len(features))))
+        return np.asarray(
+            self.catboost.predict(
+                self._pool(features), prediction_type="RawFormulaVal", thread_count=catboost_threads(len(features))
+            )
+        )
 
     def probability(self, features: pd.DataFrame) -> np.ndarray:
         """P(class 1) of a Logloss model."""
@@ -182,8 +199,10 @@ class TreeModel:
         return features.to_numpy(dtype=np.float64)
 
     def _catboost_leaves(self, features: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.catboost.calc_leaf_indexes(self._pool(features),
-                                                          thread_count=catboost_threads(len(features))), dtype=np.intp)
+        return np.asarray(
+            self.catboost.calc_leaf_indexes(self._pool(features), thread_count=catboost_threads(len(features))),
+            dtype=np.intp,
+        )
 
     def _pool(self, features: pd.DataFrame) -> Pool:
         """Rows as lists: CatBoost reads them in a third of the time it takes over a frame."""
@@ -199,8 +218,9 @@ def load_tree_model(version_dir: Path) -> TreeModel:
     return model
 
 
-def _leaf_shap_tables(split_features: np.ndarray, leaf_values: np.ndarray, leaf_weights: np.ndarray,
-                      feature_count: int) -> np.ndarray:
+def _leaf_shap_tables(
+    split_features: np.ndarray, leaf_values: np.ndarray, leaf_weights: np.ndarray, feature_count: int
+) -> np.ndarray:
     """(trees, leaves, features): the exact path-dependent SHAP values of a row reaching each leaf.
 
     The players of a tree are its distinct features; a feature split at several levels is one player
@@ -213,8 +233,9 @@ def _leaf_shap_tables(split_features: np.ndarray, leaf_values: np.ndarray, leaf_
     bits = 1 << np.arange(depth)
     same_feature = split_features[:, :, np.newaxis] == split_features[:, np.newaxis, :]  # (trees, level, level)
     group_mask = (same_feature * bits).sum(axis=2)  # (trees, level): the levels of that level's feature
-    first_of_group = np.array([[not same_feature[t, level, :level].any() for level in range(depth)]
-                               for t in range(trees)]).reshape(trees, depth)
+    first_of_group = np.array(
+        [[not same_feature[t, level, :level].any() for level in range(depth)] for t in range(trees)]
+    ).reshape(trees, depth)
     players = first_of_group.sum(axis=1)
     coalition_size = np.zeros((masks, trees), dtype=np.intp)  # players wholly inside each mask
     is_coalition = np.ones((masks, trees), dtype=bool)  # the mask is a union of whole players
@@ -234,8 +255,9 @@ def _leaf_shap_tables(split_features: np.ndarray, leaf_values: np.ndarray, leaf_
             if not counts.any():
                 continue
             size = coalition_size[mask]
-            weight = np.where(counts, factorial[size] * factorial[np.maximum(players - size - 1, 0)]
-                              / factorial[players], 0.0)
+            weight = np.where(
+                counts, factorial[size] * factorial[np.maximum(players - size - 1, 0)] / factorial[players], 0.0
+            )
             gain = expected[mask | player, tree_index] - expected[mask]
             tables[tree_index, :, feature] += weight[:, np.newaxis] * gain
     return tables

@@ -28,7 +28,7 @@ The context of one event: ``{"event": {...}, "features": {...}, "score": float, 
 
 Use::
 
-    ruleset = Ruleset.load(path, sample_context=sample)   # InvalidRuleset(source, problems) if anything is wrong
+    ruleset = Ruleset.load(path, sample_context=sample)   # InvalidRulesetError(source, problems) if anything is wrong
     verdict = ruleset.evaluate(context)                    # Verdict(outcome, band, hits=(RuleHit, ...))
 """
 

@@ -92,7 +92,9 @@ def document_problems(document: Any, sample_context: Mapping[str, Any] | None) -
     return problems
 
 
-def _key_problems(owner: str, mapping: Mapping[Any, Any], allowed: tuple[str, ...], optional: frozenset[str]) -> list[str]:
+def _key_problems(
+    owner: str, mapping: Mapping[Any, Any], allowed: tuple[str, ...], optional: frozenset[str]
+) -> list[str]:
     """Unknown keys (with the likely intended key: `whenn` -> `when`) and missing required keys."""
     problems = []
     for key in mapping:
@@ -112,7 +114,7 @@ def _text_problems(document: Mapping[str, Any], keys: tuple[str, ...]) -> list[s
         if key not in document or (isinstance(value, str) and value.strip()):
             continue
         if _is_number(value):
-            problems.append(f"{key} must be text: quote it, as in {key}: \"...\" (YAML read it as the number {value!r})")
+            problems.append(f'{key} must be text: quote it, as in {key}: "..." (YAML read it as the number {value!r})')
         else:
             problems.append(f"{key} must be a non-empty text")
     return problems
@@ -212,8 +214,9 @@ def rules_problems(rules: Any, outcomes: tuple[str, ...] | None, sample: Mapping
     return problems
 
 
-def rule_problems(name: str, rule: Mapping[str, Any], outcomes: tuple[str, ...] | None,
-                  sample: Mapping[str, Any] | None) -> list[str]:
+def rule_problems(
+    name: str, rule: Mapping[str, Any], outcomes: tuple[str, ...] | None, sample: Mapping[str, Any] | None
+) -> list[str]:
     """One rule: its keys, id, outcome, description, condition and reason."""
     problems = _key_problems(name, rule, RULE_KEYS, OPTIONAL_RULE_KEYS)
     if "id" in rule and (not isinstance(rule["id"], str) or not RULE_ID.fullmatch(rule["id"])):
@@ -248,15 +251,21 @@ def _sample_problems(name: str, when: str, sample: Mapping[str, Any]) -> list[st
     try:
         value = evaluate_once(when, sample)
     except Exception as error:  # zen raises RuntimeError for VM errors
-        return [f"{name}: `{when}` fails on the sample context ({zen_message(error)}), so it could never hit: "
-                f"is a field name misspelt? (the context has: {fields})"]
+        return [
+            f"{name}: `{when}` fails on the sample context ({zen_message(error)}), so it could never hit: "
+            f"is a field name misspelt? (the context has: {fields})"
+        ]
     if isinstance(value, bool):
         return []
     if value is None:
-        return [f"{name}: `{when}` gives null instead of true or false on the sample context, so it could never "
-                f"hit: is a field name misspelt? (the context has: {fields})"]
-    return [f"{name}: `{when}` gives {value!r} instead of true or false on the sample context: a condition "
-            f"must be a comparison or a test, such as `score >= 0.9`"]
+        return [
+            f"{name}: `{when}` gives null instead of true or false on the sample context, so it could never "
+            f"hit: is a field name misspelt? (the context has: {fields})"
+        ]
+    return [
+        f"{name}: `{when}` gives {value!r} instead of true or false on the sample context: a condition "
+        f"must be a comparison or a test, such as `score >= 0.9`"
+    ]
 
 
 def reason_problems(name: str, reason: Any, sample: Mapping[str, Any] | None) -> list[str]:

@@ -1,7 +1,7 @@
 """Rulesets and their evaluation: a model score and its context in, a decision with the rules that hit out.
 
 The YAML format is documented in `shared/rules/__init__.py` and `shared/rules/README.md`. Loading checks
-everything (`shared.rules.checks`) and raises `InvalidRuleset` with every problem; evaluation never raises
+everything (`shared.rules.checks`) and raises `InvalidRulesetError` with every problem; evaluation never raises
 for an odd event and logs nothing (the caller logs one line per event or batch).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.errors import InvalidRuleset
+from shared.errors import InvalidRulesetError
 from shared.rules import checks, templates
 from shared.rules.conditions import Conditions
 
@@ -78,28 +78,32 @@ class Ruleset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", _digest(self))
         object.__setattr__(self, "_conditions", Conditions(tuple(rule.when for rule in self.rules)))
-        object.__setattr__(self, "_reasons", tuple(
-            templates.Template(rule.reason) if rule.reason else None for rule in self.rules))
+        object.__setattr__(
+            self, "_reasons", tuple(templates.Template(rule.reason) if rule.reason else None for rule in self.rules)
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle and deep-copy by content (compiled ZEN expressions cannot be pickled): the copy recompiles,
         so a ruleset can be sent to worker processes."""
-        return (type(self), (self.service, self.version, self.outcomes, self.default, self.explain_from_score,
-                             self.bands, self.rules))
+        return (
+            type(self),
+            (self.service, self.version, self.outcomes, self.default, self.explain_from_score, self.bands, self.rules),
+        )
 
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "<string>",
-                  sample_context: Mapping[str, Any] | None = None) -> Ruleset:
-        """A checked ruleset from YAML text, or InvalidRuleset(source, problems) listing every problem.
+    def from_yaml(
+        cls, text: str, *, source: str = "<string>", sample_context: Mapping[str, Any] | None = None
+    ) -> Ruleset:
+        """A checked ruleset from YAML text, or InvalidRulesetError(source, problems) listing every problem.
         Pass `sample_context` (a context of the real shape) to also catch conditions that would never
         give true or false, typically a misspelt field, and reason placeholders the context lacks."""
         document, problems = checks.parse_yaml(text)
         if not problems:
             problems = checks.document_problems(document, sample_context)
         if problems:
-            raise InvalidRuleset(source, problems)
+            raise InvalidRulesetError(source, problems)
         return cls._from_document(document)
 
     @classmethod
@@ -108,7 +112,7 @@ class Ruleset:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise InvalidRuleset(str(path), [f"cannot be read: {error}"]) from None
+            raise InvalidRulesetError(str(path), [f"cannot be read: {error}"]) from None
         return cls.from_yaml(text, source=str(path), sample_context=sample_context)
 
     @classmethod
@@ -123,8 +127,13 @@ class Ruleset:
             explain_from_score=None if explain is None else float(explain),
             bands=tuple(Band(band["name"], float(band["min_score"])) for band in document["bands"]),
             rules=tuple(
-                Rule(id=rule["id"], description=rule.get("description") or "", when=rule["when"],
-                     then=rule["then"], reason=rule.get("reason"))
+                Rule(
+                    id=rule["id"],
+                    description=rule.get("description") or "",
+                    when=rule["when"],
+                    then=rule["then"],
+                    reason=rule.get("reason"),
+                )
                 for rule in document["rules"]
             ),
         )

@@ -13,7 +13,7 @@ from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from services.cli import openapi_documents
 from services.disease_risk.schemas import AssessmentSchema, DiseaseDecisionSchema
 from services.fraud_detection.schemas import TransactionSchema
-from shared.decision import DecisionSchema
+from shared.core.decision import DecisionSchema
 from shared.settings import Settings
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -40,8 +40,12 @@ def test_every_event_schema_has_an_example() -> None:
 
 @pytest.mark.parametrize(
     ("schema_file", "contract"),
-    [("payments.transaction.v1.json", TransactionSchema), ("insurance.policy.v1.json", PolicySchema),
-     ("insurance.claim.v1.json", ClaimSchema), ("health.assessment.v1.json", AssessmentSchema)],
+    [
+        ("payments.transaction.v1.json", TransactionSchema),
+        ("insurance.policy.v1.json", PolicySchema),
+        ("insurance.claim.v1.json", ClaimSchema),
+        ("health.assessment.v1.json", AssessmentSchema),
+    ],
 )
 def test_event_json_schemas_match_the_marshmallow_contracts(schema_file: str, contract: type[Schema]) -> None:
     """Each JSON Schema's data fields, required fields and allowed values are the marshmallow schema's,
@@ -77,7 +81,9 @@ def test_decision_json_schema_matches_the_marshmallow_decision() -> None:
     assert set(decision["required"]) == {name for name, f in DecisionSchema().fields.items() if f.required}
     details = DiseaseDecisionSchema().fields["details"].schema
     assert set(schemas["disease_details"]["properties"]) == set(details.fields)
-    assert set(schemas["condition_result"]["properties"]) == set(details.fields["conditions"].schema.fields["chd"].schema.fields)
+    assert set(schemas["condition_result"]["properties"]) == set(
+        details.fields["conditions"].schema.fields["chd"].schema.fields
+    )
     assert set(schemas["equation_result"]["properties"]) == set(details.fields["equations"].inner.schema.fields)
 
 

@@ -54,7 +54,11 @@ def test_http_kafka_and_batch_agree(events: list[dict[str, Any]], fraud_settings
         assert h["decision"] == k["decision"] == b["decision"], key
         assert h["rule_hits"] == k["rule_hits"] == b["rule_hits"], key
         assert h["input_fingerprint"] == k["input_fingerprint"] == b["input_fingerprint"], key
-        assert [r["feature"] for r in h["reasons"]] == [r["feature"] for r in k["reasons"]] == [r["feature"] for r in b["reasons"]]
+        assert (
+            [r["feature"] for r in h["reasons"]]
+            == [r["feature"] for r in k["reasons"]]
+            == [r["feature"] for r in b["reasons"]]
+        )
         flagged += h["decision"] != "approve"
     assert 0 < flagged < EVENTS, "the sample should exercise both approvals and other decisions"
 
@@ -63,8 +67,12 @@ def _through_http(events: list[dict[str, Any]], settings: Settings, tmp_path: Pa
     decisions: dict[str, dict[str, Any]] = {}
     with running_server("fraud", settings, tmp_path / "gunicorn.log") as server:
         for start in range(0, len(events), 100):
-            response = requests.post(f"{server.base_url}/v1/score", json={"events": events[start : start + 100]},
-                                     headers={"X-API-Key": API_KEY}, timeout=30)
+            response = requests.post(
+                f"{server.base_url}/v1/score",
+                json={"events": events[start : start + 100]},
+                headers={"X-API-Key": API_KEY},
+                timeout=30,
+            )
             assert response.status_code == 200, response.text
             decisions.update({d["event_id"]: d for d in response.json()["decisions"]})
     return decisions
@@ -72,8 +80,10 @@ def _through_http(events: list[dict[str, Any]], settings: Settings, tmp_path: Pa
 
 def _through_kafka(events: list[dict[str, Any]], settings: Settings, tmp_path: Path) -> dict[str, dict[str, Any]]:
     with EmbeddedBroker(port=0) as broker:
-        ensure_topics(broker.bootstrap_servers, [replace(PAYMENTS_TRANSACTIONS, partitions=1), FRAUD_DECISIONS,
-                                                 PAYMENTS_TRANSACTIONS.dead_letter])
+        ensure_topics(
+            broker.bootstrap_servers,
+            [replace(PAYMENTS_TRANSACTIONS, partitions=1), FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS.dead_letter],
+        )
         settings = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
         with running_worker("fraud", settings, tmp_path / "worker.log"):
             publish(broker.bootstrap_servers, PAYMENTS_TRANSACTIONS, events, "customer_id")
@@ -84,9 +94,23 @@ def _through_kafka(events: list[dict[str, Any]], settings: Settings, tmp_path: P
 def _through_batch(events: list[dict[str, Any]], settings: Settings, tmp_path: Path) -> dict[str, dict[str, Any]]:
     source, output = tmp_path / "transactions.csv", tmp_path / "decisions.parquet"
     pd.DataFrame(events).to_csv(source, index=False)
-    subprocess.run([sys.executable, "-m", "services.cli", "rescore", "fraud", "--input", str(source),
-                    "--output", str(output), "--no-progress"], env=service_environment(settings), check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rescore",
+            "fraud",
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--no-progress",
+        ],
+        env=service_environment(settings),
+        check=True,
+        capture_output=True,
+    )
     rows = pd.read_parquet(output).to_dict(orient="records")
     for row in rows:
         for nested in ("reasons", "rule_hits", "model", "feature_set"):

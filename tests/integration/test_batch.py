@@ -24,9 +24,23 @@ def events() -> list[dict[str, Any]]:
 
 def rescore(settings: Settings, source: Path, output: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "rescore", "fraud", "--input", str(source), "--output", str(output),
-         "--chunk-size", "64"],
-        env=service_environment(settings), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rescore",
+            "fraud",
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--chunk-size",
+            "64",
+        ],
+        env=service_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -44,9 +58,11 @@ def test_every_format_in_and_out_gives_the_same_decisions(
     """The same events through CSV, JSON Lines and Parquet, in and out: one decision per row, in input
     order, and identical scores, decisions and rule hits whatever the formats."""
     frame = pd.DataFrame(events)
-    writers = {".csv": lambda p: frame.to_csv(p, index=False),
-               ".jsonl": lambda p: frame.to_json(p, orient="records", lines=True),
-               ".parquet": lambda p: frame.to_parquet(p, index=False)}
+    writers = {
+        ".csv": lambda p: frame.to_csv(p, index=False),
+        ".jsonl": lambda p: frame.to_json(p, orient="records", lines=True),
+        ".parquet": lambda p: frame.to_parquet(p, index=False),
+    }
     results = []
     for source_suffix, output_suffix in [(".csv", ".jsonl"), (".jsonl", ".parquet"), (".parquet", ".csv")]:
         source, output = tmp_path / f"in{source_suffix}", tmp_path / f"out{output_suffix}"
@@ -56,8 +72,18 @@ def test_every_format_in_and_out_gives_the_same_decisions(
         assert f"{len(events)} scored, 0 rejected of {len(events)} rows" in done.stdout
         rows = read(output)
         assert [str(r["event_id"]) for r in rows] == [e["transaction_id"] for e in events]
-        results.append([(r["score"], r["decision"], r["rule_hits"] if isinstance(r["rule_hits"], str)
-                          else json.dumps(r["rule_hits"], ensure_ascii=False)) for r in rows])
+        results.append(
+            [
+                (
+                    r["score"],
+                    r["decision"],
+                    r["rule_hits"]
+                    if isinstance(r["rule_hits"], str)
+                    else json.dumps(r["rule_hits"], ensure_ascii=False),
+                )
+                for r in rows
+            ]
+        )
     assert results[0] == results[1] == results[2]
     assert {decision for _, decision, _ in results[0]} >= {"approve"}
 

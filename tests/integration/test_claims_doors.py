@@ -24,8 +24,8 @@ from services.claims_risk.features import record_claims
 from services.claims_risk.schemas import ClaimSchema
 from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
-from shared.features.state import open_state_store
 from shared.settings import Settings
+from shared.state import open_state_store
 from tests.fixtures.kafka_io import collect, decision_payloads, publish
 from tests.fixtures.services import API_KEY, running_server, running_worker, service_environment
 
@@ -34,8 +34,18 @@ NOW = datetime(2026, 11, 2, 10, 30, tzinfo=UTC)
 
 
 def policy(**overrides: Any) -> dict[str, Any]:
-    base = {"policy_id": "POL-1", "kind": "renewal", "timestamp": NOW.isoformat(), "exposure": 1.0, "area": "C",
-            "bonus_malus": 60, "driver_age": 42, "vehicle_age": 3, "vehicle_power": 6, "vehicle_brand": "B12"}
+    base = {
+        "policy_id": "POL-1",
+        "kind": "renewal",
+        "timestamp": NOW.isoformat(),
+        "exposure": 1.0,
+        "area": "C",
+        "bonus_malus": 60,
+        "driver_age": 42,
+        "vehicle_age": 3,
+        "vehicle_power": 6,
+        "vehicle_brand": "B12",
+    }
     return {**base, **overrides}
 
 
@@ -47,25 +57,51 @@ def sample_book(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     policies, claims = [], []
     for n, row in enumerate(frame.itertuples()):
         moment = NOW + timedelta(minutes=43 * n)
-        policies.append({"policy_id": f"P{row.policy_id}", "kind": "renewal", "timestamp": moment.isoformat(),
-                         "exposure": 1.0, "area": row.area, "bonus_malus": int(row.bonus_malus),
-                         "driver_age": int(row.driver_age), "vehicle_age": int(row.vehicle_age),
-                         "vehicle_power": int(row.vehicle_power), "vehicle_brand": row.vehicle_brand})
+        policies.append(
+            {
+                "policy_id": f"P{row.policy_id}",
+                "kind": "renewal",
+                "timestamp": moment.isoformat(),
+                "exposure": 1.0,
+                "area": row.area,
+                "bonus_malus": int(row.bonus_malus),
+                "driver_age": int(row.driver_age),
+                "vehicle_age": int(row.vehicle_age),
+                "vehicle_power": int(row.vehicle_power),
+                "vehicle_brand": row.vehicle_brand,
+            }
+        )
         for k in range(rng.choice([0, 0, 0, 0, 1, 1, 2, 3])):
-            claims.append({"claim_id": f"C{row.policy_id}-{k}", "policy_id": f"P{row.policy_id}",
-                           "timestamp": (moment - timedelta(days=rng.randrange(1, 700))).isoformat(),
-                           "amount": float(rng.randrange(200, 9000))})
+            claims.append(
+                {
+                    "claim_id": f"C{row.policy_id}-{k}",
+                    "policy_id": f"P{row.policy_id}",
+                    "timestamp": (moment - timedelta(days=rng.randrange(1, 700))).isoformat(),
+                    "amount": float(rng.randrange(200, 9000)),
+                }
+            )
     return policies, claims
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"exposure": 0}, "exposure"), ({"exposure": -0.5}, "exposure"), ({"vehicle_brand": "B99"}, "vehicle_brand"),
-     ({"area": "Z"}, "area"), ({"driver_age": 17}, "driver_age"), ({"driver_age": 101}, "driver_age"),
-     ({"bonus_malus": 49}, "bonus_malus"), ({"bonus_malus": 351}, "bonus_malus"), ({"kind": "cancel"}, "kind"),
-     ({"driver_age": 42.5}, "driver_age"), ({"driver_age": True}, "driver_age")],
+    [
+        ({"exposure": 0}, "exposure"),
+        ({"exposure": -0.5}, "exposure"),
+        ({"vehicle_brand": "B99"}, "vehicle_brand"),
+        ({"area": "Z"}, "area"),
+        ({"driver_age": 17}, "driver_age"),
+        ({"driver_age": 101}, "driver_age"),
+        ({"bonus_malus": 49}, "bonus_malus"),
+        ({"bonus_malus": 351}, "bonus_malus"),
+        ({"kind": "cancel"}, "kind"),
+        ({"driver_age": 42.5}, "driver_age"),
+        ({"driver_age": True}, "driver_age"),
+    ],
 )
-def test_invalid_policy_gets_422_naming_the_field(claims_settings: Settings, overrides: dict[str, Any], field: str) -> None:
+def test_invalid_policy_gets_422_naming_the_field(
+    claims_settings: Settings, overrides: dict[str, Any], field: str
+) -> None:
     """The issue's bad inputs each get a 422 whose fields name the one at fault (Flask app in-process)."""
     from services.claims_risk.app import create_app
 
@@ -83,9 +119,19 @@ def test_http_decision_carries_frequency_relative_risk_and_history(claims_settin
         card = requests.get(f"{server.base_url}/v1/model", headers=AUTH, timeout=10).json()
         assert first["measures"]["relative_risk"] == pytest.approx(first["score"] / card["portfolio_frequency"])
         store = open_state_store(claims_settings.state_url)
-        record_claims([ClaimSchema().load({"claim_id": f"C{i}", "policy_id": "POL-1",
-                                           "timestamp": (NOW - timedelta(days=30 * i + 1)).isoformat()})
-                       for i in range(3)], store)
+        record_claims(
+            [
+                ClaimSchema().load(
+                    {
+                        "claim_id": f"C{i}",
+                        "policy_id": "POL-1",
+                        "timestamp": (NOW - timedelta(days=30 * i + 1)).isoformat(),
+                    }
+                )
+                for i in range(3)
+            ],
+            store,
+        )
         again = requests.post(f"{server.base_url}/v1/score", json=policy(), headers=AUTH, timeout=10).json()
     assert again["decision"] == "decline"
     assert "many_recent_claims" in {hit["rule_id"] for hit in again["rule_hits"]}
@@ -99,19 +145,27 @@ def test_stream_records_claims_scores_policies_and_dead_letters_each_topic(
     claims.decisions keyed by policy; a bad record of each topic lands in that topic's own .dlq."""
     settings = replace(claims_settings, kafka_bootstrap_servers=kafka_broker.bootstrap_servers)
     bootstrap = settings.kafka_bootstrap_servers
-    claims = [{"claim_id": f"K{i}", "policy_id": "POL-S", "timestamp": (NOW - timedelta(days=10 + i)).isoformat()}
-              for i in range(3)]
+    claims = [
+        {"claim_id": f"K{i}", "policy_id": "POL-S", "timestamp": (NOW - timedelta(days=10 + i)).isoformat()}
+        for i in range(3)
+    ]
     with running_worker("claims", settings, tmp_path / "worker.log") as worker:
         publish(bootstrap, INSURANCE_CLAIMS, [*claims, {"claim_id": "bad", "policy_id": "POL-S"}], "policy_id")
         _wait_for_history(settings, "POL-S", 3)
-        publish(bootstrap, INSURANCE_POLICIES, [policy(policy_id="POL-S"), policy(policy_id="POL-T"),
-                                                policy(policy_id="POL-U", exposure=0)], "policy_id")
+        publish(
+            bootstrap,
+            INSURANCE_POLICIES,
+            [policy(policy_id="POL-S"), policy(policy_id="POL-T"), policy(policy_id="POL-U", exposure=0)],
+            "policy_id",
+        )
         records = collect(bootstrap, CLAIMS_DECISIONS, lambda r: len(r) >= 2)
         dead_policies = collect(bootstrap, INSURANCE_POLICIES.dead_letter, lambda r: len(r) >= 1)
         dead_claims = collect(bootstrap, INSURANCE_CLAIMS.dead_letter, lambda r: len(r) >= 1)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-    decisions = {json.loads(r.value)["data"]["entity_id"]: (r.key.decode(), json.loads(r.value)["data"]) for r in records}
+    decisions = {
+        json.loads(r.value)["data"]["entity_id"]: (r.key.decode(), json.loads(r.value)["data"]) for r in records
+    }
     assert decisions["POL-S"][0] == "POL-S" and decisions["POL-S"][1]["decision"] == "decline"
     assert decisions["POL-T"][1]["decision"] == "accept"
     assert "exposure" in json.loads(dict(dead_policies[0].headers)["error"])["fields"]
@@ -137,20 +191,42 @@ def test_batch_with_claims_history_reports_bad_rows(claims_settings: Settings, t
     """`risk rescore claims --history claims=FILE`: history from the file, bad policy and claim rows
     reported with their fields, every good policy scored."""
     policies = [policy(policy_id=f"B{i}") for i in range(20)] + [policy(policy_id="B-bad", driver_age=16)]
-    claims = [{"claim_id": f"BC{i}", "policy_id": "B0", "timestamp": (NOW - timedelta(days=5 + i)).isoformat()}
-              for i in range(3)] + [{"claim_id": "BC-bad", "policy_id": "B1", "timestamp": "not a date"}]
+    claims = [
+        {"claim_id": f"BC{i}", "policy_id": "B0", "timestamp": (NOW - timedelta(days=5 + i)).isoformat()}
+        for i in range(3)
+    ] + [{"claim_id": "BC-bad", "policy_id": "B1", "timestamp": "not a date"}]
     source, history, output = tmp_path / "policies.csv", tmp_path / "claims.jsonl", tmp_path / "decisions.jsonl"
     pd.DataFrame(policies).to_csv(source, index=False)
     history.write_text("".join(json.dumps(c) + "\n" for c in claims))
-    done = subprocess.run([sys.executable, "-m", "services.cli", "rescore", "claims", "--input", str(source),
-                           "--output", str(output), "--history", f"claims={history}", "--no-progress"],
-                          env=service_environment(claims_settings), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rescore",
+            "claims",
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--history",
+            f"claims={history}",
+            "--no-progress",
+        ],
+        env=service_environment(claims_settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "20 scored, 1 rejected of 21 rows" in done.stdout
     decisions = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
     assert decisions["B0"]["decision"] == "decline" and decisions["B2"]["decision"] == "accept"
     rejects = [json.loads(line) for line in (tmp_path / "decisions.jsonl.rejects.jsonl").read_text().splitlines()]
-    assert {(r.get("source"), tuple(r["fields"])) for r in rejects} == {("claims", ("timestamp",)), (None, ("driver_age",))}
+    assert {(r.get("source"), tuple(r["fields"])) for r in rejects} == {
+        ("claims", ("timestamp",)),
+        (None, ("driver_age",)),
+    }
 
 
 def test_http_kafka_and_batch_agree_on_1000_policies(claims_settings: Settings, tmp_path: Path) -> None:
@@ -164,30 +240,58 @@ def test_http_kafka_and_batch_agree_on_1000_policies(claims_settings: Settings, 
     over_http: dict[str, dict[str, Any]] = {}
     with running_server("claims", http_settings, tmp_path / "gunicorn.log") as server:
         for start in range(0, len(policies), 250):
-            response = requests.post(f"{server.base_url}/v1/score", json={"events": policies[start : start + 250]},
-                                     headers=AUTH, timeout=60)
+            response = requests.post(
+                f"{server.base_url}/v1/score", json={"events": policies[start : start + 250]}, headers=AUTH, timeout=60
+            )
             assert response.status_code == 200, response.text
             over_http.update({d["event_id"]: d for d in response.json()["decisions"]})
 
     kafka_settings = replace(claims_settings, state_url=f"sqlite:///{tmp_path / 'kafka.sqlite3'}")
     with EmbeddedBroker(port=0) as broker:
-        ensure_topics(broker.bootstrap_servers, [INSURANCE_POLICIES, INSURANCE_CLAIMS, CLAIMS_DECISIONS,
-                                                 INSURANCE_POLICIES.dead_letter, INSURANCE_CLAIMS.dead_letter])
+        ensure_topics(
+            broker.bootstrap_servers,
+            [
+                INSURANCE_POLICIES,
+                INSURANCE_CLAIMS,
+                CLAIMS_DECISIONS,
+                INSURANCE_POLICIES.dead_letter,
+                INSURANCE_CLAIMS.dead_letter,
+            ],
+        )
         kafka_settings = replace(kafka_settings, kafka_bootstrap_servers=broker.bootstrap_servers)
         with running_worker("claims", kafka_settings, tmp_path / "worker.log"):
             publish(broker.bootstrap_servers, INSURANCE_CLAIMS, claims, "policy_id")
             _wait_for_history(kafka_settings, claims[-1]["policy_id"], 1)
             _wait_for_count(kafka_settings, len(claims))
             publish(broker.bootstrap_servers, INSURANCE_POLICIES, policies, "policy_id")
-            records = collect(broker.bootstrap_servers, CLAIMS_DECISIONS, lambda r: len(r) >= len(policies), timeout=120)
+            records = collect(
+                broker.bootstrap_servers, CLAIMS_DECISIONS, lambda r: len(r) >= len(policies), timeout=120
+            )
     over_kafka = {d["event_id"]: d for d in decision_payloads(records)}
 
     source, history, output = tmp_path / "policies.parquet", tmp_path / "claims.csv", tmp_path / "out.jsonl"
     pd.DataFrame(policies).to_parquet(source, index=False)
     pd.DataFrame(claims).to_csv(history, index=False)
-    subprocess.run([sys.executable, "-m", "services.cli", "rescore", "claims", "--input", str(source), "--output",
-                    str(output), "--history", f"claims={history}", "--no-progress"],
-                   env=service_environment(claims_settings), check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rescore",
+            "claims",
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--history",
+            f"claims={history}",
+            "--no-progress",
+        ],
+        env=service_environment(claims_settings),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     in_batch = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
 
     assert len(over_http) == len(over_kafka) == len(in_batch) == len(policies)

@@ -9,7 +9,7 @@ import numpy as np
 
 from services.claims_risk.features import claims_history_offline, claims_history_online, record_claims
 from services.claims_risk.schemas import ClaimSchema
-from shared.features.state import StateStore
+from shared.state import StateStore
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -24,8 +24,16 @@ def test_online_claim_history_equals_offline(state_store: StateStore) -> None:
         policy = f"P{rng.randrange(80)}"
         moment = START + timedelta(seconds=rng.randrange(3 * 365 * 86_400))
         if rng.random() < 0.4:
-            claims.append(ClaimSchema().load({"claim_id": f"C{n}", "policy_id": policy, "timestamp": moment.isoformat(),
-                                              "amount": rng.randrange(100, 5000)}))
+            claims.append(
+                ClaimSchema().load(
+                    {
+                        "claim_id": f"C{n}",
+                        "policy_id": policy,
+                        "timestamp": moment.isoformat(),
+                        "amount": rng.randrange(100, 5000),
+                    }
+                )
+            )
         else:
             policies.append({"policy_id": policy, "timestamp": moment})
     policies.append({"policy_id": claims[0]["policy_id"], "timestamp": claims[0]["timestamp"]})
@@ -38,7 +46,12 @@ def test_online_claim_history_equals_offline(state_store: StateStore) -> None:
     actual = claims_history_online(policies, state_store)
 
     np.testing.assert_array_equal(actual["claims_last_12m"].to_numpy(), expected["claims_last_12m"].to_numpy())
-    np.testing.assert_allclose(actual["days_since_last_claim"].to_numpy(), expected["days_since_last_claim"].to_numpy(),
-                               rtol=0, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        actual["days_since_last_claim"].to_numpy(),
+        expected["days_since_last_claim"].to_numpy(),
+        rtol=0,
+        atol=1e-9,
+        equal_nan=True,
+    )
     assert expected["claims_last_12m"].max() >= 2 and expected["days_since_last_claim"].isna().any()
     assert expected["days_since_last_claim"].iloc[-2] == 0.0

@@ -43,29 +43,52 @@ def test_ruleset_and_model_change_while_events_flow(
     first_model, second_model = registry.versions("disease")
     old_rules = "2026.11.1"
     new_rules = tmp_path / "rules-2026.11.2.yaml"
-    new_rules.write_text(RULESET.read_text().replace(f'version: "{old_rules}"', 'version: "2026.11.2"')
-                         .replace("event.bmi >= 35", "event.bmi >= 33"))
+    new_rules.write_text(
+        RULESET.read_text()
+        .replace(f'version: "{old_rules}"', 'version: "2026.11.2"')
+        .replace("event.bmi >= 35", "event.bmi >= 33")
+    )
     events = sample_assessments(1_000, seed=21)
     published: list[str] = []
     http_decisions: list[tuple[float, dict[str, Any]]] = []
     stop = threading.Event()
 
-    with running_server("disease", settings, tmp_path / "gunicorn.log", workers=2) as server, \
-            running_worker("disease", settings, tmp_path / "worker.log"):
+    with (
+        running_server("disease", settings, tmp_path / "gunicorn.log", workers=2) as server,
+        running_worker("disease", settings, tmp_path / "worker.log"),
+    ):
         auth = {"X-API-Key": MAKER_KEY}
-        flows = [threading.Thread(target=_publish_until_stopped, args=(settings, events, stop, published)),
-                 *(threading.Thread(target=_score_over_http, args=(server.base_url, events[k::3], auth, stop,
-                                                                   http_decisions)) for k in range(2))]
+        flows = [
+            threading.Thread(target=_publish_until_stopped, args=(settings, events, stop, published)),
+            *(
+                threading.Thread(
+                    target=_score_over_http, args=(server.base_url, events[k::3], auth, stop, http_decisions)
+                )
+                for k in range(2)
+            ),
+        ]
         for flow in flows:
             flow.start()
-        collect(settings.kafka_bootstrap_servers, DISEASE_DECISIONS, timeout=60,  # the worker has joined and scores
-                until=lambda r: sum(d["event_id"].startswith("CTL-") for d in decision_payloads(r)) >= 20)
+        collect(
+            settings.kafka_bootstrap_servers,
+            DISEASE_DECISIONS,
+            timeout=60,  # the worker has joined and scores
+            until=lambda r: sum(d["event_id"].startswith("CTL-") for d in decision_payloads(r)) >= 20,
+        )
 
-        refused = requests.post(f"{server.base_url}/v1/control/rulesets", data="service: disease\nversion: x\n",
-                                headers={**auth, "Content-Type": "application/yaml"}, timeout=10)
+        refused = requests.post(
+            f"{server.base_url}/v1/control/rulesets",
+            data="service: disease\nversion: x\n",
+            headers={**auth, "Content-Type": "application/yaml"},
+            timeout=10,
+        )
         assert refused.status_code == 422 and refused.json()["problems"]
-        proposal = requests.post(f"{server.base_url}/v1/control/rulesets", data=new_rules.read_text(),
-                                 headers={**auth, "Content-Type": "application/yaml"}, timeout=10)
+        proposal = requests.post(
+            f"{server.base_url}/v1/control/rulesets",
+            data=new_rules.read_text(),
+            headers={**auth, "Content-Type": "application/yaml"},
+            timeout=10,
+        )
         assert proposal.status_code == 201, proposal.text
         approve_url = f"{server.base_url}/v1/control/proposals/{proposal.json()['id']}/approve"
         assert requests.post(approve_url, headers=auth, timeout=10).status_code == 403  # the maker cannot approve
@@ -81,9 +104,12 @@ def test_ruleset_and_model_change_while_events_flow(
         stop.set()
         for flow in flows:
             flow.join(timeout=60)
-        records = collect(settings.kafka_bootstrap_servers, DISEASE_DECISIONS,
-                          lambda r: len({d["event_id"] for d in decision_payloads(r)} & set(published)) >= len(published),
-                          timeout=120)
+        records = collect(
+            settings.kafka_bootstrap_servers,
+            DISEASE_DECISIONS,
+            lambda r: len({d["event_id"] for d in decision_payloads(r)} & set(published)) >= len(published),
+            timeout=120,
+        )
 
         _an_unloadable_ruleset_is_refused_and_the_old_one_kept(server.base_url, settings, auth)
 
@@ -105,21 +131,28 @@ def test_ruleset_and_model_change_while_events_flow(
     assert audit == ["proposed", "approval_refused", "approved", "proposed", "approved", "rolled_back"]
 
 
-def _an_unloadable_ruleset_is_refused_and_the_old_one_kept(base_url: str, settings: Settings,
-                                                           auth: dict[str, str]) -> None:
+def _an_unloadable_ruleset_is_refused_and_the_old_one_kept(
+    base_url: str, settings: Settings, auth: dict[str, str]
+) -> None:
     """The file in force is damaged behind the control plane's back, then a rollback to it is announced:
     both workers refuse it, count the refusal and go on scoring with the ruleset they have."""
     damaged = settings.control_dir / "disease" / "rulesets" / "2026.11.0.yaml"
     shutil.copy(RULESET, damaged)
-    damaged.write_text(damaged.read_text().replace('version: "2026.11.1"', 'version: "2026.11.0"')
-                       .replace("event.bmi >= 35", "event.bmii >= 35"))
+    damaged.write_text(
+        damaged.read_text()
+        .replace('version: "2026.11.1"', 'version: "2026.11.0"')
+        .replace("event.bmi >= 35", "event.bmii >= 35")
+    )
     _cli(settings, "rules", "rollback", "disease", "2026.11.0", "--api-key", CHECKER_KEY)
     deadline = time.monotonic() + APPLY_WITHIN + 5
     refusals = 0.0
     while time.monotonic() < deadline and refusals < 2:
         metrics = requests.get(f"{base_url}/metrics", timeout=10).text
-        refusals = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                       if line.startswith("risk_control_refusals_total{"))
+        refusals = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("risk_control_refusals_total{")
+        )
         time.sleep(0.5)
     assert refusals >= 2, "each gunicorn worker refuses the ruleset it cannot load"
     still = requests.post(f"{base_url}/v1/score", json=sample_assessments(1, seed=99)[0], headers=auth, timeout=10)
@@ -136,22 +169,33 @@ def _private_registry(settings: Settings, trained: Path, tmp_path: Path, broker:
     champion = registry.champion("disease")
     train(model_dir)
     registry.set_champion("disease", champion)
-    return replace(settings, model_dir=model_dir, control_dir=tmp_path / "control", api_keys=(MAKER, CHECKER),
-                   kafka_bootstrap_servers=broker.bootstrap_servers)
+    return replace(
+        settings,
+        model_dir=model_dir,
+        control_dir=tmp_path / "control",
+        api_keys=(MAKER, CHECKER),
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+    )
 
 
-def _publish_until_stopped(settings: Settings, events: list[dict[str, Any]], stop: threading.Event,
-                           sent: list[str]) -> None:
+def _publish_until_stopped(
+    settings: Settings, events: list[dict[str, Any]], stop: threading.Event, sent: list[str]
+) -> None:
     """About 100 events a second, each batch acknowledged before the next, until told to stop; the
     assessments come round again under new ids. `sent` gets the id of every acknowledged event."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     try:
         while not stop.is_set():
-            batch = [{**events[(len(sent) + k) % len(events)], "assessment_id": f"CTL-{len(sent) + k:06d}"}
-                     for k in range(10)]
+            batch = [
+                {**events[(len(sent) + k) % len(events)], "assessment_id": f"CTL-{len(sent) + k:06d}"}
+                for k in range(10)
+            ]
             for event in batch:
-                producer.send(HEALTH_ASSESSMENTS.name, key=event["patient_id"].encode(),
-                              value=encode(make_event(HEALTH_ASSESSMENTS.event_type, "/tests", event)))
+                producer.send(
+                    HEALTH_ASSESSMENTS.name,
+                    key=event["patient_id"].encode(),
+                    value=encode(make_event(HEALTH_ASSESSMENTS.event_type, "/tests", event)),
+                )
             producer.flush()
             sent.extend(event["assessment_id"] for event in batch)
             time.sleep(0.1)
@@ -159,8 +203,13 @@ def _publish_until_stopped(settings: Settings, events: list[dict[str, Any]], sto
         producer.close()
 
 
-def _score_over_http(base_url: str, events: list[dict[str, Any]], auth: dict[str, str], stop: threading.Event,
-                     into: list[tuple[float, dict[str, Any]]]) -> None:
+def _score_over_http(
+    base_url: str,
+    events: list[dict[str, Any]],
+    auth: dict[str, str],
+    stop: threading.Event,
+    into: list[tuple[float, dict[str, Any]]],
+) -> None:
     """One event at a time, round and round the list, until told to stop (two of these run at once, so
     both gunicorn workers answer)."""
     session = requests.Session()
@@ -179,7 +228,12 @@ def _at(decision: dict[str, Any]) -> float:
 
 
 def _cli(settings: Settings, *args: str) -> Any:
-    done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=service_environment(settings),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=service_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

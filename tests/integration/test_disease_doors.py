@@ -40,8 +40,9 @@ def test_three_doors_agree_and_no_patient_identifier_leaves(
     ]
 
     over_http, http_text, http_logs = _through_http(events, disease_settings, tmp_path)
-    over_kafka, kafka_text, dead_letters, worker_logs = _through_kafka(events, bad, kafka_broker, disease_settings,
-                                                                       tmp_path)
+    over_kafka, kafka_text, dead_letters, worker_logs = _through_kafka(
+        events, bad, kafka_broker, disease_settings, tmp_path
+    )
     in_batch, batch_text = _through_batch(events, bad, disease_settings, tmp_path)
 
     assert len(over_http) == len(over_kafka) == len(in_batch) == EVENTS
@@ -53,10 +54,17 @@ def test_three_doors_agree_and_no_patient_identifier_leaves(
         assert h["rule_hits"] == k["rule_hits"] == b["rule_hits"], key
         assert h["details"] == k["details"] == b["details"], key
         assert h["input_fingerprint"] == k["input_fingerprint"] == b["input_fingerprint"], key
-        assert [r["feature"] for r in h["reasons"]] == [r["feature"] for r in k["reasons"]] == \
-            [r["feature"] for r in b["reasons"]], key
-        assert h["entity_id"] == k["entity_id"] == b["entity_id"] == pseudonymise(event["patient_id"],
-                                                                                  PSEUDONYM_KEY.encode())
+        assert (
+            [r["feature"] for r in h["reasons"]]
+            == [r["feature"] for r in k["reasons"]]
+            == [r["feature"] for r in b["reasons"]]
+        ), key
+        assert (
+            h["entity_id"]
+            == k["entity_id"]
+            == b["entity_id"]
+            == pseudonymise(event["patient_id"], PSEUDONYM_KEY.encode())
+        )
     outcomes = {d["decision"] for d in over_http.values()}
     assert outcomes == {"routine", "follow_up", "urgent"}, outcomes
 
@@ -67,26 +75,36 @@ def test_three_doors_agree_and_no_patient_identifier_leaves(
     assert set(by_payload) == {b"redacted", b"withheld"}
     assert any(dict(r.headers).get("redacted_fields") == b"notes" for r in dead_letters)
 
-    everything = "\n".join([http_text, http_logs, kafka_text, worker_logs, batch_text,
-                            *(_record_text(r) for r in dead_letters)])
+    everything = "\n".join(
+        [http_text, http_logs, kafka_text, worker_logs, batch_text, *(_record_text(r) for r in dead_letters)]
+    )
     assert PLANTED_NAME not in everything and "Quarrington" not in everything
     leaked = [patient for patient in planted_ids if patient in everything]
     assert not leaked, f"{len(leaked)} raw patient ids found, e.g. {leaked[:3]}"
 
 
-def _through_http(events: list[dict[str, Any]], settings: Settings,
-                  tmp_path: Path) -> tuple[dict[str, dict[str, Any]], str, str]:
+def _through_http(
+    events: list[dict[str, Any]], settings: Settings, tmp_path: Path
+) -> tuple[dict[str, dict[str, Any]], str, str]:
     decisions: dict[str, dict[str, Any]] = {}
     texts = []
     with running_server("disease", settings, tmp_path / "gunicorn.log") as server:
         for start in range(0, len(events), 100):
-            response = requests.post(f"{server.base_url}/v1/score", json={"events": events[start : start + 100]},
-                                     headers={"X-API-Key": API_KEY}, timeout=60)
+            response = requests.post(
+                f"{server.base_url}/v1/score",
+                json={"events": events[start : start + 100]},
+                headers={"X-API-Key": API_KEY},
+                timeout=60,
+            )
             assert response.status_code == 200, response.text
             texts.append(response.text)
             decisions.update({d["event_id"]: d for d in response.json()["decisions"]})
-        refused = requests.post(f"{server.base_url}/v1/score", headers={"X-API-Key": API_KEY}, timeout=10,
-                                json={**events[0], "fasting_glucose": {"value": 6.0, "unit": "mg/L"}})
+        refused = requests.post(
+            f"{server.base_url}/v1/score",
+            headers={"X-API-Key": API_KEY},
+            timeout=10,
+            json={**events[0], "fasting_glucose": {"value": 6.0, "unit": "mg/L"}},
+        )
         assert refused.status_code == 422 and list(refused.json()["fields"]) == ["fasting_glucose.unit"]
         texts.append(refused.text)
         card = requests.get(f"{server.base_url}/v1/model", headers={"X-API-Key": API_KEY}, timeout=10).json()
@@ -94,8 +112,9 @@ def _through_http(events: list[dict[str, Any]], settings: Settings,
     return decisions, "\n".join(texts), server.logs()
 
 
-def _through_kafka(events: list[dict[str, Any]], bad: list[dict[str, Any]], broker: EmbeddedBroker,
-                   settings: Settings, tmp_path: Path) -> tuple[dict[str, dict[str, Any]], str, list[Any], str]:
+def _through_kafka(
+    events: list[dict[str, Any]], bad: list[dict[str, Any]], broker: EmbeddedBroker, settings: Settings, tmp_path: Path
+) -> tuple[dict[str, dict[str, Any]], str, list[Any], str]:
     bootstrap = broker.bootstrap_servers
     settings = replace(settings, kafka_bootstrap_servers=bootstrap)
     log_path = tmp_path / "worker.log"
@@ -104,8 +123,12 @@ def _through_kafka(events: list[dict[str, Any]], bad: list[dict[str, Any]], brok
         raw_id = events[2]["patient_id"]
         publish_raw(bootstrap, HEALTH_ASSESSMENTS, [(raw_id.encode(), f"{{not json {raw_id} {PLANTED_NAME}".encode())])
         ours = {event["assessment_id"] for event in events}  # the session's broker carries other tests' decisions
-        records = collect(bootstrap, DISEASE_DECISIONS, timeout=180,
-                          until=lambda r: ours <= {d["event_id"] for d in decision_payloads(r)})
+        records = collect(
+            bootstrap,
+            DISEASE_DECISIONS,
+            timeout=180,
+            until=lambda r: ours <= {d["event_id"] for d in decision_payloads(r)},
+        )
         records = [r for r in records if json.loads(r.value)["data"]["event_id"] in ours]
         dead_letters = collect(bootstrap, HEALTH_ASSESSMENTS.dead_letter, lambda r: len(r) >= 3, timeout=60)
         worker.send_signal(signal.SIGTERM)
@@ -115,8 +138,9 @@ def _through_kafka(events: list[dict[str, Any]], bad: list[dict[str, Any]], brok
     return {d["event_id"]: d for d in decision_payloads(records)}, text, dead_letters, log_path.read_text()
 
 
-def _through_batch(events: list[dict[str, Any]], bad: list[dict[str, Any]], settings: Settings,
-                   tmp_path: Path) -> tuple[dict[str, dict[str, Any]], str]:
+def _through_batch(
+    events: list[dict[str, Any]], bad: list[dict[str, Any]], settings: Settings, tmp_path: Path
+) -> tuple[dict[str, dict[str, Any]], str]:
     """JSON Lines for all 1,000 (and the bad rows, reported by field); a CSV with dotted headers for the
     nested laboratory values must give the same decisions for its rows."""
     source, output = tmp_path / "assessments.jsonl", tmp_path / "decisions.jsonl"
@@ -126,7 +150,9 @@ def _through_batch(events: list[dict[str, Any]], bad: list[dict[str, Any]], sett
     decisions = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
     rejects = Path(f"{output}.rejects.jsonl").read_text()
     assert [json.loads(line)["fields"] for line in rejects.splitlines()] == [
-        {"total_cholesterol.unit": ["Missing data for required field."]}, {"notes": ["Unknown field."]}]
+        {"total_cholesterol.unit": ["Missing data for required field."]},
+        {"notes": ["Unknown field."]},
+    ]
 
     csv_source, csv_output = tmp_path / "assessments.csv", tmp_path / "decisions-csv.jsonl"
     pd.json_normalize(events[:60]).to_csv(csv_source, index=False)
@@ -140,9 +166,24 @@ def _through_batch(events: list[dict[str, Any]], bad: list[dict[str, Any]], sett
 
 
 def _rescore(source: Path, output: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "services.cli", "rescore", "disease", "--input", str(source),
-                           "--output", str(output), "--no-progress"], env=service_environment(settings),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rescore",
+            "disease",
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--no-progress",
+        ],
+        env=service_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done
 

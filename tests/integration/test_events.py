@@ -29,19 +29,19 @@ from kafka.errors import MessageSizeTooLargeError, NotEnoughReplicasError
 from kafka.future import Future
 from prometheus_client import REGISTRY
 
-import shared.events.stream as stream_module
-from shared.errors import NotReady
+import shared.events.consumer as stream_module
+from shared.errors import NotReadyError
 from shared.events.broker import BrokerStartError, EmbeddedBroker, ensure_topics, tansu_binary
-from shared.events.envelope import encode, make_event
-from shared.events.stream import (
+from shared.events.consumer import (
     DELIVERY_ATTEMPTS,
-    DeliveryFailed,
+    DeliveryFailedError,
     Inbound,
     Produce,
     Reject,
     StreamWorker,
     TransientDeliveryFailure,
 )
+from shared.events.envelope import encode, make_event
 from shared.events.topics import (
     ALL_TOPICS,
     INPUT_TOPICS,
@@ -62,6 +62,7 @@ WAIT_SECONDS = 20.0
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
 
 def event_bytes(data: dict[str, Any], event_type: str = IN_TYPE) -> bytes:
     return encode(make_event(event_type, "/tests", data))
@@ -118,8 +119,9 @@ def running(worker: StreamWorker) -> Iterator[list[BaseException]]:
 
 
 def new_worker(bootstrap: str, group: str, source: Topic, handler: Any, **options: Any) -> StreamWorker:
-    return StreamWorker(bootstrap_servers=bootstrap, group_id=group, inputs=[source], handler=handler,
-                        poll_timeout_ms=200, **options)
+    return StreamWorker(
+        bootstrap_servers=bootstrap, group_id=group, inputs=[source], handler=handler, poll_timeout_ms=200, **options
+    )
 
 
 def headers(record: ConsumerRecord) -> dict[str, bytes]:
@@ -143,6 +145,7 @@ def metric(name: str, **labels: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- topics
+
 
 def test_registry_names_each_topic_once_with_its_dead_letter_topic() -> None:
     """ALL_TOPICS holds the inputs, one `.dlq` per input, the outputs and the control topic, each name
@@ -170,14 +173,17 @@ def test_ensure_topics_creates_declared_partitions_and_is_idempotent(kafka_broke
     ensure_topics(kafka_broker.bootstrap_servers, [fresh, RISK_CONTROL])
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
     try:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([fresh.name, RISK_CONTROL.name,
-                                                                                      PAYMENTS_TRANSACTIONS.name])}
+        described = {
+            t["name"]: len(t["partitions"])
+            for t in admin.describe_topics([fresh.name, RISK_CONTROL.name, PAYMENTS_TRANSACTIONS.name])
+        }
     finally:
         admin.close()
     assert described == {fresh.name: 3, RISK_CONTROL.name: 1, PAYMENTS_TRANSACTIONS.name: 4}
 
 
 # ---------------------------------------------------------------------------------------------- broker
+
 
 def test_tansu_binary_is_an_executable_tansu() -> None:
     """The bundled binary is found, executable, and is Tansu."""
@@ -206,6 +212,7 @@ def test_broker_that_cannot_listen_fails_start_with_its_output_and_stop_ends_the
 
 # ---------------------------------------------------------------------------------------------- stream worker
 
+
 def test_bad_records_become_dead_letters_with_original_bytes_while_good_ones_flow(
     kafka_broker: EmbeddedBroker, make_topic: MakeTopic
 ) -> None:
@@ -219,16 +226,16 @@ def test_bad_records_become_dead_letters_with_original_bytes_while_good_ones_flo
     secret = f"SECRET-{unique_name()}"
     records: list[tuple[bytes | None, bytes | None]] = [
         (b"k0", event_bytes({"key": "k0", "note": secret})),
-        (b"raw", b"\xff\x00" + secret.encode()),                                   # 1 undecodable
+        (b"raw", b"\xff\x00" + secret.encode()),  # 1 undecodable
         (b"k2", event_bytes({"key": "k2"})),
-        (b"json", json.dumps({"hello": secret}).encode()),                         # 3 not a CloudEvent
+        (b"json", json.dumps({"hello": secret}).encode()),  # 3 not a CloudEvent
         (b"typed", event_bytes({"key": "t"}, event_type="com.riskscoring.other.v1")),  # 4 wrong type
         (b"k5", event_bytes({"key": "k5"})),
-        (b"nokey", event_bytes({"note": secret})),                                 # 6 handler Reject
-        (b"boom", event_bytes({"key": "b", "boom": True})),                        # 7 handler raises
+        (b"nokey", event_bytes({"note": secret})),  # 6 handler Reject
+        (b"boom", event_bytes({"key": "b", "boom": True})),  # 7 handler raises
         (b"k8", event_bytes({"key": "k8"})),
-        (b"shape", event_bytes({"key": "s", "bad_shape": True})),                  # 9 malformed result
-        (b"nan", event_bytes({"key": "n", "nan": True})),                          # 10 unencodable output
+        (b"shape", event_bytes({"key": "s", "bad_shape": True})),  # 9 malformed result
+        (b"nan", event_bytes({"key": "n", "nan": True})),  # 10 unencodable output
         (b"k11", event_bytes({"key": "k11"})),
         (None, event_bytes({"key": "k12"})),
     ]
@@ -241,13 +248,19 @@ def test_bad_records_become_dead_letters_with_original_bytes_while_good_ones_flo
     assert not errors
 
     assert sorted((r.key, json.loads(r.value)["data"]["key"]) for r in outputs) == sorted(
-        (f"k{i}".encode(), f"k{i}") for i in (0, 2, 5, 8, 11, 12))
+        (f"k{i}".encode(), f"k{i}") for i in (0, 2, 5, 8, 11, 12)
+    )
     assert all(json.loads(r.value)["type"] == OUT_TYPE for r in outputs)
 
     by_offset = {int(headers(r)["source_offset"]): r for r in dead}
     assert {offset: error_of(r)["code"] for offset, r in by_offset.items()} == {
-        1: "undecodable", 3: "undecodable", 4: "wrong_event_type", 6: "invalid_input",
-        7: "internal_error", 9: "internal_error", 10: "internal_error",
+        1: "undecodable",
+        3: "undecodable",
+        4: "wrong_event_type",
+        6: "invalid_input",
+        7: "internal_error",
+        9: "internal_error",
+        10: "internal_error",
     }
     for offset, record in by_offset.items():
         assert (record.key, record.value) == records[offset], "a dead letter must carry the original key and bytes"
@@ -255,8 +268,11 @@ def test_bad_records_become_dead_letters_with_original_bytes_while_good_ones_flo
         assert headers(record)["source_partition"] == b"0"
         assert datetime.fromisoformat(headers(record)["failed_at"].decode()).tzinfo is not None
     assert error_of(by_offset[3])["fields"].keys() == {"specversion", "id", "source", "type", "data"}
-    assert error_of(by_offset[6]) == {"code": "invalid_input", "message": "the event has no key",
-                                      "fields": {"key": ["required"]}}
+    assert error_of(by_offset[6]) == {
+        "code": "invalid_input",
+        "message": "the event has no key",
+        "fields": {"key": ["required"]},
+    }
 
     valid = [(0, offset) for offset in (0, 2, 5, 6, 7, 8, 9, 10, 11, 12)]
     assert handler.calls[0] == valid, "the valid records reach the handler in one call, in poll order"
@@ -376,8 +392,12 @@ def test_offsets_are_not_committed_when_the_broker_refuses_an_output_and_the_bat
     healthy = EchoHandler(output)
     with running(new_worker(bootstrap, group, source, healthy)) as errors:
         outputs = read_topic(bootstrap, output, lambda found: len(found) >= len(keys))
-        wait_until(lambda: committed_offsets(bootstrap, group, source) == expected_commits(healthy.seen(), 2)
-                   and len(healthy.seen()) == len(keys))
+        wait_until(
+            lambda: (
+                committed_offsets(bootstrap, group, source) == expected_commits(healthy.seen(), 2)
+                and len(healthy.seen()) == len(keys)
+            )
+        )
     assert not errors
     assert sorted(r.key.decode() for r in outputs) == keys
 
@@ -386,7 +406,7 @@ def test_a_send_the_producer_cannot_make_fails_at_once_and_commits_nothing(
     kafka_broker: EmbeddedBroker, make_topic: MakeTopic
 ) -> None:
     """A non-retriable send failure (the output exceeds max_request_size) is not retried: the worker
-    raises DeliveryFailed carrying the cause, and the group has committed nothing."""
+    raises DeliveryFailedError carrying the cause, and the group has committed nothing."""
     bootstrap = kafka_broker.bootstrap_servers
     source, output = make_topic("in", IN_TYPE), make_topic("out", OUT_TYPE)
     produce_raw(bootstrap, source, [(b"k", event_bytes({"key": "k"}))])
@@ -394,7 +414,7 @@ def test_a_send_the_producer_cannot_make_fails_at_once_and_commits_nothing(
     worker = new_worker(bootstrap, group, source, EchoHandler(output), producer_overrides={"max_request_size": 64})
     with running(worker) as errors:
         wait_until(lambda: bool(errors))
-    assert isinstance(errors[0], DeliveryFailed) and not isinstance(errors[0], TransientDeliveryFailure)
+    assert isinstance(errors[0], DeliveryFailedError) and not isinstance(errors[0], TransientDeliveryFailure)
     assert isinstance(errors[0].__cause__, MessageSizeTooLargeError)
     assert committed_offsets(bootstrap, group, source) == {0: None}
 
@@ -402,7 +422,7 @@ def test_a_send_the_producer_cannot_make_fails_at_once_and_commits_nothing(
 CHILD_WORKER = """
 import json, sys, time
 from shared.events.envelope import make_event
-from shared.events.stream import Produce, StreamWorker
+from shared.events.consumer import Produce, StreamWorker
 from shared.events.topics import Topic
 from shared.logging import configure_logging
 
@@ -431,8 +451,13 @@ def test_a_worker_process_exits_0_on_sigterm_after_committing_its_batch(
     produce_raw(bootstrap, source, [(f"k{i}".encode(), event_bytes({"key": f"k{i}"})) for i in range(5)])
     group = unique_name("g-")
     with (tmp_path / "worker.log").open("wb") as stderr:
-        child = subprocess.Popen([sys.executable, "-c", CHILD_WORKER, bootstrap, group, source.name, output.name],
-                                 cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD_WORKER, bootstrap, group, source.name, output.name],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
         lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=lambda: [lines.put(line) for line in child.stdout or []], daemon=True)
         reader.start()
@@ -456,9 +481,8 @@ def test_a_worker_process_exits_0_on_sigterm_after_committing_its_batch(
     assert len(read_topic(bootstrap, output, lambda found: len(found) >= len(handled))) == len(handled)
 
 
-
 def test_a_dependency_outage_stops_the_worker_without_dead_letters_or_commit(kafka_broker: EmbeddedBroker) -> None:
-    """When the handler reports NotReady (e.g. the state store is down) the records are not at fault: the
+    """When the handler reports NotReadyError (e.g. the state store is down) the records are not at fault: the
     worker raises, nothing is dead-lettered or committed, and a healthy worker later handles them all."""
     source = Topic(unique_name("outage-in"), IN_TYPE, partitions=1)
     output = Topic(unique_name("outage-out"), OUT_TYPE, partitions=1)
@@ -467,16 +491,19 @@ def test_a_dependency_outage_stops_the_worker_without_dead_letters_or_commit(kaf
     group = unique_name("outage")
 
     def down(batch: list[Inbound]) -> list[list[Produce] | Reject]:
-        raise NotReady("state store unavailable")
+        raise NotReadyError("state store unavailable")
 
-    with pytest.raises(NotReady):
-        StreamWorker(bootstrap_servers=kafka_broker.bootstrap_servers, group_id=group, inputs=[source],
-                     handler=down).run()
+    with pytest.raises(NotReadyError):
+        StreamWorker(
+            bootstrap_servers=kafka_broker.bootstrap_servers, group_id=group, inputs=[source], handler=down
+        ).run()
 
     def echo(batch: list[Inbound]) -> list[list[Produce] | Reject]:
         return [[Produce(output.name, inbound.event["data"]["key"], inbound.event)] for inbound in batch]
 
-    healthy = StreamWorker(bootstrap_servers=kafka_broker.bootstrap_servers, group_id=group, inputs=[source], handler=echo)
+    healthy = StreamWorker(
+        bootstrap_servers=kafka_broker.bootstrap_servers, group_id=group, inputs=[source], handler=echo
+    )
     thread = threading.Thread(target=healthy.run, daemon=True)
     thread.start()
     outputs = collect(kafka_broker.bootstrap_servers, output, lambda r: len(r) >= 5)

@@ -20,19 +20,31 @@ AUTH = {"X-API-Key": API_KEY}
 
 
 def transaction(**overrides: Any) -> dict[str, Any]:
-    event = {"transaction_id": "t-1", "timestamp": "2018-08-08T09:15:27+00:00", "customer_id": "4217",
-             "terminal_id": "8812", "amount": 57.16}
+    event = {
+        "transaction_id": "t-1",
+        "timestamp": "2018-08-08T09:15:27+00:00",
+        "customer_id": "4217",
+        "terminal_id": "8812",
+        "amount": 57.16,
+    }
     return {**event, **overrides}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fraud_model_dir: Path, fraud_data_dir: Path) -> Iterator[RunningServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, fraud_model_dir: Path, fraud_data_dir: Path
+) -> Iterator[RunningServer]:
     from shared.settings import Settings
 
     tmp = tmp_path_factory.mktemp("http")
-    settings = Settings.from_env({}, model_dir=fraud_model_dir, data_dir=fraud_data_dir,
-                                 state_url=f"sqlite:///{tmp / 'state.sqlite3'}", api_keys=(API_KEY,),
-                                 max_body_bytes=65_536)
+    settings = Settings.from_env(
+        {},
+        model_dir=fraud_model_dir,
+        data_dir=fraud_data_dir,
+        state_url=f"sqlite:///{tmp / 'state.sqlite3'}",
+        api_keys=(API_KEY,),
+        max_body_bytes=65_536,
+    )
     with running_server("fraud", settings, tmp / "gunicorn.log") as running:
         yield running
 
@@ -138,10 +150,13 @@ def test_api_key_is_required_except_for_health_and_metrics(server: RunningServer
 def test_metrics_count_decisions_across_workers(server: RunningServer) -> None:
     """/metrics exposes the decisions counter aggregated over the gunicorn workers."""
     for i in range(6):
-        requests.post(f"{server.base_url}/v1/score", json=transaction(transaction_id=f"m-{i}"), headers=AUTH, timeout=10)
+        requests.post(
+            f"{server.base_url}/v1/score", json=transaction(transaction_id=f"m-{i}"), headers=AUTH, timeout=10
+        )
     text = requests.get(f"{server.base_url}/metrics", timeout=10).text
     counted = sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
         if line.startswith("risk_decisions_total{") and 'door="http"' in line
     )
     assert counted >= 6
@@ -161,8 +176,18 @@ def test_no_client_input_gets_a_5xx(server: RunningServer) -> None:
     rng = random.Random(20261122)
     scalars: list[Any] = [None, True, 0, -1, 1e308, "", "x" * 100, [], {}, "2018-08-08T09:15:27+00:00", float("nan")]
     keys = ["transaction_id", "timestamp", "customer_id", "terminal_id", "amount", "events", "data", ""]
-    bodies: list[bytes] = [b"", b"{", b"null", b"[]", b"\xff\xfe", b'{"events": null}', b'{"events": [1, 2]}',
-                           b"[" * 5000, b'{"amount": NaN}', b'"text"']
+    bodies: list[bytes] = [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b"\xff\xfe",
+        b'{"events": null}',
+        b'{"events": [1, 2]}',
+        b"[" * 5000,
+        b'{"amount": NaN}',
+        b'"text"',
+    ]
     for _ in range(300):
         shape = {rng.choice(keys): rng.choice(scalars) for _ in range(rng.randint(0, 6))}
         base = transaction(**{rng.choice(keys[:5]): rng.choice(scalars)})
@@ -170,6 +195,10 @@ def test_no_client_input_gets_a_5xx(server: RunningServer) -> None:
         bodies.append(json.dumps(body, allow_nan=True).encode())
     content_types = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
     for body in bodies:
-        response = requests.post(f"{server.base_url}/v1/score", data=body, timeout=10,
-                                 headers={**AUTH, "Content-Type": rng.choice(content_types)})
+        response = requests.post(
+            f"{server.base_url}/v1/score",
+            data=body,
+            timeout=10,
+            headers={**AUTH, "Content-Type": rng.choice(content_types)},
+        )
         assert response.status_code < 500, (body[:200], response.status_code, response.text[:300])

@@ -19,8 +19,14 @@ DECISION_EVENT_SCHEMA = json.loads((REPO / "contracts/events/decision.v1.json").
 
 
 def tx(i: int, **overrides: Any) -> dict[str, Any]:
-    return {"transaction_id": f"s-{i}", "timestamp": f"2018-08-08T10:{i % 60:02d}:00+00:00",
-            "customer_id": f"card-{i % 7}", "terminal_id": f"term-{i % 11}", "amount": 20.0 + i, **overrides}
+    return {
+        "transaction_id": f"s-{i}",
+        "timestamp": f"2018-08-08T10:{i % 60:02d}:00+00:00",
+        "customer_id": f"card-{i % 7}",
+        "terminal_id": f"term-{i % 11}",
+        "amount": 20.0 + i,
+        **overrides,
+    }
 
 
 def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(

@@ -20,8 +20,13 @@ PLANTED_CARD = "card-4929-1234-5678-9012"
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"transaction_id": f"p-{i}", "timestamp": f"2018-08-08T11:{i:02d}:00+00:00",
-            "customer_id": PLANTED_CARD, "terminal_id": "t-1", "amount": 12.5 + i}
+    return {
+        "transaction_id": f"p-{i}",
+        "timestamp": f"2018-08-08T11:{i:02d}:00+00:00",
+        "customer_id": PLANTED_CARD,
+        "terminal_id": "t-1",
+        "amount": 12.5 + i,
+    }
 
 
 def test_planted_card_number_is_masked_in_http_and_stream_logs(
@@ -34,13 +39,19 @@ def test_planted_card_number_is_masked_in_http_and_stream_logs(
         for i in range(3):
             ok = requests.post(f"{server.base_url}/v1/score", json=event(i), headers={"X-API-Key": API_KEY}, timeout=10)
             assert ok.status_code == 200
-        bad = requests.post(f"{server.base_url}/v1/score", json={**event(9), "amount": "x"},
-                            headers={"X-API-Key": API_KEY}, timeout=10)
+        bad = requests.post(
+            f"{server.base_url}/v1/score", json={**event(9), "amount": "x"}, headers={"X-API-Key": API_KEY}, timeout=10
+        )
         assert bad.status_code == 422
     with running_worker("fraud", settings, tmp_path / "stream.log") as worker:
-        publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [event(i) for i in range(10, 14)], "customer_id")
-        decisions = collect(settings.kafka_bootstrap_servers, FRAUD_DECISIONS,
-                            lambda r: sum(json.loads(x.value)["data"]["event_id"].startswith("p-1") for x in r) >= 4)
+        publish(
+            settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [event(i) for i in range(10, 14)], "customer_id"
+        )
+        decisions = collect(
+            settings.kafka_bootstrap_servers,
+            FRAUD_DECISIONS,
+            lambda r: sum(json.loads(x.value)["data"]["event_id"].startswith("p-1") for x in r) >= 4,
+        )
         assert decisions
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)

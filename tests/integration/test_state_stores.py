@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.errors import ConfigurationError, NotReady
-from shared.features.state import (
+from shared.errors import ConfigurationError, NotReadyError
+from shared.state import (
     Record,
     SqliteStateStore,
     StateStore,
@@ -75,12 +75,18 @@ def test_one_write_appends_to_several_namespaces(state_store: StateStore) -> Non
     """append_many: each namespace gets its own records, as separate appends would give, idempotently;
     a namespace the store refuses fails the whole write before anything is written."""
     state_store.append("a", [("k", Record(1.0, "old", 1.0))])
-    batches = {"a": [("k", Record(1.0, "old", 9.0)), ("k", Record(2.0, "new", 2.0))],
-               "b": [("k", Record(3.0, "x", label=1)), ("j", Record(4.0, "y"))], "c": []}
+    batches = {
+        "a": [("k", Record(1.0, "old", 9.0)), ("k", Record(2.0, "new", 2.0))],
+        "b": [("k", Record(3.0, "x", label=1)), ("j", Record(4.0, "y"))],
+        "c": [],
+    }
     state_store.append_many(batches)
     state_store.append_many(batches)
     assert state_store.fetch("a", ["k"], *EVERYTHING)["k"] == [Record(1.0, "old", 1.0), Record(2.0, "new", 2.0)]
-    assert state_store.fetch("b", ["k", "j"], *EVERYTHING) == {"k": [Record(3.0, "x", label=1)], "j": [Record(4.0, "y")]}
+    assert state_store.fetch("b", ["k", "j"], *EVERYTHING) == {
+        "k": [Record(3.0, "x", label=1)],
+        "j": [Record(4.0, "y")],
+    }
     with pytest.raises(ValueError):
         state_store.append_many({"d": [("k", Record(5.0, "z"))], "bad name": [("k", Record(5.0, "z"))]})
     assert state_store.fetch("d", ["k"], *EVERYTHING)["k"] == []
@@ -89,14 +95,30 @@ def test_one_write_appends_to_several_namespaces(state_store: StateStore) -> Non
 def test_window_totals_see_the_records_appended_with_them(state_store: StateStore) -> None:
     """append_then_total: windows are (bound, until], ties at `until` cut by id as text; the records of
     the same call count, a redelivered one once; labels 1 are the positives; a key never seen totals 0."""
-    state_store.append("ns", [("k", Record(1.0, "a", 1.0, 1)), ("k", Record(5.0, "b", 2.0, 0)),
-                              ("k", Record(10.0, "c", 4.0, 1))])
-    batch = {"ns": [("k", Record(10.0, "d", 8.0)), ("k", Record(10.0, "B", 16.0)), ("k", Record(1.0, "a", 99.0)),
-                    ("k", Record(11.0, "é", 32.0))]}
-    queries = {"ns": [WindowQuery("k", (0.0, 1.0, 5.0), 10.0), WindowQuery("k", (0.0,), 10.0, "c"),
-                      WindowQuery("k", (0.0, 4.999), 10.0, "B"), WindowQuery("k", (), 10.0),
-                      WindowQuery("unknown", (0.0,), 10.0, "x"), WindowQuery("k", (9.0,), 11.0, "z"),
-                      WindowQuery("k", (9.0,), 11.0, "é"), WindowQuery("k", (-math.inf,), math.inf)], "empty": []}
+    state_store.append(
+        "ns", [("k", Record(1.0, "a", 1.0, 1)), ("k", Record(5.0, "b", 2.0, 0)), ("k", Record(10.0, "c", 4.0, 1))]
+    )
+    batch = {
+        "ns": [
+            ("k", Record(10.0, "d", 8.0)),
+            ("k", Record(10.0, "B", 16.0)),
+            ("k", Record(1.0, "a", 99.0)),
+            ("k", Record(11.0, "é", 32.0)),
+        ]
+    }
+    queries = {
+        "ns": [
+            WindowQuery("k", (0.0, 1.0, 5.0), 10.0),
+            WindowQuery("k", (0.0,), 10.0, "c"),
+            WindowQuery("k", (0.0, 4.999), 10.0, "B"),
+            WindowQuery("k", (), 10.0),
+            WindowQuery("unknown", (0.0,), 10.0, "x"),
+            WindowQuery("k", (9.0,), 11.0, "z"),
+            WindowQuery("k", (9.0,), 11.0, "é"),
+            WindowQuery("k", (-math.inf,), math.inf),
+        ],
+        "empty": [],
+    }
     totals = state_store.append_then_total(batch, queries)
     assert totals["empty"] == []
     assert totals["ns"] == [
@@ -115,8 +137,15 @@ def test_append_is_idempotent_by_id(state_store: StateStore) -> None:
     """A redelivered id, even with another time, value or label, changes nothing, in a later batch or
     in the same one: the first write wins, so at-least-once delivery never counts an event twice."""
     state_store.append("ns", [("k", Record(1.0, "e1", 10.0))])
-    state_store.append("ns", [("k", Record(1.0, "e1", 99.0, 1)), ("k", Record(2.0, "e2", 5.0)),
-                              ("k", Record(0.5, "e2", 7.0)), ("k", Record(5.0, "e1", 1.0))])
+    state_store.append(
+        "ns",
+        [
+            ("k", Record(1.0, "e1", 99.0, 1)),
+            ("k", Record(2.0, "e2", 5.0)),
+            ("k", Record(0.5, "e2", 7.0)),
+            ("k", Record(5.0, "e1", 1.0)),
+        ],
+    )
     state_store.append("ns", [])
     assert state_store.fetch("ns", ["k"], *EVERYTHING)["k"] == [Record(1.0, "e1", 10.0), Record(2.0, "e2", 5.0)]
 
@@ -124,13 +153,17 @@ def test_append_is_idempotent_by_id(state_store: StateStore) -> None:
 def test_labels_learnt_later_attach_to_known_records_only(state_store: StateStore) -> None:
     """set_labels labels and relabels existing records, keeps values, and ignores unknown ids and keys
     (it never creates records); a label given at append time is kept."""
-    state_store.append("ns", [("k", Record(1.0, "e1", 10.0)), ("k", Record(2.0, "e2", 5.0, 0)),
-                              ("j", Record(1.0, "j1", 1.5))])
+    state_store.append(
+        "ns", [("k", Record(1.0, "e1", 10.0)), ("k", Record(2.0, "e2", 5.0, 0)), ("j", Record(1.0, "j1", 1.5))]
+    )
     state_store.set_labels("ns", [("k", "e1", 1), ("k", "ghost", 1), ("nobody", "e1", 1), ("j", "e2", 1)])
     state_store.set_labels("ns", [])
     found = state_store.fetch("ns", ["k", "j", "nobody"], *EVERYTHING)
-    assert found == {"k": [Record(1.0, "e1", 10.0, 1), Record(2.0, "e2", 5.0, 0)],
-                     "j": [Record(1.0, "j1", 1.5)], "nobody": []}
+    assert found == {
+        "k": [Record(1.0, "e1", 10.0, 1), Record(2.0, "e2", 5.0, 0)],
+        "j": [Record(1.0, "j1", 1.5)],
+        "nobody": [],
+    }
     state_store.set_labels("ns", [("k", "e1", 0)])
     assert state_store.fetch("ns", ["k"], *EVERYTHING)["k"][0] == Record(1.0, "e1", 10.0, 0)
 
@@ -212,10 +245,18 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
             store.set_labels(namespace, labels)
     elif roll < 0.75:
         batch = [(rng.choice(keys), record()) for _ in range(rng.randint(0, 3))]
-        queries = [WindowQuery(rng.choice(keys + ["absent"]), tuple(rng.randrange(400) / 2 - 30 for _ in range(rng.randint(1, 3))),
-                               rng.randrange(400) / 2, rng.choice([None, f"e{rng.randrange(900)}"]))
-                   for _ in range(rng.randint(1, 4))]
-        first, *others = [store.append_then_total({namespace: batch}, {namespace: queries})[namespace] for store in stores]
+        queries = [
+            WindowQuery(
+                rng.choice(keys + ["absent"]),
+                tuple(rng.randrange(400) / 2 - 30 for _ in range(rng.randint(1, 3))),
+                rng.randrange(400) / 2,
+                rng.choice([None, f"e{rng.randrange(900)}"]),
+            )
+            for _ in range(rng.randint(1, 4))
+        ]
+        first, *others = [
+            store.append_then_total({namespace: batch}, {namespace: queries})[namespace] for store in stores
+        ]
         for other in others:
             assert_same_totals(other, first, f"step {step}: totals {namespace} {queries}")
         history = stores[0].fetch(namespace, [q.key for q in queries], *EVERYTHING)
@@ -234,7 +275,9 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
 
 def assert_same_totals(actual: list[list[WindowTotals]], expected: list[list[WindowTotals]], message: str) -> None:
     """Counts exactly; sums to rounding (SQLite may add with compensated summation)."""
-    assert [[(t.count, t.positives) for t in q] for q in actual] == [[(t.count, t.positives) for t in q] for q in expected], message
+    assert [[(t.count, t.positives) for t in q] for q in actual] == [
+        [(t.count, t.positives) for t in q] for q in expected
+    ], message
     for mine, theirs in zip(actual, expected, strict=True):
         assert [t.value for t in mine] == pytest.approx([t.value for t in theirs], rel=1e-12, abs=1e-9), message
 
@@ -268,8 +311,9 @@ def _append_concurrently(path: str, worker: int, start: Barrier) -> None:
     store = open_state_store(f"sqlite:///{path}")
     start.wait(timeout=30)
     for i in range(250):
-        store.append("ns", [("shared", Record(float(i), f"w{worker}-{i}", 1.0)),
-                            ("shared", Record(float(i), f"same-{i}", 2.0))])
+        store.append(
+            "ns", [("shared", Record(float(i), f"w{worker}-{i}", 1.0)), ("shared", Record(float(i), f"same-{i}", 2.0))]
+        )
         if i % 25 == 0:
             store.fetch("ns", ["shared"], -1.0, float(i))
     store.close()
@@ -312,6 +356,7 @@ def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path)
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
                 in_the_file = db.execute("SELECT count(*) FROM records").fetchone()[0]
     assert in_the_file == 200
+
     def checkpointer_of(path: Path) -> threading.Thread:
         return next(t for t in threading.enumerate() if t.name == f"sqlite-checkpoint:{path}")
 
@@ -377,26 +422,26 @@ def test_redis_keeps_every_key_under_its_prefix_and_survives_forgotten_scripts(r
 
 
 def test_a_dead_redis_is_not_ready_within_seconds() -> None:
-    """Against a port nobody listens on, ping and every operation raise NotReady (HTTP 503), quickly."""
+    """Against a port nobody listens on, ping and every operation raise NotReadyError (HTTP 503), quickly."""
     store = open_state_store(f"redis://127.0.0.1:{free_port()}/0")
     started = time.monotonic()
-    with pytest.raises(NotReady):
+    with pytest.raises(NotReadyError):
         store.ping()
-    with pytest.raises(NotReady):
+    with pytest.raises(NotReadyError):
         store.fetch("ns", ["k"], 0.0, 1.0)
-    with pytest.raises(NotReady):
+    with pytest.raises(NotReadyError):
         store.append("ns", [("k", Record(1.0, "e"))])
     assert time.monotonic() - started < 10
     store.close()
 
 
 def test_an_unusable_sqlite_path_is_not_ready(tmp_path: Path) -> None:
-    """A file where the store's directory should be makes ping and writes raise NotReady, not OSError."""
+    """A file where the store's directory should be makes ping and writes raise NotReadyError, not OSError."""
     (tmp_path / "blocker").write_text("not a directory")
     store = open_state_store(f"sqlite:///{tmp_path / 'blocker' / 'state.sqlite3'}")
-    with pytest.raises(NotReady):
+    with pytest.raises(NotReadyError):
         store.ping()
-    with pytest.raises(NotReady):
+    with pytest.raises(NotReadyError):
         store.append("ns", [("k", Record(1.0, "e"))])
 
 

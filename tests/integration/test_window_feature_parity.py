@@ -17,7 +17,7 @@ from services.fraud_detection.features import (
     online_features,
 )
 from services.fraud_detection.schemas import TransactionSchema
-from shared.features.state import StateStore
+from shared.state import StateStore
 
 COUNT_FEATURES = [f for f in FEATURE_SET.features if "_nb_tx_" in f or f.startswith("is_")]
 
@@ -48,7 +48,8 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state_store: StateS
         online.append(online_features(batch, state_store))
         labelled = frame.iloc[start : start + len(batch)]
         state_store.set_labels(
-            TERMINAL_NAMESPACE, list(zip(labelled["terminal_id"], labelled["event_id"], labelled["label"].astype(int), strict=True))
+            TERMINAL_NAMESPACE,
+            list(zip(labelled["terminal_id"], labelled["event_id"], labelled["label"].astype(int), strict=True)),
         )
         start += len(batch)
     actual = pd.concat(online, ignore_index=True)
@@ -58,8 +59,9 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state_store: StateS
         if column in COUNT_FEATURES:
             np.testing.assert_array_equal(actual[column].to_numpy(), expected[column].to_numpy(), err_msg=column)
         else:
-            np.testing.assert_allclose(actual[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-12,
-                                       err_msg=column)
+            np.testing.assert_allclose(
+                actual[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-12, err_msg=column
+            )
 
 
 def test_redelivered_events_do_not_count_twice(history: pd.DataFrame, state_store: StateStore) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.disease_risk.samples import sample_assessments
-from services.disease_risk.scoring import DEFINITION
-from shared.control.backtest import Costs, as_html, as_table, backtest
+from services.disease_risk.service import DEFINITION
+from shared.doors.backtest import Costs, as_html, as_table, backtest
 from shared.runtime import load_core, parse_ruleset
 from shared.settings import Settings
 
@@ -16,8 +16,9 @@ from shared.settings import Settings
 def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_settings: Settings) -> None:
     current = load_core(DEFINITION, disease_settings)
     text = DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.9"')
-    candidate = current.replaced(ruleset=parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"),
-                                                       "candidate"))
+    candidate = current.replaced(
+        ruleset=parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
+    )
     rows = sample_assessments(400, seed=8)
     labels = [int(row["bmi"] >= 30) for row in rows]
     rows.append({"assessment_id": "bad"})
@@ -31,8 +32,7 @@ def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_s
     assert then > now and then - now >= moved
     assert result.candidate["follow_up"] - result.current["follow_up"] == moved
     assert result.labelled["candidate"]["recall"] > result.labelled["current"]["recall"]
-    assert result.labelled["current"]["expected_cost"] == pytest.approx(
-        _cost(current, rows[:400], labels), rel=1e-9)
+    assert result.labelled["current"]["expected_cost"] == pytest.approx(_cost(current, rows[:400], labels), rel=1e-9)
     table = as_table(result, "in force", "candidate")
     assert f"{moved} events change decision: rules moved {moved}" in table
     page = as_html(result, "disease", "in force", "candidate")
@@ -56,11 +56,31 @@ def test_the_cli_writes_the_report(disease_settings: Settings, tmp_path: Path) -
 
     data, ruleset, report = tmp_path / "history.jsonl", tmp_path / "candidate.yaml", tmp_path / "report.html"
     data.write_text("".join(json.dumps(row) + "\n" for row in sample_assessments(120, seed=2)))
-    ruleset.write_text(DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.8"')
-                       .replace("event.systolic_bp >= 140 and", "event.systolic_bp >= 150 and"))
-    done = subprocess.run([sys.executable, "-m", "services.cli", "rules", "backtest", "disease", "--data", str(data),
-                           "--ruleset", str(ruleset), "--report", str(report)],
-                          env=service_environment(disease_settings), capture_output=True, text=True, timeout=120)
+    ruleset.write_text(
+        DEFINITION.ruleset_path.read_text()
+        .replace('version: "2026.11.1"', 'version: "2026.11.8"')
+        .replace("event.systolic_bp >= 140 and", "event.systolic_bp >= 150 and")
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "rules",
+            "backtest",
+            "disease",
+            "--data",
+            str(data),
+            "--ruleset",
+            str(ruleset),
+            "--report",
+            str(report),
+        ],
+        env=service_environment(disease_settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "120 events replayed" in done.stdout and "stage_2_hypertension" in done.stdout
     assert "rules 2026.11.8" in report.read_text()

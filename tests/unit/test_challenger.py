@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 
 from services.disease_risk.samples import sample_assessments
-from services.disease_risk.scoring import DEFINITION
-from shared.control.commands import compare
+from services.disease_risk.service import DEFINITION
 from shared.control.store import ControlStore
+from shared.doors.control import compare
 from shared.events.envelope import make_event
 from shared.modeling.registry import ModelRegistry
 from shared.runtime import CoreHolder
@@ -70,11 +70,20 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
 
 def test_compare_counts_changes_and_scores_each_side_against_labels(tmp_path: Path) -> None:
     def record(event_id: str, score: float, decision: str, shadow_score: float, shadow_decision: str) -> dict:
-        return {"event_id": event_id, "score": score, "decision": decision, "model": {"name": "m", "version": "1"},
-                "shadow": {"model": {"name": "m", "version": "2"}, "score": shadow_score, "decision": shadow_decision}}
+        return {
+            "event_id": event_id,
+            "score": score,
+            "decision": decision,
+            "model": {"name": "m", "version": "1"},
+            "shadow": {"model": {"name": "m", "version": "2"}, "score": shadow_score, "decision": shadow_decision},
+        }
 
-    decisions = [record("a", 0.9, "urgent", 0.8, "urgent"), record("b", 0.1, "routine", 0.6, "follow_up"),
-                 record("c", 0.2, "routine", 0.1, "routine"), record("d", 0.7, "follow_up", 0.3, "routine")]
+    decisions = [
+        record("a", 0.9, "urgent", 0.8, "urgent"),
+        record("b", 0.1, "routine", 0.6, "follow_up"),
+        record("c", 0.2, "routine", 0.1, "routine"),
+        record("d", 0.7, "follow_up", 0.3, "routine"),
+    ]
     path, labels = tmp_path / "decisions.jsonl", tmp_path / "labels.csv"
     path.write_text("".join(json.dumps(d) + "\n" for d in decisions))
     labels.write_text("event_id,label\na,1\nb,1\nc,0\nd,0\n")
@@ -91,7 +100,12 @@ def _compare_with_the_cli(settings: Settings, recorded: Path) -> dict:
 
     from tests.fixtures.services import service_environment
 
-    done = subprocess.run([sys.executable, "-m", "services.cli", "models", "compare", "disease", "--decisions",
-                           str(recorded)], env=service_environment(settings), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "models", "compare", "disease", "--decisions", str(recorded)],
+        env=service_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -100,7 +100,8 @@ def test_split_is_deterministic_disjoint_and_complete(policies: pd.DataFrame) ->
 
 
 def test_catboost_beats_the_glm_on_the_held_out_split(
-    fitted: dict[str, FrequencyModel], split: tuple[pd.DataFrame, pd.DataFrame],
+    fitted: dict[str, FrequencyModel],
+    split: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     """On the fixed test split, CatBoost has the lower exposure-weighted Poisson deviance and the
     higher exposure-weighted Gini, and both models predict the test portfolio's claim total within
@@ -114,7 +115,8 @@ def test_catboost_beats_the_glm_on_the_held_out_split(
 
 
 def test_predictions_are_annual_frequencies_whatever_the_exposure(
-    fitted: dict[str, FrequencyModel], split: tuple[pd.DataFrame, pd.DataFrame],
+    fitted: dict[str, FrequencyModel],
+    split: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     """Exposure is an offset, not a feature: a policy's predicted frequency per year is the same
     whether it was observed for a day or a year, and it sits near the portfolio's 0.1 a year."""
@@ -127,7 +129,8 @@ def test_predictions_are_annual_frequencies_whatever_the_exposure(
 
 
 def test_catboost_training_is_deterministic(
-    fitted: dict[str, FrequencyModel], split: tuple[pd.DataFrame, pd.DataFrame],
+    fitted: dict[str, FrequencyModel],
+    split: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     """A second fit on the same training data gives bit-identical predictions (fixed seed, 2 threads)."""
     train, test = split

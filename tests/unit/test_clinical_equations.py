@@ -51,8 +51,16 @@ def test_framingham_paper_case_1_woman_gives_10_48_percent() -> None:
     """The paper's Table 11 case (woman 61, TC 180, HDL 47, untreated SBP 124, smoker, no diabetes) gives
     10.48% from the equation. The paper's table prints the points-based estimate (13 points, 10.0%); the
     10.48% is the equation value for the same person, which is what this module computes."""
-    result = framingham_general_cvd(age=61, sex="female", total_cholesterol=180, hdl_cholesterol=47, systolic_bp=124,
-                                    treated_hypertension=False, smoker=True, diabetes=False)
+    result = framingham_general_cvd(
+        age=61,
+        sex="female",
+        total_cholesterol=180,
+        hdl_cholesterol=47,
+        systolic_bp=124,
+        treated_hypertension=False,
+        smoker=True,
+        diabetes=False,
+    )
     assert percent(result) == pytest.approx(10.48, abs=0.005)
     assert result.category is None
 
@@ -60,16 +68,25 @@ def test_framingham_paper_case_1_woman_gives_10_48_percent() -> None:
 def test_framingham_paper_case_2_man_matches_the_published_15_6_percent() -> None:
     """The paper's Table 12 case (man 53, TC 161, HDL 55, treated SBP 125, non-smoker, diabetes) is printed
     as 15.6%; the equation with the treated-SBP coefficient gives 15.6% to one decimal."""
-    result = framingham_general_cvd(age=53, sex="male", total_cholesterol=161, hdl_cholesterol=55, systolic_bp=125,
-                                    treated_hypertension=True, smoker=False, diabetes=True)
+    result = framingham_general_cvd(
+        age=53,
+        sex="male",
+        total_cholesterol=161,
+        hdl_cholesterol=55,
+        systolic_bp=125,
+        treated_hypertension=True,
+        smoker=False,
+        diabetes=True,
+    )
     assert round(percent(result), 1) == 15.6
 
 
 def test_framingham_uses_the_treated_coefficient_only_when_treated() -> None:
     """Treatment changes the SBP coefficient (2.82263 vs 2.76157 for women), so the same pressure is riskier
     when treated; everything else equal, the treated risk is higher."""
-    common: dict[str, Any] = dict(age=61, sex="female", total_cholesterol=180, hdl_cholesterol=47, systolic_bp=124,
-                                  smoker=True, diabetes=False)
+    common: dict[str, Any] = dict(
+        age=61, sex="female", total_cholesterol=180, hdl_cholesterol=47, systolic_bp=124, smoker=True, diabetes=False
+    )
     untreated = framingham_general_cvd(treated_hypertension=False, **common)
     treated = framingham_general_cvd(treated_hypertension=True, **common)
     assert treated.risk is not None and untreated.risk is not None and treated.risk > untreated.risk
@@ -79,15 +96,25 @@ def test_framingham_uses_the_treated_coefficient_only_when_treated() -> None:
 # Pooled Cohort Equations (Goff et al. 2013)
 # ---------------------------------------------------------------------------------------------------------
 
-GUIDELINE_PROFILE: dict[str, Any] = dict(age=55, total_cholesterol=213, hdl_cholesterol=50, systolic_bp=120,
-                                         treated_hypertension=False, smoker=False, diabetes=False)
+GUIDELINE_PROFILE: dict[str, Any] = dict(
+    age=55,
+    total_cholesterol=213,
+    hdl_cholesterol=50,
+    systolic_bp=120,
+    treated_hypertension=False,
+    smoker=False,
+    diabetes=False,
+)
 
 
-@pytest.mark.parametrize(("race", "sex", "published"), [
-    ("white", "female", 2.1),
-    ("african_american", "female", 3.0),
-    ("african_american", "male", 6.1),
-])
+@pytest.mark.parametrize(
+    ("race", "sex", "published"),
+    [
+        ("white", "female", 2.1),
+        ("african_american", "female", 3.0),
+        ("african_american", "male", 6.1),
+    ],
+)
 def test_pce_reproduces_the_guideline_example_to_the_printed_digit(race: str, sex: str, published: float) -> None:
     """The guideline's example (55 years, TC 213, HDL 50, untreated SBP 120, non-smoker, no diabetes) prints
     2.1% (white women), 3.0% (African-American women) and 6.1% (African-American men); we round to the same.
@@ -109,12 +136,15 @@ def test_pce_white_men_example_differs_from_the_printed_5_3_only_by_the_guidelin
     assert abs(percent(result) - 5.3) < 0.1
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    # Expected values of the independent PooledCohort R package's tests for the guideline profile with
-    # treated SBP, and with smoking; order: African-American women, white women, African-American men, white men.
-    ({"treated_hypertension": True}, (4.6, 2.8, 9.9, 6.3)),
-    ({"smoker": True}, (5.9, 5.0, 10.3, 10.0)),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # Expected values of the independent PooledCohort R package's tests for the guideline profile with
+        # treated SBP, and with smoking; order: African-American women, white women, African-American men, white men.
+        ({"treated_hypertension": True}, (4.6, 2.8, 9.9, 6.3)),
+        ({"smoker": True}, (5.9, 5.0, 10.3, 10.0)),
+    ],
+)
 def test_pce_treated_and_smoking_terms_agree_with_an_independent_implementation(
     overrides: dict[str, bool], expected: tuple[float, ...]
 ) -> None:
@@ -135,10 +165,17 @@ def test_pce_other_races_use_the_white_equation_and_say_so() -> None:
     assert "race 'other'" in other.variant and other.inputs_used["equation_race"] == "white"
 
 
-@pytest.mark.parametrize(("risk_percent", "category"), [
-    (4.99, "low"), (5.0, "borderline"), (7.49, "borderline"),
-    (7.5, "intermediate"), (19.99, "intermediate"), (20.0, "high"),
-])
+@pytest.mark.parametrize(
+    ("risk_percent", "category"),
+    [
+        (4.99, "low"),
+        (5.0, "borderline"),
+        (7.49, "borderline"),
+        (7.5, "intermediate"),
+        (19.99, "intermediate"),
+        (20.0, "high"),
+    ],
+)
 def test_pce_category_follows_the_guideline_bands(risk_percent: float, category: str) -> None:
     """Bands: low <5%, borderline 5 to <7.5%, intermediate 7.5 to <20%, high >=20%; each edge starts its band."""
     from services.disease_risk.equations import _pce_category
@@ -154,8 +191,17 @@ def test_pce_guideline_example_is_categorised() -> None:
 
 def test_pce_high_category_at_twenty_percent() -> None:
     """A high-risk profile (older diabetic smoker) is 'high' once at or above 20%."""
-    result = pooled_cohort_equations(age=70, sex="male", race="white", total_cholesterol=240, hdl_cholesterol=35,
-                                     systolic_bp=160, treated_hypertension=True, smoker=True, diabetes=True)
+    result = pooled_cohort_equations(
+        age=70,
+        sex="male",
+        race="white",
+        total_cholesterol=240,
+        hdl_cholesterol=35,
+        systolic_bp=160,
+        treated_hypertension=True,
+        smoker=True,
+        diabetes=True,
+    )
     assert percent(result) >= 20 and result.category == "high"
 
 
@@ -163,48 +209,78 @@ def test_pce_high_category_at_twenty_percent() -> None:
 # SCORE2 (Eur Heart J 2021)
 # ---------------------------------------------------------------------------------------------------------
 
-ABSTRACT_PROFILE: dict[str, Any] = dict(age=50, total_cholesterol=5.5 * MG, hdl_cholesterol=1.3 * MG, systolic_bp=140,
-                                        smoker=True, diabetes=False)
+ABSTRACT_PROFILE: dict[str, Any] = dict(
+    age=50, total_cholesterol=5.5 * MG, hdl_cholesterol=1.3 * MG, systolic_bp=140, smoker=True, diabetes=False
+)
 
 
-@pytest.mark.parametrize(("sex", "region", "published"), [
-    ("male", "low", 5.9),
-    ("male", "very_high", 14.0),
-    ("female", "low", 4.2),
-    ("female", "very_high", 13.7),
-])
+@pytest.mark.parametrize(
+    ("sex", "region", "published"),
+    [
+        ("male", "low", 5.9),
+        ("male", "very_high", 14.0),
+        ("female", "low", 4.2),
+        ("female", "very_high", 13.7),
+    ],
+)
 def test_score2_reproduces_the_papers_abstract_example(sex: str, region: str, published: float) -> None:
     """The paper's abstract: a 50-year-old smoker, SBP 140 mmHg, TC 5.5 mmol/L, HDL 1.3 mmol/L has 5.9% (men,
     low-risk countries) to 14.0% (men, very high-risk), 4.2% to 13.7% for women. Inputs go in as mg/dL."""
     assert round(percent(score2(sex=sex, region=region, **ABSTRACT_PROFILE)), 1) == published
 
 
-@pytest.mark.parametrize(("sex", "linear_predictor", "uncalibrated"), [
-    ("male", 0.3221, 0.0541), ("female", 0.3979, 0.0332),
-])
+@pytest.mark.parametrize(
+    ("sex", "linear_predictor", "uncalibrated"),
+    [
+        ("male", 0.3221, 0.0541),
+        ("female", 0.3979, 0.0332),
+    ],
+)
 def test_score2_supplementary_worked_example_linear_predictor_and_baseline_risk(
     sex: str, linear_predictor: float, uncalibrated: float
 ) -> None:
     """Supplementary Methods Table 4 (as transcribed in a public R implementation): age 50, smoker, SBP 140,
     TC 6.3, HDL 1.4 mmol/L gives linear predictors 0.3221 (men) and 0.3979 (women) and uncalibrated risks 5.41%
     and 3.32%; the table rounds to 4 digits at each step."""
-    lp = score2_linear_predictor(sex=sex, age=50, total_cholesterol_mmol_l=6.3, hdl_cholesterol_mmol_l=1.4,
-                                 systolic_bp=140, smoker=True, diabetes=False)
+    lp = score2_linear_predictor(
+        sex=sex,
+        age=50,
+        total_cholesterol_mmol_l=6.3,
+        hdl_cholesterol_mmol_l=1.4,
+        systolic_bp=140,
+        smoker=True,
+        diabetes=False,
+    )
     assert lp == pytest.approx(linear_predictor, abs=1e-4)
     assert 1 - SCORE2_COEFFICIENTS[sex].baseline_survival ** math.exp(lp) == pytest.approx(uncalibrated, abs=1e-4)
 
 
-@pytest.mark.parametrize(("sex", "region", "table_value"), [
-    ("male", "low", 0.0631), ("female", "low", 0.0433),
-    ("male", "moderate", 0.0811), ("female", "moderate", 0.0523),
-    ("male", "high", 0.0881), ("female", "high", 0.0713),
-    ("male", "very_high", 0.1506), ("female", "very_high", 0.1413),
-])
+@pytest.mark.parametrize(
+    ("sex", "region", "table_value"),
+    [
+        ("male", "low", 0.0631),
+        ("female", "low", 0.0433),
+        ("male", "moderate", 0.0811),
+        ("female", "moderate", 0.0523),
+        ("male", "high", 0.0881),
+        ("female", "high", 0.0713),
+        ("male", "very_high", 0.1506),
+        ("female", "very_high", 0.1413),
+    ],
+)
 def test_score2_supplementary_worked_example_recalibration(sex: str, region: str, table_value: float) -> None:
     """The same worked example recalibrated to each region (Supplementary Methods Table 4, part 2, as
     transcribed): agreement within 0.0002, the slack the table's step-by-step 4-digit rounding needs."""
-    result = score2(age=50, sex=sex, total_cholesterol=6.3 * MG, hdl_cholesterol=1.4 * MG, systolic_bp=140,
-                    smoker=True, diabetes=False, region=region)
+    result = score2(
+        age=50,
+        sex=sex,
+        total_cholesterol=6.3 * MG,
+        hdl_cholesterol=1.4 * MG,
+        systolic_bp=140,
+        smoker=True,
+        diabetes=False,
+        region=region,
+    )
     assert result.risk == pytest.approx(table_value, abs=2e-4)
 
 
@@ -216,13 +292,12 @@ def test_score2_recalibration_formula_is_the_published_one() -> None:
 
 
 PEOPLE = [
-    dict(age=45, sex="female", total_cholesterol=190, hdl_cholesterol=60, systolic_bp=125, smoker=False,
-         diabetes=False),
-    dict(age=45, sex="male", total_cholesterol=200, hdl_cholesterol=50, systolic_bp=120, smoker=False,
-         diabetes=False),
+    dict(
+        age=45, sex="female", total_cholesterol=190, hdl_cholesterol=60, systolic_bp=125, smoker=False, diabetes=False
+    ),
+    dict(age=45, sex="male", total_cholesterol=200, hdl_cholesterol=50, systolic_bp=120, smoker=False, diabetes=False),
     dict(age=55, sex="male", total_cholesterol=230, hdl_cholesterol=45, systolic_bp=145, smoker=True, diabetes=False),
-    dict(age=68, sex="female", total_cholesterol=260, hdl_cholesterol=40, systolic_bp=170, smoker=True,
-         diabetes=False),
+    dict(age=68, sex="female", total_cholesterol=260, hdl_cholesterol=40, systolic_bp=170, smoker=True, diabetes=False),
 ]
 REGIONS = ("low", "moderate", "high", "very_high")
 
@@ -261,11 +336,18 @@ def test_score2_published_moderate_and_high_scales_cross_at_low_risk(sex: str, u
 
 
 @pytest.mark.parametrize("person", PEOPLE)
-@pytest.mark.parametrize(("name", "higher", "direction"), [
-    ("age", 5, 1), ("systolic_bp", 20, 1), ("total_cholesterol", 38.67, 1), ("hdl_cholesterol", 10, -1),
-])
-def test_score2_is_monotone_in_each_continuous_risk_factor(person: dict[str, Any], name: str, higher: float,
-                                                           direction: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "higher", "direction"),
+    [
+        ("age", 5, 1),
+        ("systolic_bp", 20, 1),
+        ("total_cholesterol", 38.67, 1),
+        ("hdl_cholesterol", 10, -1),
+    ],
+)
+def test_score2_is_monotone_in_each_continuous_risk_factor(
+    person: dict[str, Any], name: str, higher: float, direction: int
+) -> None:
     """Within 40-69, more age, blood pressure or total cholesterol raises risk and more HDL lowers it."""
     base = {**person, "age": min(person["age"], 64)}
     before = score2(region="moderate", **base).risk
@@ -305,10 +387,17 @@ def test_score2_over_69_needs_score2_op(age: float) -> None:
     assert result.reason.startswith("not applicable, because age over 69 needs SCORE2-OP") and "40-69" in result.reason
 
 
-@pytest.mark.parametrize(("age", "risk_percent", "category"), [
-    (45, 2.4, "low-to-moderate"), (45, 2.5, "high"), (45, 7.5, "very high"),
-    (55, 4.9, "low-to-moderate"), (55, 5.0, "high"), (55, 10.0, "very high"),
-])
+@pytest.mark.parametrize(
+    ("age", "risk_percent", "category"),
+    [
+        (45, 2.4, "low-to-moderate"),
+        (45, 2.5, "high"),
+        (45, 7.5, "very high"),
+        (55, 4.9, "low-to-moderate"),
+        (55, 5.0, "high"),
+        (55, 10.0, "very high"),
+    ],
+)
 def test_score2_categories_use_the_age_specific_esc_thresholds(age: float, risk_percent: float, category: str) -> None:
     """Under 50 the bands are <2.5 / 2.5 to <7.5 / >=7.5%; at 50-69 they are <5 / 5 to <10 / >=10%."""
     from services.disease_risk.equations import _score2_category
@@ -323,38 +412,92 @@ def test_score2_categories_use_the_age_specific_esc_thresholds(age: float, risk_
 
 def findrisc_profile(**overrides: Any) -> EquationResult:
     """A zero-point person (40, female, BMI 22, waist 75, active, daily vegetables, nothing else) plus overrides."""
-    base: dict[str, Any] = dict(age=40, sex="female", bmi=22, waist=75, physically_active=True, daily_vegetables=True,
-                                antihypertensive_medication=False, high_glucose_history=False, family_history="none")
+    base: dict[str, Any] = dict(
+        age=40,
+        sex="female",
+        bmi=22,
+        waist=75,
+        physically_active=True,
+        daily_vegetables=True,
+        antihypertensive_medication=False,
+        high_glucose_history=False,
+        family_history="none",
+    )
     return findrisc(**{**base, **overrides})
 
 
-@pytest.mark.parametrize(("overrides", "points", "category"), [
-    ({}, 0, "low"),
-    # 50 y (2) + BMI 27 (1) + female waist 78 (0) + inactive (2) + vegetables not daily (1) = 6
-    (dict(age=50, bmi=27, waist=78, physically_active=False, daily_vegetables=False), 6, "low"),
-    # 58 y (3) + BMI 26 (1) + male waist 90 (0) + inactive (2) + vegetables not daily (1) = 7
-    (dict(age=58, sex="male", bmi=26, waist=90, physically_active=False, daily_vegetables=False), 7,
-     "slightly elevated"),
-    # 58 y (3) + BMI 31 (3) + male waist 95 (3) + inactive (2) = 11
-    (dict(age=58, sex="male", bmi=31, waist=95, physically_active=False), 11, "slightly elevated"),
-    # the same + vegetables not daily (1) = 12
-    (dict(age=58, sex="male", bmi=31, waist=95, physically_active=False, daily_vegetables=False), 12, "moderate"),
-    # 50 y (2) + BMI 26 (1) + female waist 90 (4) + BP medication (2) + parent with diabetes (5) = 14
-    (dict(age=50, bmi=26, waist=90, antihypertensive_medication=True, family_history="first_degree"), 14, "moderate"),
-    # 58 y (3) + BMI 26 (1) + female waist 90 (4) + BP medication (2) + parent with diabetes (5) = 15
-    (dict(age=58, bmi=26, waist=90, antihypertensive_medication=True, family_history="first_degree"), 15, "high"),
-    # 66 y (4) + BMI 31 (3) + male waist 103 (4) + inactive (2) + BP medication (2) + high glucose (5) = 20
-    (dict(age=66, sex="male", bmi=31, waist=103, physically_active=False, antihypertensive_medication=True,
-          high_glucose_history=True), 20, "high"),
-    # the same + vegetables not daily (1) = 21
-    (dict(age=66, sex="male", bmi=31, waist=103, physically_active=False, daily_vegetables=False,
-          antihypertensive_medication=True, high_glucose_history=True), 21, "very high"),
-    # 66 y (4) + grandparent with diabetes (3) + high glucose (5) = 12
-    (dict(age=66, family_history="second_degree", high_glucose_history=True), 12, "moderate"),
-    # every item at its maximum: 4 + 3 + 4 + 2 + 1 + 2 + 5 + 5 = 26
-    (dict(age=70, bmi=35, waist=100, physically_active=False, daily_vegetables=False, antihypertensive_medication=True,
-          high_glucose_history=True, family_history="first_degree"), 26, "very high"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "points", "category"),
+    [
+        ({}, 0, "low"),
+        # 50 y (2) + BMI 27 (1) + female waist 78 (0) + inactive (2) + vegetables not daily (1) = 6
+        (dict(age=50, bmi=27, waist=78, physically_active=False, daily_vegetables=False), 6, "low"),
+        # 58 y (3) + BMI 26 (1) + male waist 90 (0) + inactive (2) + vegetables not daily (1) = 7
+        (
+            dict(age=58, sex="male", bmi=26, waist=90, physically_active=False, daily_vegetables=False),
+            7,
+            "slightly elevated",
+        ),
+        # 58 y (3) + BMI 31 (3) + male waist 95 (3) + inactive (2) = 11
+        (dict(age=58, sex="male", bmi=31, waist=95, physically_active=False), 11, "slightly elevated"),
+        # the same + vegetables not daily (1) = 12
+        (dict(age=58, sex="male", bmi=31, waist=95, physically_active=False, daily_vegetables=False), 12, "moderate"),
+        # 50 y (2) + BMI 26 (1) + female waist 90 (4) + BP medication (2) + parent with diabetes (5) = 14
+        (
+            dict(age=50, bmi=26, waist=90, antihypertensive_medication=True, family_history="first_degree"),
+            14,
+            "moderate",
+        ),
+        # 58 y (3) + BMI 26 (1) + female waist 90 (4) + BP medication (2) + parent with diabetes (5) = 15
+        (dict(age=58, bmi=26, waist=90, antihypertensive_medication=True, family_history="first_degree"), 15, "high"),
+        # 66 y (4) + BMI 31 (3) + male waist 103 (4) + inactive (2) + BP medication (2) + high glucose (5) = 20
+        (
+            dict(
+                age=66,
+                sex="male",
+                bmi=31,
+                waist=103,
+                physically_active=False,
+                antihypertensive_medication=True,
+                high_glucose_history=True,
+            ),
+            20,
+            "high",
+        ),
+        # the same + vegetables not daily (1) = 21
+        (
+            dict(
+                age=66,
+                sex="male",
+                bmi=31,
+                waist=103,
+                physically_active=False,
+                daily_vegetables=False,
+                antihypertensive_medication=True,
+                high_glucose_history=True,
+            ),
+            21,
+            "very high",
+        ),
+        # 66 y (4) + grandparent with diabetes (3) + high glucose (5) = 12
+        (dict(age=66, family_history="second_degree", high_glucose_history=True), 12, "moderate"),
+        # every item at its maximum: 4 + 3 + 4 + 2 + 1 + 2 + 5 + 5 = 26
+        (
+            dict(
+                age=70,
+                bmi=35,
+                waist=100,
+                physically_active=False,
+                daily_vegetables=False,
+                antihypertensive_medication=True,
+                high_glucose_history=True,
+                family_history="first_degree",
+            ),
+            26,
+            "very high",
+        ),
+    ],
+)
 def test_findrisc_hand_computed_profiles_at_the_category_edges(
     overrides: dict[str, Any], points: int, category: str
 ) -> None:
@@ -377,10 +520,19 @@ def test_findrisc_bmi_bands(bmi: float, points: int) -> None:
     assert findrisc_bmi_points(bmi) == points
 
 
-@pytest.mark.parametrize(("sex", "waist", "points"), [
-    ("male", 93.9, 0), ("male", 94, 3), ("male", 102, 3), ("male", 102.1, 4),
-    ("female", 79.9, 0), ("female", 80, 3), ("female", 88, 3), ("female", 88.1, 4),
-])
+@pytest.mark.parametrize(
+    ("sex", "waist", "points"),
+    [
+        ("male", 93.9, 0),
+        ("male", 94, 3),
+        ("male", 102, 3),
+        ("male", 102.1, 4),
+        ("female", 79.9, 0),
+        ("female", 80, 3),
+        ("female", 88, 3),
+        ("female", 88.1, 4),
+    ],
+)
 def test_findrisc_waist_bands_are_sex_specific(sex: str, waist: float, points: int) -> None:
     """Men <94 / 94-102 / >102 cm and women <80 / 80-88 / >88 cm score 0 / 3 / 4."""
     assert findrisc_waist_points(waist, sex) == points  # type: ignore[arg-type]
@@ -390,11 +542,21 @@ def test_findrisc_bands_carry_the_forms_published_ten_year_risk() -> None:
     """Each band has the form's '1 in N' estimate: 1 in 100, 25, 6, 3, 2 from low to very high, and the bands
     tile 0-26 without gaps."""
     assert [(b.category, b.published_risk) for b in FINDRISC_BANDS] == [
-        ("low", "1 in 100"), ("slightly elevated", "1 in 25"), ("moderate", "1 in 6"), ("high", "1 in 3"),
+        ("low", "1 in 100"),
+        ("slightly elevated", "1 in 25"),
+        ("moderate", "1 in 6"),
+        ("high", "1 in 3"),
         ("very high", "1 in 2"),
     ]
     assert [findrisc_band(p).category for p in (6, 7, 11, 12, 14, 15, 20, 21)] == [
-        "low", "slightly elevated", "slightly elevated", "moderate", "moderate", "high", "high", "very high",
+        "low",
+        "slightly elevated",
+        "slightly elevated",
+        "moderate",
+        "moderate",
+        "high",
+        "high",
+        "very high",
     ]
     assert FINDRISC_BANDS[0].lowest == 0 and FINDRISC_BANDS[-1].highest == 26
     assert all(a.highest + 1 == b.lowest for a, b in zip(FINDRISC_BANDS, FINDRISC_BANDS[1:]))
@@ -411,12 +573,29 @@ def test_findrisc_with_diagnosed_diabetes_is_not_applicable() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 VALID_INPUTS: dict[str, dict[str, Any]] = {
-    "framingham_general_cvd": dict(age=61, sex="female", total_cholesterol=180, hdl_cholesterol=47, systolic_bp=124,
-                                   treated_hypertension=False, smoker=True, diabetes=False),
+    "framingham_general_cvd": dict(
+        age=61,
+        sex="female",
+        total_cholesterol=180,
+        hdl_cholesterol=47,
+        systolic_bp=124,
+        treated_hypertension=False,
+        smoker=True,
+        diabetes=False,
+    ),
     "pooled_cohort_equations": dict(race="white", sex="male", **GUIDELINE_PROFILE),
     "score2": dict(sex="male", region="low", **ABSTRACT_PROFILE),
-    "findrisc": dict(age=50, sex="female", bmi=27, waist=85, physically_active=False, daily_vegetables=True,
-                     antihypertensive_medication=False, high_glucose_history=False, family_history="none"),
+    "findrisc": dict(
+        age=50,
+        sex="female",
+        bmi=27,
+        waist=85,
+        physically_active=False,
+        daily_vegetables=True,
+        antihypertensive_medication=False,
+        high_glucose_history=False,
+        family_history="none",
+    ),
 }
 
 
@@ -442,23 +621,34 @@ def test_outside_a_valid_range_the_answer_is_a_reason_naming_input_and_range(key
     assert name in result.reason and f"{low:g}-{high:g}" in result.reason and f"{value:g}" in result.reason
 
 
-@pytest.mark.parametrize(("key", "name", "value"), [
-    (key, name, value)
-    for key, spec in EQUATIONS.items()
-    for name in spec.valid_ranges
-    for value in (math.nan, math.inf)
-])
+@pytest.mark.parametrize(
+    ("key", "name", "value"),
+    [
+        (key, name, value)
+        for key, spec in EQUATIONS.items()
+        for name in spec.valid_ranges
+        for value in (math.nan, math.inf)
+    ],
+)
 def test_non_finite_numbers_are_not_applicable(key: str, name: str, value: float) -> None:
     """NaN or infinity in a ranged input is refused with a reason naming the input, never turned into a risk."""
     result = EQUATION_FUNCTIONS[key](**{**VALID_INPUTS[key], name: value})
     assert not result.applicable and result.risk is None and result.reason is not None and name in result.reason
 
 
-@pytest.mark.parametrize(("key", "name"), [
-    ("framingham_general_cvd", "total_cholesterol"), ("framingham_general_cvd", "hdl_cholesterol"),
-    ("framingham_general_cvd", "systolic_bp"), ("score2", "total_cholesterol"), ("score2", "hdl_cholesterol"),
-    ("score2", "systolic_bp"), ("findrisc", "bmi"), ("findrisc", "waist"),
-])
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("framingham_general_cvd", "total_cholesterol"),
+        ("framingham_general_cvd", "hdl_cholesterol"),
+        ("framingham_general_cvd", "systolic_bp"),
+        ("score2", "total_cholesterol"),
+        ("score2", "hdl_cholesterol"),
+        ("score2", "systolic_bp"),
+        ("findrisc", "bmi"),
+        ("findrisc", "waist"),
+    ],
+)
 @pytest.mark.parametrize("value", [0.0, -5.0, math.nan])
 def test_inputs_without_a_published_range_must_be_positive(key: str, name: str, value: float) -> None:
     """Where the paper publishes no range, a zero, negative or NaN measurement is refused by name, not logged."""
@@ -481,12 +671,15 @@ def test_valid_inputs_give_a_number_in_range(key: str) -> None:
     assert 0 <= result.risk <= (26 if key == "findrisc" else 1)
 
 
-@pytest.mark.parametrize(("key", "name", "bad"), [
-    ("framingham_general_cvd", "sex", "F"),
-    ("pooled_cohort_equations", "race", "African American"),
-    ("score2", "region", "very high"),
-    ("findrisc", "family_history", "yes"),
-])
+@pytest.mark.parametrize(
+    ("key", "name", "bad"),
+    [
+        ("framingham_general_cvd", "sex", "F"),
+        ("pooled_cohort_equations", "race", "African American"),
+        ("score2", "region", "very high"),
+        ("findrisc", "family_history", "yes"),
+    ],
+)
 def test_malformed_categories_raise_instead_of_guessing(key: str, name: str, bad: str) -> None:
     """A code outside the documented list is a caller bug: ValueError naming the input, not a silent default."""
     with pytest.raises(ValueError, match=name):

@@ -39,8 +39,9 @@ def test_exported_logistic_regression_equals_scikit_learns_pipeline() -> None:
     """The JSON parameters reproduce the fitted pipeline's probabilities, missing values included."""
     frame = load_framingham().iloc[:1500]
     features = list(CHD_FEATURES)
-    pipeline = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                             LogisticRegression(C=np.inf, max_iter=5000)).fit(frame[features], outcome(frame))
+    pipeline = make_pipeline(
+        SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(C=np.inf, max_iter=5000)
+    ).fit(frame[features], outcome(frame))
     exported = fit_logistic(frame, outcome(frame), features)
     assert frame[features].isna().any().any()
     expected = pipeline.predict_proba(frame[features])[:, 1]
@@ -91,9 +92,15 @@ def test_saved_bundle_predicts_what_it_predicted_before(tmp_path: Path) -> None:
     y = outcome(frame)
     selection = select_and_calibrate(frame, y, CHD_FEATURES)
     population = Population(("female", "male"), (30.0, 75.0), None)
-    bundle = DiseaseModels({name: _condition(name, model, population)
-                            for name, model in (("chd", selection.candidates["catboost"]),
-                                                ("diabetes", selection.candidates["logistic_regression"]))})
+    bundle = DiseaseModels(
+        {
+            name: _condition(name, model, population)
+            for name, model in (
+                ("chd", selection.candidates["catboost"]),
+                ("diabetes", selection.candidates["logistic_regression"]),
+            )
+        }
+    )
     (tmp_path / "model").mkdir()
     bundle.save(tmp_path / "model")
     loaded = DiseaseModels.load(tmp_path)
@@ -113,11 +120,13 @@ def _condition(name: str, model: CalibratedClassifier, population: Population): 
 
 @pytest.mark.parametrize(
     ("row", "reason"),
-    [({"male": 1.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": 120.0}, "trained on women only"),
-     ({"male": 0.0, "age": 70.0, "diabetes": 0.0, "glucose_2h": 120.0}, "trained on ages 21 to 63"),
-     ({"male": 0.0, "age": 40.0, "diabetes": 1.0, "glucose_2h": 120.0}, "diabetes is already diagnosed"),
-     ({"male": 0.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": float("nan")}, "glucose_2h was not given"),
-     ({"male": 0.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": 120.0}, None)],
+    [
+        ({"male": 1.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": 120.0}, "trained on women only"),
+        ({"male": 0.0, "age": 70.0, "diabetes": 0.0, "glucose_2h": 120.0}, "trained on ages 21 to 63"),
+        ({"male": 0.0, "age": 40.0, "diabetes": 1.0, "glucose_2h": 120.0}, "diabetes is already diagnosed"),
+        ({"male": 0.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": float("nan")}, "glucose_2h was not given"),
+        ({"male": 0.0, "age": 40.0, "diabetes": 0.0, "glucose_2h": 120.0}, None),
+    ],
 )
 def test_population_says_why_a_model_does_not_apply(row: dict[str, float], reason: str | None) -> None:
     population = Population(("female",), (21.0, 63.0), "diabetes", ("glucose_2h",))

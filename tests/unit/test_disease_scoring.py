@@ -9,12 +9,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from services.disease_risk.scoring import DEFINITION
+from services.disease_risk.service import DEFINITION
+from shared.core.scoring import ScoringCore
 from shared.errors import ConfigurationError
 from shared.events.envelope import make_event
 from shared.privacy import pseudonymise
 from shared.runtime import load_core
-from shared.scoring import ScoringCore
 from shared.settings import Settings
 from tests.fixtures.services import API_KEY, PSEUDONYM_KEY
 
@@ -23,12 +23,26 @@ AUTH = {"X-API-Key": API_KEY}
 
 def assessment(**overrides: Any) -> dict[str, Any]:
     base = {
-        "assessment_id": "ASM-1", "patient_id": "MRN-000111", "timestamp": "2026-11-02T09:15:00+00:00",
-        "sex": "female", "age": 52, "systolic_bp": 128, "diastolic_bp": 78, "bmi": 24.5, "smoker": False,
-        "total_cholesterol": {"value": 5.0, "unit": "mmol/L"}, "hdl_cholesterol": {"value": 1.5, "unit": "mmol/L"},
-        "fasting_glucose": {"value": 5.0, "unit": "mmol/L"}, "glucose_2h": {"value": 6.5, "unit": "mmol/L"},
-        "race": "white", "score2_region": "low", "waist_cm": 78, "physically_active": True, "daily_vegetables": True,
-        "high_glucose_history": False, "family_history_diabetes": "none",
+        "assessment_id": "ASM-1",
+        "patient_id": "MRN-000111",
+        "timestamp": "2026-11-02T09:15:00+00:00",
+        "sex": "female",
+        "age": 52,
+        "systolic_bp": 128,
+        "diastolic_bp": 78,
+        "bmi": 24.5,
+        "smoker": False,
+        "total_cholesterol": {"value": 5.0, "unit": "mmol/L"},
+        "hdl_cholesterol": {"value": 1.5, "unit": "mmol/L"},
+        "fasting_glucose": {"value": 5.0, "unit": "mmol/L"},
+        "glucose_2h": {"value": 6.5, "unit": "mmol/L"},
+        "race": "white",
+        "score2_region": "low",
+        "waist_cm": 78,
+        "physically_active": True,
+        "daily_vegetables": True,
+        "high_glucose_history": False,
+        "family_history_diabetes": "none",
     }
     return {key: value for key, value in {**base, **overrides}.items() if value is not None}
 
@@ -46,8 +60,14 @@ def test_healthy_assessment_is_routine_with_every_equation_and_model(core: Scori
     decision = score(core, assessment())
     assert decision["decision"] == "routine" and decision["rule_hits"] == [] and decision["reasons"] == []
     assert all(e["applicable"] and e["reason"] is None for e in decision["details"]["equations"])
-    assert {"diabetes_risk", "chd_risk", "framingham_cvd_risk", "pce_ascvd_risk", "score2_cvd_risk",
-            "findrisc_points"} <= set(decision["measures"])
+    assert {
+        "diabetes_risk",
+        "chd_risk",
+        "framingham_cvd_risk",
+        "pce_ascvd_risk",
+        "score2_cvd_risk",
+        "findrisc_points",
+    } <= set(decision["measures"])
     assert decision["score"] == max(decision["measures"]["diabetes_risk"], decision["measures"]["chd_risk"])
 
 
@@ -60,14 +80,22 @@ def test_diagnostic_fasting_glucose_is_urgent_whatever_the_model_says(core: Scor
     assert decision["measures"]["diabetes_risk"] == low["measures"]["diabetes_risk"]
     hit = next(h for h in decision["rule_hits"] if h["rule_id"] == "fasting_glucose_diagnostic")
     assert hit["reason"].startswith("fasting glucose 129.712 mg/dL, at or above the diagnostic 126 mg/dL")
-    assert score(core, assessment(diabetes=True, fasting_glucose={"value": 7.2, "unit": "mmol/L"}))["decision"] != "urgent"
+    assert (
+        score(core, assessment(diabetes=True, fasting_glucose={"value": 7.2, "unit": "mmol/L"}))["decision"] != "urgent"
+    )
 
 
 def test_units_do_not_change_the_decision(core: ScoringCore) -> None:
     in_mmol = score(core, assessment())
-    in_mg = score(core, assessment(
-        total_cholesterol={"value": 5.0 * 38.67, "unit": "mg/dL"}, hdl_cholesterol={"value": 1.5 * 38.67, "unit": "mg/dL"},
-        fasting_glucose={"value": 5.0 * 18.0156, "unit": "mg/dL"}, glucose_2h={"value": 6.5 * 18.0156, "unit": "mg/dL"}))
+    in_mg = score(
+        core,
+        assessment(
+            total_cholesterol={"value": 5.0 * 38.67, "unit": "mg/dL"},
+            hdl_cholesterol={"value": 1.5 * 38.67, "unit": "mg/dL"},
+            fasting_glucose={"value": 5.0 * 18.0156, "unit": "mg/dL"},
+            glucose_2h={"value": 6.5 * 18.0156, "unit": "mg/dL"},
+        ),
+    )
     assert in_mg["score"] == pytest.approx(in_mmol["score"], abs=1e-9)
     assert in_mg["measures"] == pytest.approx(in_mmol["measures"], abs=1e-9)
 
@@ -87,26 +115,44 @@ def test_missing_inputs_make_equations_and_models_not_applicable(core: ScoringCo
     decision = score(core, assessment(hdl_cholesterol=None, glucose_2h=None, race=None))
     equations = {e["equation"]: e for e in decision["details"]["equations"]}
     assert equations["framingham_general_cvd"]["reason"] == "not applicable, because hdl_cholesterol was not given"
-    assert equations["pooled_cohort_equations"]["reason"] == \
-        "not applicable, because race and hdl_cholesterol were not given"
+    assert (
+        equations["pooled_cohort_equations"]["reason"]
+        == "not applicable, because race and hdl_cholesterol were not given"
+    )
     diabetes = decision["details"]["conditions"]["diabetes"]
-    assert diabetes == {**diabetes, "applicable": False, "risk": None,
-                        "reason": "not applicable, because glucose_2h was not given"}
+    assert diabetes == {
+        **diabetes,
+        "applicable": False,
+        "risk": None,
+        "reason": "not applicable, because glucose_2h was not given",
+    }
     assert "diabetes_risk" not in decision["measures"]
 
 
 def test_nothing_applicable_is_referred_not_routine(core: ScoringCore) -> None:
     """A 19-year-old man without labs: no model (CHD trained from 32 years) and no equation applies."""
-    decision = score(core, assessment(sex="male", age=19, total_cholesterol=None, hdl_cholesterol=None,
-                                      fasting_glucose=None, glucose_2h=None, waist_cm=None))
+    decision = score(
+        core,
+        assessment(
+            sex="male",
+            age=19,
+            total_cholesterol=None,
+            hdl_cholesterol=None,
+            fasting_glucose=None,
+            glucose_2h=None,
+            waist_cm=None,
+        ),
+    )
     assert decision["score"] == 0.0 and decision["measures"] == {}
     assert decision["decision"] == "follow_up"
     assert [h["rule_id"] for h in decision["rule_hits"]] == ["no_risk_estimate"]
 
 
 def test_reasons_are_in_clinical_language(core: ScoringCore) -> None:
-    decision = score(core, assessment(age=62, systolic_bp=165, diastolic_bp=95, bmi=34, smoker=True,
-                                      cigarettes_per_day=20, sex="male"))
+    decision = score(
+        core,
+        assessment(age=62, systolic_bp=165, diastolic_bp=95, bmi=34, smoker=True, cigarettes_per_day=20, sex="male"),
+    )
     assert decision["decision"] == "follow_up"
     texts = [r["text"] for r in decision["reasons"]]
     assert texts and "systolic blood pressure 165 mmHg" in texts
@@ -127,7 +173,9 @@ def test_the_decision_matches_its_json_schema(core: ScoringCore) -> None:
     for raw in (assessment(), assessment(age=25, hdl_cholesterol=None, sex="male")):
         decision = score(core, raw)
         event = make_event("com.riskscoring.disease.decision.v1", source="/risk/disease", data=decision)
-        jsonschema.validate(json.loads(json.dumps(event, default=str)), schema, format_checker=jsonschema.FormatChecker())
+        jsonschema.validate(
+            json.loads(json.dumps(event, default=str)), schema, format_checker=jsonschema.FormatChecker()
+        )
 
 
 def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
@@ -139,17 +187,23 @@ def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"total_cholesterol": {"value": 5.0}}, "total_cholesterol.unit"),
-     ({"fasting_glucose": {"value": 5.0, "unit": "mg"}}, "fasting_glucose.unit"),
-     ({"hdl_cholesterol": {"value": 1.2, "unit": None}}, "hdl_cholesterol.unit"),
-     ({"glucose_2h": 140}, "glucose_2h._schema"),
-     ({"diastolic_bp": 130, "systolic_bp": 120}, "diastolic_bp"),
-     ({"age": 17}, "age"), ({"sex": "f"}, "sex"), ({"smoker": "sometimes"}, "smoker"),
-     ({"score2_region": "nordic"}, "score2_region"), ({"cigarettes_per_day": 5}, "cigarettes_per_day"),
-     ({"hdl_cholesterol": {"value": 6, "unit": "mmol/L"}}, "hdl_cholesterol")],
+    [
+        ({"total_cholesterol": {"value": 5.0}}, "total_cholesterol.unit"),
+        ({"fasting_glucose": {"value": 5.0, "unit": "mg"}}, "fasting_glucose.unit"),
+        ({"hdl_cholesterol": {"value": 1.2, "unit": None}}, "hdl_cholesterol.unit"),
+        ({"glucose_2h": 140}, "glucose_2h._schema"),
+        ({"diastolic_bp": 130, "systolic_bp": 120}, "diastolic_bp"),
+        ({"age": 17}, "age"),
+        ({"sex": "f"}, "sex"),
+        ({"smoker": "sometimes"}, "smoker"),
+        ({"score2_region": "nordic"}, "score2_region"),
+        ({"cigarettes_per_day": 5}, "cigarettes_per_day"),
+        ({"hdl_cholesterol": {"value": 6, "unit": "mmol/L"}}, "hdl_cholesterol"),
+    ],
 )
-def test_bad_assessment_gets_422_naming_the_field(disease_settings: Settings, overrides: dict[str, Any],
-                                                  field: str) -> None:
+def test_bad_assessment_gets_422_naming_the_field(
+    disease_settings: Settings, overrides: dict[str, Any], field: str
+) -> None:
     from services.disease_risk.app import create_app
 
     client = create_app(disease_settings).test_client()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.events.envelope import decode, encode, make_event
 
 VALID = {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {}}
@@ -63,8 +63,8 @@ def test_encode_is_compact_utf8_and_refuses_nan() -> None:
     ],
 )
 def test_decode_names_what_is_wrong(raw: bytes | None, field: str) -> None:
-    """Each malformed record raises InvalidInput whose fields name the attribute at fault."""
-    with pytest.raises(InvalidInput) as error:
+    """Each malformed record raises InvalidInputError whose fields name the attribute at fault."""
+    with pytest.raises(InvalidInputError) as error:
         decode(raw)
     assert field in error.value.fields
 
@@ -81,8 +81,8 @@ def test_decode_names_what_is_wrong(raw: bytes | None, field: str) -> None:
 )
 def test_decode_says_why_a_record_is_not_a_json_object(raw: bytes, message: str) -> None:
     """Text encoding, JSON syntax (NaN included, which Python's json would accept) and the top-level
-    kind each get their own message under `_record`, with InvalidInput's code for the dead letter."""
-    with pytest.raises(InvalidInput) as error:
+    kind each get their own message under `_record`, with InvalidInputError's code for the dead letter."""
+    with pytest.raises(InvalidInputError) as error:
         decode(raw)
     assert list(error.value.fields) == ["_record"]
     assert message in error.value.fields["_record"][0]
@@ -93,14 +93,14 @@ def test_decode_tells_missing_from_wrong_typed_attributes_in_one_error() -> None
     """Every problem is reported at once: missing attributes say "missing", wrong-typed ones name the
     JSON type found (never the value), and the valid attributes are not mentioned."""
     raw = json.dumps({"specversion": "1.0", "id": 7, "type": "t", "data": [1], "source": None}).encode()
-    with pytest.raises(InvalidInput) as error:
+    with pytest.raises(InvalidInputError) as error:
         decode(raw)
     assert error.value.fields == {
         "id": ["must be a non-empty string, not a number"],
         "source": ["must be a non-empty string, not null"],
         "data": ["must be a JSON object, not an array"],
     }
-    with pytest.raises(InvalidInput) as missing:
+    with pytest.raises(InvalidInputError) as missing:
         decode(b"{}")
     assert missing.value.fields == {name: ["missing"] for name in ("specversion", "id", "source", "type", "data")}
 

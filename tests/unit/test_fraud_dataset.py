@@ -46,7 +46,8 @@ def test_customer_profiles_match_the_published_self_check() -> None:
     first = customer_profiles(5, seed=0).iloc[0]
     assert int(first["customer_id"]) == 0
     assert first[["x", "y", "mean_amount", "std_amount", "mean_nb_tx_per_day"]].tolist() == pytest.approx(
-        [54.881350, 71.518937, 62.262521, 31.131260, 2.179533], abs=1e-6)
+        [54.881350, 71.518937, 62.262521, 31.131260, 2.179533], abs=1e-6
+    )
 
 
 def test_profiles_are_drawn_in_order_from_one_seed() -> None:
@@ -88,17 +89,25 @@ def test_columns_dtypes_and_transaction_ids(small: pd.DataFrame) -> None:
     """The documented columns and dtypes; sorted by time; transaction_id is the row position; the
     datetime is the start date plus the seconds, and the day is the seconds' day."""
     assert small.dtypes.astype(str).to_dict() == {
-        "transaction_id": "int64", "tx_datetime": "datetime64[ns]", "customer_id": "int64",
-        "terminal_id": "int64", "amount": "float64", "tx_time_seconds": "int64", "tx_time_days": "int64",
-        "is_fraud": "int64", "fraud_scenario": "int64",
+        "transaction_id": "int64",
+        "tx_datetime": "datetime64[ns]",
+        "customer_id": "int64",
+        "terminal_id": "int64",
+        "amount": "float64",
+        "tx_time_seconds": "int64",
+        "tx_time_days": "int64",
+        "is_fraud": "int64",
+        "fraud_scenario": "int64",
     }
     assert small["tx_datetime"].dt.tz is None
     assert small["tx_datetime"].is_monotonic_increasing
     np.testing.assert_array_equal(small["transaction_id"].to_numpy(), np.arange(len(small)))
     np.testing.assert_array_equal(small.index.to_numpy(), np.arange(len(small)))
     pd.testing.assert_series_equal(
-        small["tx_datetime"], START + pd.to_timedelta(small["tx_time_seconds"], unit="s").astype("timedelta64[ns]"),
-        check_names=False)
+        small["tx_datetime"],
+        START + pd.to_timedelta(small["tx_time_seconds"], unit="s").astype("timedelta64[ns]"),
+        check_names=False,
+    )
     assert (small["tx_time_days"] == small["tx_time_seconds"] // 86_400).all()
     assert small["tx_time_days"].between(0, SMALL["nb_days"] - 1).all()
     assert (small["tx_time_seconds"] % 86_400 > 0).all(), "times at 0 s into a day are dropped"
@@ -187,8 +196,10 @@ def test_all_three_scenarios_follow_the_stated_rules(small: pd.DataFrame, small_
     np.testing.assert_array_equal(small["fraud_scenario"].to_numpy(), scenario)
     np.testing.assert_allclose(small["amount"].to_numpy(), legit["amount"].to_numpy() * 5.0**times_chosen, rtol=1e-12)
     assert (times_chosen > 0).any(), "scenario 3 must have struck for this test to mean anything"
-    pd.testing.assert_frame_equal(small.drop(columns=["amount", "is_fraud", "fraud_scenario"]),
-                                  legit.drop(columns=["amount", "is_fraud", "fraud_scenario"]))
+    pd.testing.assert_frame_equal(
+        small.drop(columns=["amount", "is_fraud", "fraud_scenario"]),
+        legit.drop(columns=["amount", "is_fraud", "fraud_scenario"]),
+    )
 
 
 def test_handbook_split_follows_the_protocol(small: pd.DataFrame) -> None:
@@ -230,11 +241,13 @@ def test_cache_file_name_encodes_what_changes_the_data() -> None:
     process count is not, and radius 5 and 5.0 share a file."""
     base = cache_file_name(n_customers=30, n_terminals=60, nb_days=10)
     assert base == cache_file_name(n_customers=30, n_terminals=60, nb_days=10, radius=5, processes=1)
-    variants = [cache_file_name(n_customers=31, n_terminals=60, nb_days=10),
-                cache_file_name(n_customers=30, n_terminals=61, nb_days=10),
-                cache_file_name(n_customers=30, n_terminals=60, nb_days=11),
-                cache_file_name(n_customers=30, n_terminals=60, nb_days=10, radius=6.0),
-                cache_file_name(n_customers=30, n_terminals=60, nb_days=10, start_date="2018-05-01")]
+    variants = [
+        cache_file_name(n_customers=31, n_terminals=60, nb_days=10),
+        cache_file_name(n_customers=30, n_terminals=61, nb_days=10),
+        cache_file_name(n_customers=30, n_terminals=60, nb_days=11),
+        cache_file_name(n_customers=30, n_terminals=60, nb_days=10, radius=6.0),
+        cache_file_name(n_customers=30, n_terminals=60, nb_days=10, start_date="2018-05-01"),
+    ]
     assert len({base, *variants}) == 6
     with pytest.raises(TypeError):
         cache_file_name(n_customer=30)
@@ -258,6 +271,7 @@ def test_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_cache_write_failure_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If writing fails midway, neither the final file nor the temporary one remains, so no reader can
     pick up a partial simulation."""
+
     def failing_write(self: pd.DataFrame, path: object, **_: object) -> None:
         Path(str(path)).write_bytes(b"partial")
         raise OSError("disk full")

@@ -89,8 +89,9 @@ def test_report_keys_ranges_and_json() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 300)
     scores = rng.random(300)
-    report = classification_report(labels, scores, days=rng.integers(0, 3, 300), entity_ids=rng.integers(0, 50, 300),
-                                   k=7)
+    report = classification_report(
+        labels, scores, days=rng.integers(0, 3, 300), entity_ids=rng.integers(0, 50, 300), k=7
+    )
     assert set(report) == {"roc_auc", "average_precision", "card_precision_at_7"}
     assert all(type(value) is float and 0.0 <= value <= 1.0 for value in report.values())
     assert json.loads(json.dumps(report)) == report
@@ -102,8 +103,9 @@ def test_report_tracks_ranking_quality() -> None:
     fraud and k = number of frauds); reversed scores give AUC 0."""
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 200)
-    perfect = classification_report(labels, labels * 0.9 + 0.05, days=np.zeros(200), entity_ids=np.arange(200),
-                                     k=int(labels.sum()))
+    perfect = classification_report(
+        labels, labels * 0.9 + 0.05, days=np.zeros(200), entity_ids=np.arange(200), k=int(labels.sum())
+    )
     assert perfect["roc_auc"] == 1.0 and perfect["average_precision"] == 1.0
     assert perfect[f"card_precision_at_{int(labels.sum())}"] == 1.0
     assert classification_report(labels, 1.0 - labels)["roc_auc"] == 0.0

@@ -16,13 +16,21 @@ def redact(key: bytes | None, value: bytes | None):  # type: ignore[no-untyped-d
 
 
 def test_personal_fields_are_pseudonymised_and_unknown_fields_dropped() -> None:
-    event = {"specversion": "1.0", "id": "e1", "subject": "MRN-42", "type": "t",
-             "data": {"patient_id": "MRN-42", "patient_name": "Jo Bloggs", "age": "old", "notes": "Jo Bloggs, MRN-42"}}
+    event = {
+        "specversion": "1.0",
+        "id": "e1",
+        "subject": "MRN-42",
+        "type": "t",
+        "data": {"patient_id": "MRN-42", "patient_name": "Jo Bloggs", "age": "old", "notes": "Jo Bloggs, MRN-42"},
+    }
     key, value, headers = redact(b"MRN-42", json.dumps(event).encode())
     assert key == pseudonymise("MRN-42", KEY).encode()
     redacted = json.loads(value)
-    assert redacted["data"] == {"patient_id": pseudonymise("MRN-42", KEY), "patient_name": pseudonymise("Jo Bloggs", KEY),
-                                "age": "old"}
+    assert redacted["data"] == {
+        "patient_id": pseudonymise("MRN-42", KEY),
+        "patient_name": pseudonymise("Jo Bloggs", KEY),
+        "age": "old",
+    }
     assert redacted["subject"] == pseudonymise("MRN-42", KEY) and redacted["id"] == "e1"
     assert dict(headers)["redacted_fields"] == b"notes"
     assert b"MRN-42" not in value and b"Bloggs" not in value

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidRuleset
+from shared.errors import InvalidRulesetError
 from shared.rules import Ruleset, Verdict
 from shared.rules.templates import Template, TemplateError, placeholders, readable
 
@@ -42,7 +42,11 @@ BASE = textwrap.dedent("""
         reason: "amount {event.amount} on card with {features.card_nb_tx_1d} payments today"
 """)
 SAMPLE: dict[str, Any] = {
-    "event": {"amount": 10.0}, "features": {"card_nb_tx_1d": 1.0}, "score": 0.1, "band": "low", "reasons": [],
+    "event": {"amount": 10.0},
+    "features": {"card_nb_tx_1d": 1.0},
+    "score": 0.1,
+    "band": "low",
+    "reasons": [],
 }
 
 
@@ -61,8 +65,8 @@ def ruleset_with(rules: str, **top: str) -> Ruleset:
 
 
 def problems_of(text: str, sample: dict[str, Any] | None = SAMPLE) -> list[str]:
-    """The problems InvalidRuleset lists for a text (fails the test if it loads)."""
-    with pytest.raises(InvalidRuleset) as error:
+    """The problems InvalidRulesetError lists for a text (fails the test if it loads)."""
+    with pytest.raises(InvalidRulesetError) as error:
         Ruleset.from_yaml(text, source="rules.yaml", sample_context=sample)
     assert str(error.value).startswith("rules.yaml: ")
     return error.value.problems
@@ -110,8 +114,16 @@ def test_a_ruleset_without_rules_always_gives_the_default() -> None:
 
 @pytest.mark.parametrize(
     ("score", "band"),
-    [(0.0, "low"), (0.29999, "low"), (0.3, "medium"), (0.69999, "medium"), (0.7, "high"), (1.0, "high"),
-     (-0.5, "low"), (math.nan, "low")],
+    [
+        (0.0, "low"),
+        (0.29999, "low"),
+        (0.3, "medium"),
+        (0.69999, "medium"),
+        (0.7, "high"),
+        (1.0, "high"),
+        (-0.5, "low"),
+        (math.nan, "low"),
+    ],
 )
 def test_bands_start_at_their_min_score(score: float, band: str) -> None:
     """A score at a band's threshold belongs to that band; anything below every threshold (or NaN) gets the
@@ -197,8 +209,11 @@ def test_values_zen_cannot_take_do_not_silence_other_rules() -> None:
     """A NaN feature, a datetime and a numpy-like oddity make ZEN refuse the whole context: the context is
     made plain (NaN -> null) and the rules that do not read those values still decide."""
     ruleset = Ruleset.from_yaml(BASE)
-    odd = context(score=0.95, features={"card_nb_tx_1d": math.nan},
-                  event={"amount": 5000.0, "at": datetime(2026, 11, 1, tzinfo=UTC), "big": 2**80})
+    odd = context(
+        score=0.95,
+        features={"card_nb_tx_1d": math.nan},
+        event={"amount": 5000.0, "at": datetime(2026, 11, 1, tzinfo=UTC), "big": 2**80},
+    )
     verdict = ruleset.evaluate(odd)
     assert [h.rule_id for h in verdict.hits] == ["very_high_score", "big_amount"]
     assert verdict.hits[1].reason == "amount 5000 on card with nan payments today"
@@ -216,10 +231,24 @@ def test_any_mapping_is_a_context() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.95, "0.95"), (0.123456, "0.123"), (0.000123456, "0.000123"), (5000.0, "5000"), (1234.56789, "1234.568"),
-     (-2.5, "-2.5"), (3, "3"), (True, "true"), (None, "?"), (["amount", "is_night"], "amount, is_night"),
-     ("FR", "FR"), (1e-12, "1e-12"), (0.9996, "0.9996"), (0.99999999, "0.99999999"), (-0.9995, "-0.9995"),
-     (0.9999999999, "1")],
+    [
+        (0.95, "0.95"),
+        (0.123456, "0.123"),
+        (0.000123456, "0.000123"),
+        (5000.0, "5000"),
+        (1234.56789, "1234.568"),
+        (-2.5, "-2.5"),
+        (3, "3"),
+        (True, "true"),
+        (None, "?"),
+        (["amount", "is_night"], "amount, is_night"),
+        ("FR", "FR"),
+        (1e-12, "1e-12"),
+        (0.9996, "0.9996"),
+        (0.99999999, "0.99999999"),
+        (-0.9995, "-0.9995"),
+        (0.9999999999, "1"),
+    ],
 )
 def test_values_render_readably(value: Any, text: str) -> None:
     """Numbers as an analyst would write them (no 5000.0, no 0.9500000001), lists joined, null as '?'."""
@@ -265,30 +294,61 @@ def test_a_reason_never_reaches_attributes() -> None:
     ("change", "expected"),
     [
         pytest.param(("rules:", "rules: [\n"), "not valid YAML at line 13, column 3", id="yaml-syntax"),
-        pytest.param(("    then: decline", "    then: decline\n    then: review"), "duplicate key 'then'",
-                     id="yaml-duplicate-key"),
-        pytest.param(("version: \"2026.11.1\"\n", ""), "missing key 'version'", id="missing-top-key"),
-        pytest.param(("default: approve", "default: approve\nrulez: []"), "unknown key 'rulez' (did you mean 'rules'?)",
-                     id="unknown-top-key"),
-        pytest.param(("version: \"2026.11.1\"", "version: 2026.10"), "version must be text: quote it",
-                     id="version-not-text"),
+        pytest.param(
+            ("    then: decline", "    then: decline\n    then: review"),
+            "duplicate key 'then'",
+            id="yaml-duplicate-key",
+        ),
+        pytest.param(('version: "2026.11.1"\n', ""), "missing key 'version'", id="missing-top-key"),
+        pytest.param(
+            ("default: approve", "default: approve\nrulez: []"),
+            "unknown key 'rulez' (did you mean 'rules'?)",
+            id="unknown-top-key",
+        ),
+        pytest.param(
+            ('version: "2026.11.1"', "version: 2026.10"), "version must be text: quote it", id="version-not-text"
+        ),
         pytest.param(("service: fraud", "service: [fraud]"), "service must be a non-empty text", id="service-not-text"),
-        pytest.param(("outcomes: [approve, review, decline]", "outcomes: []"), "outcomes must be a non-empty list",
-                     id="outcomes-empty"),
-        pytest.param(("outcomes: [approve, review, decline]", "outcomes: [approve, review, review, decline]"),
-                     "outcomes are listed twice: review", id="outcomes-duplicated"),
-        pytest.param(("default: approve", "default: allow"), "default 'allow' is not one of the outcomes",
-                     id="default-not-an-outcome"),
-        pytest.param(("explain_from_score: 0.2", "explain_from_score: high"), "explain_from_score must be a number",
-                     id="explain-not-a-number"),
-        pytest.param(("{name: medium, min_score: 0.3}", "{name: medium, min_score: 0.8}"),
-                     "bands must be listed from the highest min_score down", id="bands-not-descending"),
-        pytest.param(("{name: low, min_score: 0.0}", "{name: low, min_score: 0.1}"),
-                     "the last band must start at min_score 0", id="bands-not-covering-zero"),
-        pytest.param(("{name: medium, min_score: 0.3}", "{name: high, min_score: 0.3}"),
-                     "band high: the name is used twice", id="band-name-twice"),
-        pytest.param(("{name: low, min_score: 0.0}", "{name: low, min_score: 0.0, max_score: 0.3}"),
-                     "band low: unknown key 'max_score'", id="band-unknown-key"),
+        pytest.param(
+            ("outcomes: [approve, review, decline]", "outcomes: []"),
+            "outcomes must be a non-empty list",
+            id="outcomes-empty",
+        ),
+        pytest.param(
+            ("outcomes: [approve, review, decline]", "outcomes: [approve, review, review, decline]"),
+            "outcomes are listed twice: review",
+            id="outcomes-duplicated",
+        ),
+        pytest.param(
+            ("default: approve", "default: allow"),
+            "default 'allow' is not one of the outcomes",
+            id="default-not-an-outcome",
+        ),
+        pytest.param(
+            ("explain_from_score: 0.2", "explain_from_score: high"),
+            "explain_from_score must be a number",
+            id="explain-not-a-number",
+        ),
+        pytest.param(
+            ("{name: medium, min_score: 0.3}", "{name: medium, min_score: 0.8}"),
+            "bands must be listed from the highest min_score down",
+            id="bands-not-descending",
+        ),
+        pytest.param(
+            ("{name: low, min_score: 0.0}", "{name: low, min_score: 0.1}"),
+            "the last band must start at min_score 0",
+            id="bands-not-covering-zero",
+        ),
+        pytest.param(
+            ("{name: medium, min_score: 0.3}", "{name: high, min_score: 0.3}"),
+            "band high: the name is used twice",
+            id="band-name-twice",
+        ),
+        pytest.param(
+            ("{name: low, min_score: 0.0}", "{name: low, min_score: 0.0, max_score: 0.3}"),
+            "band low: unknown key 'max_score'",
+            id="band-unknown-key",
+        ),
         pytest.param(("bands:", "bands: []\nold_bands:"), "bands must be a non-empty list", id="bands-empty"),
         pytest.param(("rules:", "rules: {}\nold_rules:"), "rules must be a list", id="rules-not-a-list"),
     ],
@@ -304,27 +364,53 @@ def test_invalid_ruleset_documents_fail_at_load(change: tuple[str, str], expecte
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        pytest.param(('when: "event.amount > 1000"', 'whenn: "event.amount > 1000"'),
-                     "rule big_amount: unknown key 'whenn' (did you mean 'when'?)", id="unknown-rule-key"),
-        pytest.param(('    when: "event.amount > 1000"\n', ""), "rule big_amount: missing key 'when'",
-                     id="missing-rule-key"),
-        pytest.param(("id: big_amount", "id: very_high_score"),
-                     "rule very_high_score: the id is used twice (rules #1 and #2)", id="duplicate-id"),
-        pytest.param(("id: big_amount", "id: Big-Amount"), "rule Big-Amount: id must match [a-z0-9_]+",
-                     id="bad-id-pattern"),
-        pytest.param(("then: decline", "then: block"), "rule very_high_score: then 'block' is not one of the outcomes",
-                     id="then-not-an-outcome"),
-        pytest.param(('when: "score >= 0.9"', 'when: "score >= "'),
-                     "rule very_high_score: `score >= ` is not a valid expression: parserError: "
-                     "Unexpected end of unary expression at (8, 8)", id="when-syntax-error"),
-        pytest.param(('when: "score >= 0.9"', "when: 0.9"), "rule very_high_score: when must be a non-empty ZEN",
-                     id="when-not-text"),
-        pytest.param(("description: The model is confident", "description: [a, b]"),
-                     "rule very_high_score: description must be text", id="description-not-text"),
-        pytest.param(('reason: "fraud score {score} is at or above 0.9"', 'reason: "score {score:.2f}"'),
-                     "rule very_high_score: reason template: {score:.2f}: format specs", id="reason-format-spec"),
-        pytest.param(("- id: big_amount", "- just text\n  - id: big_amount"), "rule #2 must be a mapping",
-                     id="rule-not-a-mapping"),
+        pytest.param(
+            ('when: "event.amount > 1000"', 'whenn: "event.amount > 1000"'),
+            "rule big_amount: unknown key 'whenn' (did you mean 'when'?)",
+            id="unknown-rule-key",
+        ),
+        pytest.param(
+            ('    when: "event.amount > 1000"\n', ""), "rule big_amount: missing key 'when'", id="missing-rule-key"
+        ),
+        pytest.param(
+            ("id: big_amount", "id: very_high_score"),
+            "rule very_high_score: the id is used twice (rules #1 and #2)",
+            id="duplicate-id",
+        ),
+        pytest.param(
+            ("id: big_amount", "id: Big-Amount"), "rule Big-Amount: id must match [a-z0-9_]+", id="bad-id-pattern"
+        ),
+        pytest.param(
+            ("then: decline", "then: block"),
+            "rule very_high_score: then 'block' is not one of the outcomes",
+            id="then-not-an-outcome",
+        ),
+        pytest.param(
+            ('when: "score >= 0.9"', 'when: "score >= "'),
+            "rule very_high_score: `score >= ` is not a valid expression: parserError: "
+            "Unexpected end of unary expression at (8, 8)",
+            id="when-syntax-error",
+        ),
+        pytest.param(
+            ('when: "score >= 0.9"', "when: 0.9"),
+            "rule very_high_score: when must be a non-empty ZEN",
+            id="when-not-text",
+        ),
+        pytest.param(
+            ("description: The model is confident", "description: [a, b]"),
+            "rule very_high_score: description must be text",
+            id="description-not-text",
+        ),
+        pytest.param(
+            ('reason: "fraud score {score} is at or above 0.9"', 'reason: "score {score:.2f}"'),
+            "rule very_high_score: reason template: {score:.2f}: format specs",
+            id="reason-format-spec",
+        ),
+        pytest.param(
+            ("- id: big_amount", "- just text\n  - id: big_amount"),
+            "rule #2 must be a mapping",
+            id="rule-not-a-mapping",
+        ),
     ],
 )
 def test_invalid_rules_fail_at_load_naming_the_rule(change: tuple[str, str], expected: str) -> None:
@@ -338,12 +424,17 @@ def test_invalid_rules_fail_at_load_naming_the_rule(change: tuple[str, str], exp
 @pytest.mark.parametrize(
     ("when", "expected"),
     [
-        pytest.param("features.card_nb_tx_1dd > 3",
-                     r"rule big_amount: `features.card_nb_tx_1dd > 3` fails on the sample context "
-                     r"\(Opcode Compare: Unsupported type\).*misspelt.*features\.card_nb_tx_1d", id="error-on-null"),
-        pytest.param("features.card_nb_tx_1dd",
-                     r"rule big_amount: `features.card_nb_tx_1dd` gives null instead of true or false.*misspelt",
-                     id="null"),
+        pytest.param(
+            "features.card_nb_tx_1dd > 3",
+            r"rule big_amount: `features.card_nb_tx_1dd > 3` fails on the sample context "
+            r"\(Opcode Compare: Unsupported type\).*misspelt.*features\.card_nb_tx_1d",
+            id="error-on-null",
+        ),
+        pytest.param(
+            "features.card_nb_tx_1dd",
+            r"rule big_amount: `features.card_nb_tx_1dd` gives null instead of true or false.*misspelt",
+            id="null",
+        ),
         pytest.param("score * 2", r"rule big_amount: `score \* 2` gives 0.2 instead of true or false", id="number"),
     ],
 )
@@ -379,9 +470,11 @@ def test_a_document_of_the_wrong_shape_is_refused(text: str, expected: str) -> N
 def test_all_problems_are_reported_at_once() -> None:
     """Independent mistakes across the document, the rules and the sample check are all named in one error,
     so an analyst fixes them in one go."""
-    text = (BASE.replace("then: decline", "then: block")
-            .replace('when: "event.amount > 1000"', 'when: "event.amout > 1000"')
-            .replace("default: approve", "default: allow"))
+    text = (
+        BASE.replace("then: decline", "then: block")
+        .replace('when: "event.amount > 1000"', 'when: "event.amout > 1000"')
+        .replace("default: approve", "default: allow")
+    )
     problems = problems_of(text)
     assert len(problems) == 3
     assert problems[0].startswith("default 'allow'")
@@ -390,14 +483,14 @@ def test_all_problems_are_reported_at_once() -> None:
 
 
 def test_load_names_the_file_and_refuses_an_unreadable_one(tmp_path: Path) -> None:
-    """`load` reads a file and names it in every problem; a missing file is an InvalidRuleset, not an OSError."""
+    """`load` reads a file and names it in every problem; a missing file is an InvalidRulesetError, not an OSError."""
     path = tmp_path / "rules.yaml"
     path.write_text(BASE, encoding="utf-8")
     assert Ruleset.load(path, sample_context=SAMPLE) == Ruleset.from_yaml(BASE)
     path.write_text(BASE.replace("then: decline", "then: block"), encoding="utf-8")
-    with pytest.raises(InvalidRuleset, match=rf"^{re.escape(str(path))}: rule very_high_score: then 'block'"):
+    with pytest.raises(InvalidRulesetError, match=rf"^{re.escape(str(path))}: rule very_high_score: then 'block'"):
         Ruleset.load(path)
-    with pytest.raises(InvalidRuleset, match="cannot be read"):
+    with pytest.raises(InvalidRulesetError, match="cannot be read"):
         Ruleset.load(tmp_path / "absent.yaml")
 
 
@@ -406,8 +499,9 @@ def test_the_documented_example_is_a_valid_ruleset() -> None:
     readme = (Path(__file__).parents[2] / "shared" / "rules" / "README.md").read_text(encoding="utf-8")
     example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     ruleset = Ruleset.from_yaml(example, source="README.md", sample_context=SAMPLE)
-    busy = context(score=0.5, band="medium", event={"amount": 800.0}, features={"card_nb_tx_1d": 9.0},
-                   reasons=["amount"])
+    busy = context(
+        score=0.5, band="medium", event={"amount": 800.0}, features={"card_nb_tx_1d": 9.0}, reasons=["amount"]
+    )
     verdict = ruleset.evaluate(busy)
     assert verdict.outcome == "review"
     assert [h.reason for h in verdict.hits] == ["9 payments today, this one for 800", "explained_by_amount"]
@@ -415,7 +509,7 @@ def test_the_documented_example_is_a_valid_ruleset() -> None:
 
 def test_the_fraud_ruleset_shipped_with_the_service_loads() -> None:
     """services/fraud_detection/rules.yaml is valid against the real context shape."""
-    from services.fraud_detection.scoring import DEFINITION
+    from services.fraud_detection.service import DEFINITION
     from shared.runtime import load_ruleset
 
     ruleset = load_ruleset(DEFINITION)
@@ -428,8 +522,9 @@ def test_the_fraud_ruleset_shipped_with_the_service_loads() -> None:
 def test_digest_follows_the_content_not_the_layout() -> None:
     """Same content, same digest, even with comments, flow style and 0 for 0.0; a changed threshold or a
     changed reason gives another digest."""
-    relaid = ("# analysts' notes\n" + BASE.replace("{name: low, min_score: 0.0}", "{min_score: 0, name: low}")
-              .replace("outcomes: [approve, review, decline]", "outcomes:\n  - approve\n  - review\n  - decline"))
+    relaid = "# analysts' notes\n" + BASE.replace("{name: low, min_score: 0.0}", "{min_score: 0, name: low}").replace(
+        "outcomes: [approve, review, decline]", "outcomes:\n  - approve\n  - review\n  - decline"
+    )
     digest = Ruleset.from_yaml(BASE).digest
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     assert Ruleset.from_yaml(relaid).digest == digest

@@ -12,11 +12,17 @@ from shared.settings import Settings
 
 def test_environment_values_are_read_and_normalised() -> None:
     """Every documented variable reaches the frozen settings object, keys trimmed and split."""
-    settings = Settings.from_env({
-        "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "RISK_MODEL_DIR": "/m", "RISK_STATE_URL": "redis://r:6379/1",
-        "RISK_API_KEYS": " a , b,,", "RISK_PSEUDONYM_KEY": "secret", "RISK_LOG_LEVEL": "debug",
-        "RISK_MAX_BATCH_EVENTS": "20",
-    })
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+            "RISK_MODEL_DIR": "/m",
+            "RISK_STATE_URL": "redis://r:6379/1",
+            "RISK_API_KEYS": " a , b,,",
+            "RISK_PSEUDONYM_KEY": "secret",
+            "RISK_LOG_LEVEL": "debug",
+            "RISK_MAX_BATCH_EVENTS": "20",
+        }
+    )
     assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
     assert settings.model_dir == Path("/m")
     assert settings.api_keys == ("a", "b") and settings.auth_required
@@ -42,8 +48,13 @@ def test_secrets_are_not_in_the_repr() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("RISK_MAX_BATCH_EVENTS", "many"), ("RISK_MAX_BATCH_EVENTS", "0"), ("RISK_STATE_URL", "memcached://x"),
-     ("RISK_LOG_LEVEL", "LOUD"), ("KAFKA_BOOTSTRAP_SERVERS", " ")],
+    [
+        ("RISK_MAX_BATCH_EVENTS", "many"),
+        ("RISK_MAX_BATCH_EVENTS", "0"),
+        ("RISK_STATE_URL", "memcached://x"),
+        ("RISK_LOG_LEVEL", "LOUD"),
+        ("KAFKA_BOOTSTRAP_SERVERS", " "),
+    ],
 )
 def test_bad_values_fail_fast_naming_the_variable(variable: str, value: str) -> None:
     """A wrong value stops start-up with the variable's name in the message."""

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from catboost import CatBoost, CatBoostClassifier, CatBoostRegressor, Pool, sum_models
 
-from services.fraud_detection.scoring import DEFINITION
+from services.fraud_detection.service import DEFINITION
 from shared.modeling.explain import top_contributions
 from shared.modeling.registry import ModelRegistry
 from shared.modeling.trees import ObliviousForest, TreeModel
@@ -61,15 +61,18 @@ def test_fraud_model_is_compiled_and_agrees_with_catboost(fraud_model: TreeModel
     assert fraud_model.forest is not None and fraud_model.forest.numeric
     assert_same_as_catboost(fraud_model.catboost, fraud_rows)
     probabilities = np.asarray(fraud_model.catboost.predict(fraud_rows, prediction_type="Probability"))[:, 1]
-    np.testing.assert_allclose(fraud_model.probability(frame(fraud_model, fraud_rows)), probabilities, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        fraud_model.probability(frame(fraud_model, fraud_rows)), probabilities, rtol=0, atol=1e-12
+    )
 
 
 def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
     together = fraud_model.raw(frame(fraud_model, fraud_rows))  # crosses chunk boundaries too
     alone = np.array([fraud_model.raw(frame(fraud_model, fraud_rows[i : i + 1]))[0] for i in range(0, 3000, 37)])
     assert np.array_equal(alone, together[::37])
-    assert np.array_equal(fraud_model.shap(frame(fraud_model, fraud_rows[5:6]))[0],
-                          fraud_model.shap(frame(fraud_model, fraud_rows))[5])
+    assert np.array_equal(
+        fraud_model.shap(frame(fraud_model, fraud_rows[5:6]))[0], fraud_model.shap(frame(fraud_model, fraud_rows))[5]
+    )
 
 
 def test_top_contributions_are_catboosts(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
@@ -88,16 +91,30 @@ def test_trees_of_several_depths_repeated_features_and_missing_values(nan_mode: 
     x = rng.normal(size=(1500, 5))
     y = ((x[:, 0] > 0.3) ^ (x[:, 1] * x[:, 0] > 0.2) | (x[:, 2] > 1.5)).astype(int)
     x[rng.random(x.shape) < 0.1] = np.nan
-    deep, shallow = (CatBoostClassifier(iterations=40, depth=depth, learning_rate=0.3, nan_mode=nan_mode, verbose=0,
-                                        random_seed=1, thread_count=1, l2_leaf_reg=0.1).fit(x, y) for depth in (6, 2))
+    deep, shallow = (
+        CatBoostClassifier(
+            iterations=40,
+            depth=depth,
+            learning_rate=0.3,
+            nan_mode=nan_mode,
+            verbose=0,
+            random_seed=1,
+            thread_count=1,
+            l2_leaf_reg=0.1,
+        ).fit(x, y)
+        for depth in (6, 2)
+    )
     model = sum_models([deep, shallow], weights=[0.7, 0.3])
     forest = ObliviousForest.from_catboost(model)
     assert forest is not None
     real_levels = forest.split_features < 5
     assert (~real_levels).any(), "some trees should be shallower than the deepest"
-    assert any(len(set(tree[mask])) < mask.sum() for tree, mask in zip(forest.split_features, real_levels, strict=True)), \
-        "some tree should split one feature at two levels"
-    assert (forest.leaf_weights[np.broadcast_to(real_levels.all(axis=1)[:, None], forest.leaf_weights.shape)] == 0).any()
+    assert any(
+        len(set(tree[mask])) < mask.sum() for tree, mask in zip(forest.split_features, real_levels, strict=True)
+    ), "some tree should split one feature at two levels"
+    assert (
+        forest.leaf_weights[np.broadcast_to(real_levels.all(axis=1)[:, None], forest.leaf_weights.shape)] == 0
+    ).any()
     probe = rng.normal(size=(800, 5)) * 2
     probe[rng.random(probe.shape) < 0.2] = np.nan
     assert_same_as_catboost(model, probe)
@@ -115,18 +132,36 @@ def test_one_hot_categories_take_catboosts_leaves_and_the_forests_tables() -> No
     """A Poisson model with one-hot categorical splits (as the claims model has): CatBoost finds the leaves
     (it hashes the categories, unseen ones included), the tables give the same raw score and SHAP values."""
     rng = np.random.default_rng(6)
-    data = pd.DataFrame({"area": rng.choice(list("ABCDEF"), 3000), "power": rng.integers(4, 15, 3000).astype(float),
-                         "brand": rng.choice([f"B{i}" for i in range(1, 8)], 3000), "age": rng.uniform(18, 90, 3000)})
-    rate = np.exp(-2 + 0.3 * (data["area"] > "C") + 0.05 * data["power"] - 0.01 * data["age"] + 0.4 * (data["brand"] == "B3"))
-    model = CatBoostRegressor(iterations=60, depth=4, loss_function="Poisson", one_hot_max_size=10, verbose=0,
-                              random_seed=0, thread_count=1, cat_features=["area", "brand"]).fit(data, rng.poisson(rate))
+    data = pd.DataFrame(
+        {
+            "area": rng.choice(list("ABCDEF"), 3000),
+            "power": rng.integers(4, 15, 3000).astype(float),
+            "brand": rng.choice([f"B{i}" for i in range(1, 8)], 3000),
+            "age": rng.uniform(18, 90, 3000),
+        }
+    )
+    rate = np.exp(
+        -2 + 0.3 * (data["area"] > "C") + 0.05 * data["power"] - 0.01 * data["age"] + 0.4 * (data["brand"] == "B3")
+    )
+    model = CatBoostRegressor(
+        iterations=60,
+        depth=4,
+        loss_function="Poisson",
+        one_hot_max_size=10,
+        verbose=0,
+        random_seed=0,
+        thread_count=1,
+        cat_features=["area", "brand"],
+    ).fit(data, rng.poisson(rate))
     compiled = TreeModel(model)
     assert compiled.forest is not None and not compiled.forest.numeric
     probe = data.sample(400, random_state=1).reset_index(drop=True)
     probe.loc[:9, "brand"] = "never seen"
     expected = np.asarray(model.predict(Pool(probe, cat_features=["area", "brand"]), prediction_type="RawFormulaVal"))
     np.testing.assert_allclose(compiled.raw(probe), expected, rtol=0, atol=TOLERANCE)
-    reference = np.asarray(model.get_feature_importance(Pool(probe, cat_features=["area", "brand"]), type="ShapValues"))[:, :-1]
+    reference = np.asarray(
+        model.get_feature_importance(Pool(probe, cat_features=["area", "brand"]), type="ShapValues")
+    )[:, :-1]
     np.testing.assert_allclose(compiled.shap(probe), reference, rtol=0, atol=TOLERANCE)
     assert np.abs(reference[:, [0, 2]]).max() > 0.01, "the categories must carry weight in this model"
 
@@ -134,11 +169,13 @@ def test_one_hot_categories_take_catboosts_leaves_and_the_forests_tables() -> No
 def test_models_it_cannot_evaluate_exactly_are_left_to_catboost() -> None:
     data = pd.DataFrame({"colour": ["red", "blue", "green", "grey", "pink"] * 60, "size": np.arange(300.0)})
     labels = (data["size"] % 3 == 0).astype(int)
-    with_ctrs = CatBoostClassifier(iterations=10, depth=2, verbose=0, one_hot_max_size=2,
-                                   cat_features=["colour"]).fit(data, labels)
+    with_ctrs = CatBoostClassifier(iterations=10, depth=2, verbose=0, one_hot_max_size=2, cat_features=["colour"]).fit(
+        data, labels
+    )
     assert ObliviousForest.from_catboost(with_ctrs) is None
     multiclass = CatBoostClassifier(iterations=10, depth=2, verbose=0, loss_function="MultiClass").fit(
-        data[["size"]], data["size"] % 3)
+        data[["size"]], data["size"] % 3
+    )
     assert ObliviousForest.from_catboost(multiclass) is None
 
 
@@ -146,7 +183,8 @@ def test_a_model_of_other_trees_is_served_by_catboost_itself() -> None:
     rng = np.random.default_rng(5)
     x = rng.normal(size=(500, 4))
     depthwise = CatBoostClassifier(iterations=20, depth=3, grow_policy="Depthwise", verbose=0, random_seed=0).fit(
-        x, (x[:, 0] + x[:, 1] > 0).astype(int))
+        x, (x[:, 0] + x[:, 1] > 0).astype(int)
+    )
     model = TreeModel(depthwise)
     assert model.forest is None
     probe = rng.normal(size=(50, 4))

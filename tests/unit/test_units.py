@@ -16,8 +16,13 @@ class Labs(Schema):
 
 @pytest.mark.parametrize(
     ("value", "unit", "analyte", "mg_dl"),
-    [(5.0, "mmol/L", "cholesterol", 193.35), (193.35, "mg/dL", "cholesterol", 193.35),
-     (7.0, "mmol/L", "glucose", 126.1092), (11.1, "mmol/L", "glucose", 199.97316), (1.0, "mmol/L", "glucose", 18.0156)],
+    [
+        (5.0, "mmol/L", "cholesterol", 193.35),
+        (193.35, "mg/dL", "cholesterol", 193.35),
+        (7.0, "mmol/L", "glucose", 126.1092),
+        (11.1, "mmol/L", "glucose", 199.97316),
+        (1.0, "mmol/L", "glucose", 18.0156),
+    ],
 )
 def test_conversion_to_mg_dl(value: float, unit: str, analyte: str, mg_dl: float) -> None:
     """The diagnostic thresholds land where clinicians expect: 7.0 mmol/L glucose is 126 mg/dL, 11.1 is 200."""
@@ -32,8 +37,8 @@ def test_round_trip(analyte: str) -> None:
 
 def test_factors_are_the_molar_masses() -> None:
     """mg/dL per mmol/L is the molar mass in g/mol over 10: glucose 180.156, cholesterol 386.65 (38.67 rounded)."""
-    assert GLUCOSE_MG_DL_PER_MMOL_L == pytest.approx(180.156 / 10)
-    assert CHOLESTEROL_MG_DL_PER_MMOL_L == pytest.approx(386.65 / 10, abs=0.01)
+    assert pytest.approx(180.156 / 10) == GLUCOSE_MG_DL_PER_MMOL_L
+    assert pytest.approx(386.65 / 10, abs=0.01) == CHOLESTEROL_MG_DL_PER_MMOL_L
 
 
 def test_unknown_unit_is_an_error_not_a_guess() -> None:
@@ -49,13 +54,15 @@ def test_measurement_loads_either_unit_into_mg_dl_and_dumps_mg_dl() -> None:
 
 @pytest.mark.parametrize(
     ("given", "path"),
-    [({"value": 5.2}, ("cholesterol", "unit")),
-     ({"value": 5.2, "unit": "mmol/l "}, ("cholesterol", "unit")),
-     ({"value": 5.2, "unit": None}, ("cholesterol", "unit")),
-     ({"unit": "mg/dL"}, ("cholesterol", "value")),
-     ({"value": "high", "unit": "mg/dL"}, ("cholesterol", "value")),
-     ({"value": 5.2, "unit": "mmol/L", "lab": "x"}, ("cholesterol", "lab")),
-     (5.2, ("cholesterol", "_schema"))],
+    [
+        ({"value": 5.2}, ("cholesterol", "unit")),
+        ({"value": 5.2, "unit": "mmol/l "}, ("cholesterol", "unit")),
+        ({"value": 5.2, "unit": None}, ("cholesterol", "unit")),
+        ({"unit": "mg/dL"}, ("cholesterol", "value")),
+        ({"value": "high", "unit": "mg/dL"}, ("cholesterol", "value")),
+        ({"value": 5.2, "unit": "mmol/L", "lab": "x"}, ("cholesterol", "lab")),
+        (5.2, ("cholesterol", "_schema")),
+    ],
 )
 def test_missing_or_unknown_unit_names_the_field(given: object, path: tuple[str, str]) -> None:
     with pytest.raises(ValidationError) as error:

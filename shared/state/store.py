@@ -43,7 +43,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
-from shared.errors import ConfigurationError, NotReady
+from shared.errors import ConfigurationError, NotReadyError
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -103,7 +103,7 @@ class StateStore(Protocol):
         ...
 
     def ping(self) -> None:
-        """Raise NotReady when the store cannot be used (readiness probes call this)."""
+        """Raise NotReadyError when the store cannot be used (readiness probes call this)."""
         ...
 
     def close(self) -> None:
@@ -283,15 +283,15 @@ def _open_sqlite(path: Path, busy_timeout_seconds: float, owner: object) -> _Sql
 @contextmanager
 def _sqlite_unavailable_as_not_ready(path: Path) -> Iterator[None]:
     """Operational failures (unwritable directory, locked too long, not a database) are the store being
-    unusable: NotReady, which HTTP answers with 503. Programming errors keep their own type."""
+    unusable: NotReadyError, which HTTP answers with 503. Programming errors keep their own type."""
     try:
         yield
     except (OSError, sqlite3.OperationalError) as error:
-        raise NotReady(f"state store {path}: {error}") from error
+        raise NotReadyError(f"state store {path}: {error}") from error
     except sqlite3.DatabaseError as error:
         if type(error) is not sqlite3.DatabaseError:
             raise
-        raise NotReady(f"state store {path}: {error}") from error
+        raise NotReadyError(f"state store {path}: {error}") from error
 
 
 class SqliteStateStore:
@@ -378,8 +378,11 @@ class SqliteStateStore:
         outside the machine-wide writer lock, which other processes' writes are waiting for."""
         _check_batches(batches)
         _check_queries(queries)
-        rows = [(namespace, key, r.ts, r.id, r.value, None if r.label is None else int(r.label))
-                for namespace, items in batches.items() for key, r in items]
+        rows = [
+            (namespace, key, r.ts, r.id, r.value, None if r.label is None else int(r.label))
+            for namespace, items in batches.items()
+            for key, r in items
+        ]
         if rows:
             with self._writing() as db:
                 db.executemany(
@@ -389,8 +392,10 @@ class SqliteStateStore:
         if not any(queries.values()):
             return {namespace: [] for namespace in queries}
         with self._reading() as db:
-            return {namespace: [_sqlite_totals(db, namespace, query) for query in asked]
-                    for namespace, asked in queries.items()}
+            return {
+                namespace: [_sqlite_totals(db, namespace, query) for query in asked]
+                for namespace, asked in queries.items()
+            }
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)
@@ -409,8 +414,10 @@ class SqliteStateStore:
         while True:
             with self._writing() as db:
                 doomed = _oldest_rows(db, namespace, before, resume)
-                db.executemany("DELETE FROM records WHERE namespace = ? AND key = ? AND ts = ? AND id = ?",
-                               [(namespace, *row) for row in doomed])
+                db.executemany(
+                    "DELETE FROM records WHERE namespace = ? AND key = ? AND ts = ? AND id = ?",
+                    [(namespace, *row) for row in doomed],
+                )
             removed += len(doomed)
             if len(doomed) < _PRUNE_CHUNK:
                 return removed
@@ -621,9 +628,13 @@ def _script(text: str) -> _Script:
     return _Script(text, hashlib.sha1(text.encode()).hexdigest())
 
 
-_SCRIPTS = {"append": _script(_APPEND), "fetch": _script(_FETCH), "totals": _script(_TOTALS),
-            "set_labels": _script(_SET_LABELS),
-            "prune": _script(_PRUNE)}
+_SCRIPTS = {
+    "append": _script(_APPEND),
+    "fetch": _script(_FETCH),
+    "totals": _script(_TOTALS),
+    "set_labels": _script(_SET_LABELS),
+    "prune": _script(_PRUNE),
+}
 # (script name, keys, arguments): one EVALSHA
 _Call = tuple[str, Sequence[str], Sequence[str | int]]
 _REDIS_CHUNK = 200  # records, keys or labels per script call: long scripts would block every other client
@@ -649,8 +660,13 @@ def _records(flat: list[str]) -> list[Record]:
 
 
 def _totals_arguments(query: WindowQuery) -> list[str | int]:
-    return [len(query.lower_bounds), repr(float(query.until)), "0" if query.until_id is None else "1",
-            query.until_id or "", *(repr(float(bound)) for bound in query.lower_bounds)]
+    return [
+        len(query.lower_bounds),
+        repr(float(query.until)),
+        "0" if query.until_id is None else "1",
+        query.until_id or "",
+        *(repr(float(bound)) for bound in query.lower_bounds),
+    ]
 
 
 def _totals(reply: list[Any]) -> list[WindowTotals]:
@@ -684,7 +700,9 @@ class RedisStateStore:
         few and short, so a readiness probe or a request fails within seconds when Redis is gone."""
         if self._client is None or self._pid != os.getpid():
             self._client = redis.Redis.from_url(
-                self.url, socket_timeout=5, socket_connect_timeout=2,
+                self.url,
+                socket_timeout=5,
+                socket_connect_timeout=2,
                 retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
             )
             self._pid = os.getpid()
@@ -707,7 +725,7 @@ class RedisStateStore:
                     self._redis().script_load(script.text)
                 return self._send(calls)
         except _REDIS_UNAVAILABLE as error:
-            raise NotReady(f"state store {self.url}: {error}") from error
+            raise NotReadyError(f"state store {self.url}: {error}") from error
 
     def _send(self, calls: Sequence[_Call]) -> list[Any]:
         pipe = self._redis().pipeline(transaction=False)
@@ -720,8 +738,10 @@ class RedisStateStore:
         _check_time(since, until)
         unique = list(dict.fromkeys(keys))
         bounds = (f"({float(since)!r}", repr(float(until)))
-        calls = [("fetch", [name for key in chunk for name in self._entity(namespace, key)], bounds)
-                 for chunk in _chunks(unique)]
+        calls = [
+            ("fetch", [name for key in chunk for name in self._entity(namespace, key)], bounds)
+            for chunk in _chunks(unique)
+        ]
         replies = [records for reply in self._call(calls) for records in json.loads(reply)]
         return {key: _records(flat) for key, flat in zip(unique, replies, strict=True)}
 
@@ -738,28 +758,42 @@ class RedisStateStore:
         _check_batches(batches)
         _check_queries(queries)
         appends: list[_Call] = [
-            ("append", [self._index(namespace), *(name for key, _ in chunk for name in self._entity(namespace, key))],
-             [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)])
-            for namespace, items in batches.items() for chunk in _chunks(items)
+            (
+                "append",
+                [self._index(namespace), *(name for key, _ in chunk for name in self._entity(namespace, key))],
+                [arg for key, r in chunk for arg in (r.id, repr(float(r.ts)), _pack(r), key)],
+            )
+            for namespace, items in batches.items()
+            for chunk in _chunks(items)
         ]
         asked = [(namespace, query) for namespace, listed in queries.items() for query in listed if query.lower_bounds]
         totals: list[_Call] = [
-            ("totals", [name for namespace, query in chunk for name in self._entity(namespace, query.key)],
-             [arg for _, query in chunk for arg in _totals_arguments(query)])
+            (
+                "totals",
+                [name for namespace, query in chunk for name in self._entity(namespace, query.key)],
+                [arg for _, query in chunk for arg in _totals_arguments(query)],
+            )
             for chunk in _chunks(asked)
         ]
         replies = self._call(appends + totals) if appends or totals else []
-        answers = iter([answer for reply in replies[len(appends):] for answer in reply])
-        return {namespace: [_totals(next(answers)) if query.lower_bounds else [] for query in listed]
-                for namespace, listed in queries.items()}
+        answers = iter([answer for reply in replies[len(appends) :] for answer in reply])
+        return {
+            namespace: [_totals(next(answers)) if query.lower_bounds else [] for query in listed]
+            for namespace, listed in queries.items()
+        }
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)
-        self._call([
-            ("set_labels", [self._entity(namespace, key)[1] for key, _, _ in chunk],
-             [arg for _, record_id, label in chunk for arg in (record_id, int(label))])
-            for chunk in _chunks(items)
-        ])
+        self._call(
+            [
+                (
+                    "set_labels",
+                    [self._entity(namespace, key)[1] for key, _, _ in chunk],
+                    [arg for _, record_id, label in chunk for arg in (record_id, int(label))],
+                )
+                for chunk in _chunks(items)
+            ]
+        )
 
     def prune(self, namespace: str, before: float) -> int:
         """Visits only the entities the index says hold something older than `before`; each is pruned
@@ -772,19 +806,23 @@ class RedisStateStore:
             try:
                 candidates = self._redis().zrangebyscore(index, "-inf", below, start=0, num=_PRUNE_CANDIDATES)
             except _REDIS_UNAVAILABLE as error:
-                raise NotReady(f"state store {self.url}: {error}") from error
+                raise NotReadyError(f"state store {self.url}: {error}") from error
             if not candidates:
                 return removed
-            removed += sum(self._call([
-                ("prune", [*self._entity(namespace, member.decode()), index], [member.decode(), below])
-                for member in candidates
-            ]))
+            removed += sum(
+                self._call(
+                    [
+                        ("prune", [*self._entity(namespace, member.decode()), index], [member.decode(), below])
+                        for member in candidates
+                    ]
+                )
+            )
 
     def ping(self) -> None:
         try:
             self._redis().ping()
         except redis.RedisError as error:
-            raise NotReady(f"state store {self.url}: {error}") from error
+            raise NotReadyError(f"state store {self.url}: {error}") from error
 
     def close(self) -> None:
         client, self._client = self._client, None

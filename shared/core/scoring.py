@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 from marshmallow import Schema, ValidationError
 
-from shared.decision import DecisionSchema, fingerprint
-from shared.errors import ConfigurationError, InvalidInput
+from shared.core.decision import DecisionSchema, fingerprint
+from shared.errors import ConfigurationError, InvalidInputError
 from shared.events.topics import Topic
 from shared.features.featureset import FeatureSet
-from shared.features.state import StateStore
 from shared.modeling.explain import Contribution, top_contributions
 from shared.modeling.registry import ModelLoader, RegisteredModel, load_catboost
 from shared.privacy import pseudonymise
 from shared.rules.engine import Ruleset
+from shared.state import StateStore
 
 Event = dict[str, Any]
 History = Mapping[str, Sequence[Event]]
@@ -102,7 +102,11 @@ class ServiceDefinition:
 
 class ScoringCore:
     def __init__(
-        self, definition: ServiceDefinition, model: RegisteredModel, ruleset: Ruleset, pseudonym_key: bytes = b"",
+        self,
+        definition: ServiceDefinition,
+        model: RegisteredModel,
+        ruleset: Ruleset,
+        pseudonym_key: bytes = b"",
         challenger: RegisteredModel | None = None,
     ) -> None:
         if definition.personal_fields and not pseudonym_key:
@@ -119,12 +123,21 @@ class ScoringCore:
         self._features = list(definition.feature_set.features)
         self._categorical = list(definition.feature_set.categorical)
 
-    def replaced(self, model: RegisteredModel | None = None, ruleset: Ruleset | None = None,
-                 challenger: RegisteredModel | None | bool = False) -> ScoringCore:
+    def replaced(
+        self,
+        model: RegisteredModel | None = None,
+        ruleset: Ruleset | None = None,
+        challenger: RegisteredModel | bool | None = False,
+    ) -> ScoringCore:
         """The same core with another model, ruleset or challenger (False keeps the challenger, None drops it)."""
         kept = self.challenger if challenger is False else challenger
-        return ScoringCore(self.definition, model or self.model, ruleset or self.ruleset, self._pseudonym_key,
-                           kept if isinstance(kept, RegisteredModel) else None)
+        return ScoringCore(
+            self.definition,
+            model or self.model,
+            ruleset or self.ruleset,
+            self._pseudonym_key,
+            kept if isinstance(kept, RegisteredModel) else None,
+        )
 
     # ------------------------------------------------------------------ validation (the contract)
 
@@ -174,15 +187,20 @@ class ScoringCore:
         rows = [dict(zip(columns, values, strict=True)) for values in _plain_rows(features)]
         verdicts = self.ruleset.evaluate_many(
             [
-                {"event": s, "features": row, "score": float(score), "band": band, "measures": measure,
-                 "reasons": [c.feature for c in explained.get(i, [])]}
+                {
+                    "event": s,
+                    "features": row,
+                    "score": float(score),
+                    "band": band,
+                    "measures": measure,
+                    "reasons": [c.feature for c in explained.get(i, [])],
+                }
                 for i, (s, row, score, band, measure) in enumerate(
-                    zip(serialised, rows, scores, bands, measures, strict=True))
+                    zip(serialised, rows, scores, bands, measures, strict=True)
+                )
             ]
         )
-        unexplained = {
-            i for i, v in enumerate(verdicts) if v.outcome != self.ruleset.default and i not in explained
-        }
+        unexplained = {i for i, v in enumerate(verdicts) if v.outcome != self.ruleset.default and i not in explained}
         explained.update(self._explain(features, [i in unexplained for i in range(len(events))]))
 
         details = self.definition.details(events, features, prediction) if self.definition.details else None
@@ -222,21 +240,35 @@ class ScoringCore:
                 decision["shadow"] = shadow
         return decisions
 
-    def _shadow(self, features: pd.DataFrame, serialised: list[dict[str, Any]],
-                rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _shadow(
+        self, features: pd.DataFrame, serialised: list[dict[str, Any]], rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """The challenger's score and the decision the same rules would make of it (without reasons)."""
         assert self.challenger is not None
         prediction = self.definition.predict(self.challenger, features)
         measures = prediction.measures or [{}] * len(rows)
-        verdicts = self.ruleset.evaluate_many([
-            {"event": s, "features": row, "score": float(score), "band": self.ruleset.band_for(float(score)),
-             "measures": measure, "reasons": []}
-            for s, row, score, measure in zip(serialised, rows, prediction.scores, measures, strict=True)
-        ])
+        verdicts = self.ruleset.evaluate_many(
+            [
+                {
+                    "event": s,
+                    "features": row,
+                    "score": float(score),
+                    "band": self.ruleset.band_for(float(score)),
+                    "measures": measure,
+                    "reasons": [],
+                }
+                for s, row, score, measure in zip(serialised, rows, prediction.scores, measures, strict=True)
+            ]
+        )
         name = self.challenger.card.get("name", self.definition.name)
-        return [{"model": {"name": name, "version": self.challenger.version}, "score": float(score),
-                 "decision": verdict.outcome}
-                for score, verdict in zip(prediction.scores, verdicts, strict=True)]
+        return [
+            {
+                "model": {"name": name, "version": self.challenger.version},
+                "score": float(score),
+                "decision": verdict.outcome,
+            }
+            for score, verdict in zip(prediction.scores, verdicts, strict=True)
+        ]
 
     def _explain(self, features: pd.DataFrame, wanted: Sequence[bool]) -> dict[int, list[Contribution]]:
         """The top contributions of the wanted rows, over the model's features only (not the columns
@@ -265,19 +297,17 @@ class ScoringCore:
 def _plain_rows(frame: pd.DataFrame) -> list[list[Any]]:
     """Rows as lists of Python values, NaN as None (a missing value, e.g. no claim yet).
     (DataFrame.to_dict costs milliseconds a call; this, microseconds.)"""
-    return [
-        [None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in frame.to_numpy().tolist()
-    ]
+    return [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in frame.to_numpy().tolist()]
 
 
 def validate_event(schema: Schema, raw: object) -> Event:
-    """One raw event (parsed JSON) through a contract, or InvalidInput naming every field at fault."""
+    """One raw event (parsed JSON) through a contract, or InvalidInputError naming every field at fault."""
     if not isinstance(raw, Mapping):
-        raise InvalidInput({"_schema": ["the event must be a JSON object"]})
+        raise InvalidInputError({"_schema": ["the event must be a JSON object"]})
     try:
         return schema.load(raw)
     except ValidationError as error:
-        raise InvalidInput(_flatten(error.normalized_messages())) from None
+        raise InvalidInputError(_flatten(error.normalized_messages())) from None
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

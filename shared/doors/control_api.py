@@ -18,10 +18,10 @@ from flask import Flask, Response, g, jsonify, request
 
 from shared.control.announce import announce
 from shared.control.store import Change, ControlStore
-from shared.errors import Forbidden, InvalidInput
+from shared.core.scoring import ServiceDefinition
+from shared.errors import ForbiddenError, InvalidInputError
 from shared.modeling.registry import ModelRegistry
 from shared.runtime import parse_ruleset
-from shared.scoring import ServiceDefinition
 from shared.settings import Settings
 
 MAX_RULESET_BYTES = 256 * 1024
@@ -36,19 +36,23 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
     def identity() -> str:
         who = g.get("identity")
         if who is None:
-            raise Forbidden("maker-checker needs API identities: set RISK_API_KEYS (name:key entries)")
+            raise ForbiddenError("maker-checker needs API identities: set RISK_API_KEYS (name:key entries)")
         return str(who)
 
     def applied(change: Change) -> dict[str, Any]:
-        return {"change": asdict(change),
-                "announced": announce(settings.kafka_bootstrap_servers, change, f"/risk/{service}/http")}
+        return {
+            "change": asdict(change),
+            "announced": announce(settings.kafka_bootstrap_servers, change, f"/risk/{service}/http"),
+        }
 
     @app.post("/v1/control/rulesets")
     def propose_ruleset() -> tuple[Response, int]:
         who = identity()
         text = request.get_data(as_text=True)
         if not text.strip() or len(text) > MAX_RULESET_BYTES:
-            raise InvalidInput({"_body": [f"the body must be a ruleset in YAML, at most {MAX_RULESET_BYTES} bytes"]})
+            raise InvalidInputError(
+                {"_body": [f"the body must be a ruleset in YAML, at most {MAX_RULESET_BYTES} bytes"]}
+            )
         ruleset = parse_ruleset(definition, text, source="request body")
         return jsonify(asdict(store().propose_ruleset(service, ruleset, text, who))), 201
 
@@ -57,7 +61,7 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
         who = identity()
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("version"), str):
-            raise InvalidInput({"version": ["a model version from the registry is required"]})
+            raise InvalidInputError({"version": ["a model version from the registry is required"]})
         return jsonify(asdict(store().propose_promotion(service, body["version"], who))), 201
 
     @app.post("/v1/control/proposals/<proposal_id>/approve")
@@ -69,7 +73,7 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
         body = request.get_json(silent=True) or {}
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
-            raise InvalidInput({"reason": ["say why the proposal is refused"]})
+            raise InvalidInputError({"reason": ["say why the proposal is refused"]})
         return jsonify(asdict(store().refuse(service, proposal_id, identity(), reason)))
 
     @app.get("/v1/control/proposals")

@@ -13,10 +13,10 @@ from services.fraud_detection.features import (
     reason_text,
 )
 from services.fraud_detection.schemas import TransactionSchema
+from shared.core.scoring import Prediction, ServiceDefinition
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
 from shared.modeling.registry import RegisteredModel
 from shared.modeling.trees import load_tree_model
-from shared.scoring import Prediction, ServiceDefinition
 
 SERVICE = "fraud"
 

@@ -15,17 +15,24 @@ import structlog
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.control.http import register_control_routes
 from shared.control.listener import ControlListener
-from shared.errors import InvalidInput, ModelNotFound, NotReady, PayloadTooLarge, RiskError, Unauthorized
-from shared.features.state import StateStore, open_state_store
+from shared.core.scoring import ScoringCore, ServiceDefinition, validate_event
+from shared.doors.control_api import register_control_routes
+from shared.doors.openapi import build_openapi
+from shared.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    RiskError,
+    UnauthorizedError,
+)
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.modeling.report import REPORT_FILE
-from shared.openapi import build_openapi
 from shared.runtime import CoreHolder
-from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
+from shared.state import StateStore, open_state_store
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
@@ -59,7 +66,8 @@ class ServiceRuntime:
         """Apply ruleset and model changes as they are announced (gunicorn calls this in each worker)."""
         if self.control_listener is None:
             self.control_listener = ControlListener(
-                self.settings.kafka_bootstrap_servers, self.definition.name, self.holder.refresh).start()
+                self.settings.kafka_bootstrap_servers, self.definition.name, self.holder.refresh
+            ).start()
 
 
 def create_scoring_app(definition: ServiceDefinition, settings: Settings | None = None) -> Flask:
@@ -72,7 +80,7 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     app.extensions["risk_runtime"] = runtime
     try:
         runtime.core  # load the model now (gunicorn builds the app in each worker, after fork)
-    except ModelNotFound as error:
+    except ModelNotFoundError as error:
         log.warning("model_not_loaded", reason=str(error))
     openapi = build_openapi(definition, settings.max_batch_events)
 
@@ -85,7 +93,7 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         if settings.auth_required and request.path not in OPEN_PATHS:
             g.identity = settings.identity_of(request.headers.get("X-API-Key", ""))
             if g.identity is None:
-                raise Unauthorized("missing or unknown API key (X-API-Key header)")
+                raise UnauthorizedError("missing or unknown API key (X-API-Key header)")
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -96,22 +104,27 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if endpoint not in OPEN_PATHS:
             log.info(
-                "http_request", method=request.method, path=request.path, status=response.status_code,
-                latency_ms=round(elapsed * 1000, 3), event_ids=g.get("event_ids"),
-                entity_ids=g.get("entity_ids"), decisions=g.get("outcomes"),
+                "http_request",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                latency_ms=round(elapsed * 1000, 3),
+                event_ids=g.get("event_ids"),
+                entity_ids=g.get("entity_ids"),
+                decisions=g.get("outcomes"),
             )
         return response
 
     @app.errorhandler(RiskError)
     def _risk_error(error: RiskError) -> tuple[Response, int]:
-        if isinstance(error, InvalidInput):
+        if isinstance(error, InvalidInputError):
             REJECTED.labels(definition.name, "http").inc()
         return jsonify(error.to_dict()), error.http_status
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int]:
         if isinstance(error, RequestEntityTooLarge):
-            return _risk_error(PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes"))
+            return _risk_error(PayloadTooLargeError(f"the body is larger than {settings.max_body_bytes} bytes"))
         code = error.code or 500
         return jsonify({"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description}), code
 
@@ -142,7 +155,9 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     def model_report() -> Response:
         path = runtime.core.model.path / REPORT_FILE
         if not path.is_file():
-            raise ModelNotFound(f"model {runtime.core.model.version} has no evaluation report (trained before reports)")
+            raise ModelNotFoundError(
+                f"model {runtime.core.model.version} has no evaluation report (trained before reports)"
+            )
         return Response(path.read_bytes(), content_type="text/html; charset=utf-8")
 
     for path, (_, document) in definition.reference_documents.items():
@@ -159,12 +174,12 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         checks: dict[str, str] = {}
         try:
             checks["model"] = runtime.core.model.version
-        except ModelNotFound as error:
+        except ModelNotFoundError as error:
             checks["model"] = f"unavailable: {error}"
         try:
             runtime.store.ping()
             checks["state_store"] = "ok"
-        except NotReady as error:
+        except NotReadyError as error:
             checks["state_store"] = f"unavailable: {error}"
         ready = all(not v.startswith("unavailable") for v in checks.values())
         return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
@@ -188,23 +203,23 @@ def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, An
     except RecursionError:
         body = None
     if body is None:
-        raise InvalidInput({"_body": ["the body must be JSON (Content-Type: application/json)"]})
+        raise InvalidInputError({"_body": ["the body must be JSON (Content-Type: application/json)"]})
     schema = runtime.schema
     if isinstance(body, dict) and "events" in body:
         if set(body) != {"events"}:
-            raise InvalidInput({k: ["unknown field beside events"] for k in body if k != "events"})
+            raise InvalidInputError({k: ["unknown field beside events"] for k in body if k != "events"})
         raw_events = body["events"]
         if not isinstance(raw_events, list) or not raw_events:
-            raise InvalidInput({"events": ["must be a non-empty list of events"]})
+            raise InvalidInputError({"events": ["must be a non-empty list of events"]})
         if len(raw_events) > limit:
-            raise PayloadTooLarge(f"a batch holds at most {limit} events; this one has {len(raw_events)}")
+            raise PayloadTooLargeError(f"a batch holds at most {limit} events; this one has {len(raw_events)}")
         events, problems = [], {}
         for index, raw in enumerate(raw_events):
             try:
                 events.append(validate_event(schema, raw))
-            except InvalidInput as error:
+            except InvalidInputError as error:
                 problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
         if problems:
-            raise InvalidInput(problems)
+            raise InvalidInputError(problems)
         return events, False
     return [validate_event(schema, body)], True

@@ -18,11 +18,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from shared.batch.io import RecordWriter, read_chunks
-from shared.errors import InvalidInput
+from shared.core.scoring import ScoringCore, validate_event
+from shared.errors import InvalidInputError
+from shared.files import RecordWriter, read_chunks
 from shared.logging import get_logger
 from shared.metrics import DECISIONS, REJECTED
-from shared.scoring import ScoringCore, validate_event
 
 log = get_logger("batch")
 
@@ -39,7 +39,10 @@ class BatchSummary:
 
 
 def _validated(
-    path: Path, load: Callable[[dict[str, Any]], dict[str, Any]], chunk_size: int, rejects: RecordWriter,
+    path: Path,
+    load: Callable[[dict[str, Any]], dict[str, Any]],
+    chunk_size: int,
+    rejects: RecordWriter,
     source: str | None,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """(valid rows, rows read, rows rejected); each rejected row is written with its number and fields."""
@@ -51,10 +54,12 @@ def _validated(
             rows += 1
             try:
                 if "_unparsable" in row:
-                    raise InvalidInput({"_row": ["not a JSON object"]})
+                    raise InvalidInputError({"_row": ["not a JSON object"]})
                 valid.append(load(row))
-            except InvalidInput as error:
-                bad.append({"row": rows, "error": error.code, "fields": error.fields, **({"source": source} if source else {})})
+            except InvalidInputError as error:
+                bad.append(
+                    {"row": rows, "error": error.code, "fields": error.fields, **({"source": source} if source else {})}
+                )
         rejected += len(bad)
         rejects.write(bad)
     return valid, rows, rejected
@@ -65,7 +70,12 @@ def rejects_path_for(output: Path) -> Path:
 
 
 def rescore(
-    core: ScoringCore, input_path: Path, output_path: Path, *, chunk_size: int = 5_000, progress: bool = True,
+    core: ScoringCore,
+    input_path: Path,
+    output_path: Path,
+    *,
+    chunk_size: int = 5_000,
+    progress: bool = True,
     history_paths: Mapping[str, Path] | None = None,
 ) -> BatchSummary:
     """Score `input_path` into `output_path`. `history_paths` names a file for each of the service's
@@ -75,13 +85,16 @@ def rescore(
     history_inputs = {h.name: h for h in core.definition.history_inputs}
     unknown = set(history_paths or {}) - set(history_inputs)
     if unknown:
-        raise ValueError(f"{service} has no history input {', '.join(sorted(unknown))} "
-                         f"(it has: {', '.join(sorted(history_inputs)) or 'none'})")
+        raise ValueError(
+            f"{service} has no history input {', '.join(sorted(unknown))} "
+            f"(it has: {', '.join(sorted(history_inputs)) or 'none'})"
+        )
     rejects_path = rejects_path_for(output_path)
     with RecordWriter(rejects_path) as rejects:
         history = {
-            name: _validated(path, partial(validate_event, history_inputs[name].schema()), chunk_size, rejects,
-                             source=name)[0]
+            name: _validated(
+                path, partial(validate_event, history_inputs[name].schema()), chunk_size, rejects, source=name
+            )[0]
             for name, path in (history_paths or {}).items()
         }
         events, rows, rejected = _validated(input_path, core.validate, chunk_size, rejects, source=None)
@@ -89,9 +102,10 @@ def rescore(
 
     features = core.definition.offline_features(events, history) if events else None
     counts: dict[str, int] = {}
-    with RecordWriter(output_path) as writer, tqdm(
-        total=len(events), unit="event", desc=f"rescore {service}", disable=not progress
-    ) as bar:
+    with (
+        RecordWriter(output_path) as writer,
+        tqdm(total=len(events), unit="event", desc=f"rescore {service}", disable=not progress) as bar,
+    ):
         for start in range(0, len(events), chunk_size):
             chunk_started = time.perf_counter()
             assert features is not None
@@ -105,12 +119,17 @@ def rescore(
     for outcome, count in counts.items():
         DECISIONS.labels(service, "batch", outcome).inc(count)
     summary = BatchSummary(
-        rows=rows, scored=len(events), rejected=rejected, output=output_path,
-        rejects=rejects_path if rejected else None, seconds=round(time.perf_counter() - started, 3),
+        rows=rows,
+        scored=len(events),
+        rejected=rejected,
+        output=output_path,
+        rejects=rejects_path if rejected else None,
+        seconds=round(time.perf_counter() - started, 3),
         decisions=counts,
     )
     if not rejected:
         rejects_path.unlink(missing_ok=True)
-    log.info("batch_rescored", rows=rows, scored=len(events), rejected=rejected, seconds=summary.seconds,
-             decisions=counts)
+    log.info(
+        "batch_rescored", rows=rows, scored=len(events), rejected=rejected, seconds=summary.seconds, decisions=counts
+    )
     return summary

@@ -11,16 +11,16 @@ from collections.abc import Callable
 from functools import partial
 
 from shared.control.listener import ControlListener
-from shared.errors import InvalidInput
+from shared.core.scoring import ScoringCore, ServiceDefinition, validate_event
+from shared.errors import InvalidInputError
+from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
-from shared.events.stream import Handler, Inbound, Produce, Reject, StreamWorker
-from shared.features.state import StateStore, open_state_store
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
 from shared.privacy import redact_event_record
 from shared.runtime import CoreHolder
-from shared.scoring import ScoringCore, ServiceDefinition, validate_event
 from shared.settings import Settings
+from shared.state import StateStore, open_state_store
 
 
 def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Handler:
@@ -41,11 +41,12 @@ def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Ha
             try:
                 if inbound.topic in histories:
                     updates.setdefault(inbound.topic, []).append(
-                        validate_event(histories[inbound.topic][1], inbound.event.get("data")))
+                        validate_event(histories[inbound.topic][1], inbound.event.get("data"))
+                    )
                 else:
                     valid.append(core.validate(inbound.event.get("data")))
                     positions.append(index)
-            except InvalidInput as error:
+            except InvalidInputError as error:
                 REJECTED.labels(definition.name, "stream").inc()
                 results[index] = Reject(error.code, str(error), error.fields)
         for topic, events in updates.items():
@@ -61,23 +62,33 @@ def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Ha
             results[index] = [Produce(topic=output.name, key=decision["entity_id"], event=event)]
         if decisions:
             log.info(
-                "stream_batch_scored", events=len(batch), scored=len(decisions),
-                event_ids=[d["event_id"] for d in decisions], entity_ids=[d["entity_id"] for d in decisions],
+                "stream_batch_scored",
+                events=len(batch),
+                scored=len(decisions),
+                event_ids=[d["event_id"] for d in decisions],
+                entity_ids=[d["entity_id"] for d in decisions],
             )
         return results
 
     return handle
 
 
-def build_worker(definition: ServiceDefinition, settings: Settings, holder: CoreHolder | None = None,
-                 **worker_options: object) -> StreamWorker:
+def build_worker(
+    definition: ServiceDefinition, settings: Settings, holder: CoreHolder | None = None, **worker_options: object
+) -> StreamWorker:
     holder = holder or CoreHolder(definition, settings)
     holder.core  # load the model and the ruleset now: a missing model stops the worker before it joins
     store = open_state_store(settings.state_url)
     if definition.personal_fields:
-        worker_options.setdefault("dead_letter_redactor", partial(
-            redact_event_record, known_fields=frozenset(definition.event_schema().fields),
-            personal_fields=frozenset(definition.personal_fields), secret=settings.pseudonym_key))
+        worker_options.setdefault(
+            "dead_letter_redactor",
+            partial(
+                redact_event_record,
+                known_fields=frozenset(definition.event_schema().fields),
+                personal_fields=frozenset(definition.personal_fields),
+                secret=settings.pseudonym_key,
+            ),
+        )
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{definition.name}",

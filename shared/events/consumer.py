@@ -11,7 +11,7 @@ The policy for failures, in one place:
   dead letter (original key and bytes, the reason in headers), carry on;
 - the handler raising on a batch: retry record by record; a record that still raises: dead letter
   with code "internal_error", carry on: one poisonous record never stops the worker;
-- the handler raising NotReady (a dependency such as the state store is down): raise without
+- the handler raising NotReadyError (a dependency such as the state store is down): raise without
   committing, since the records are fine and dead-lettering them would lose them;
 - a send the broker does not acknowledge: a few bounded attempts (stamina), then raise without
   committing, so the process restarts and the batch is consumed again;
@@ -37,7 +37,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from shared.errors import InvalidInput, NotReady
+from shared.errors import InvalidInputError, NotReadyError
 from shared.events.envelope import decode, encode, rfc3339
 from shared.events.producer import make_producer
 from shared.events.topics import Topic
@@ -48,7 +48,9 @@ from shared.metrics import STREAM_BATCH_SECONDS, STREAM_DEAD_LETTERS, STREAM_PRO
 # Production may raise max_poll_interval_ms through consumer_overrides: a batch that takes longer than it
 # (handler + delivery) gets the member evicted, its commit refused and the batch consumed again.
 FAST_GROUP_SETTINGS: dict[str, Any] = {
-    "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000,
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1000,
+    "max_poll_interval_ms": 10000,
 }
 DELIVERY_ATTEMPTS = 3
 DELIVERY_BUDGET_SECONDS = 90.0
@@ -101,11 +103,11 @@ Handler = Callable[[list[Inbound]], list[list[Produce] | Reject]]  # one result 
 DeadLetterRedactor = Callable[[bytes | None, bytes | None], tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
 
 
-class DeliveryFailed(KafkaError):
+class DeliveryFailedError(KafkaError):
     """Records of a batch were not acknowledged by the broker, so the batch was not committed."""
 
 
-class TransientDeliveryFailure(DeliveryFailed):
+class TransientDeliveryFailure(DeliveryFailedError):
     """Every failure was transient (timeouts, leadership moves): worth another attempt."""
 
     retriable = True
@@ -189,6 +191,7 @@ class StreamWorker:
     def run_until_stopped_by_signals(self) -> None:
         """`run()`, with SIGTERM and SIGINT calling `stop()`; the previous handlers are restored after.
         Call from the main thread (Python only installs signal handlers there)."""
+
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self.stop()
 
@@ -228,8 +231,11 @@ class StreamWorker:
 
     def _process(self, records: list[ConsumerRecord], consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         started = time.perf_counter()
-        outgoing = [item for record, outcome in zip(records, self._outcomes(records), strict=True)
-                    for item in self._to_outgoing(record, outcome)]
+        outgoing = [
+            item
+            for record, outcome in zip(records, self._outcomes(records), strict=True)
+            for item in self._to_outgoing(record, outcome)
+        ]
         _deliver(producer, outgoing)
         _account_for(outgoing)
         committed = self._commit(consumer, records)
@@ -237,8 +243,12 @@ class StreamWorker:
         STREAM_BATCH_SECONDS.observe(elapsed)
         dead_letters = sum(1 for item in outgoing if item.dead_letter_code)
         _log().info(
-            "stream_batch", group_id=self.group_id, records=len(records), produced=len(outgoing) - dead_letters,
-            dead_letters=dead_letters, committed=committed,
+            "stream_batch",
+            group_id=self.group_id,
+            records=len(records),
+            produced=len(outgoing) - dead_letters,
+            dead_letters=dead_letters,
+            committed=committed,
             partitions=sorted({f"{record.topic}/{record.partition}" for record in records}),
             latency_ms=round(elapsed * 1000, 2),
         )
@@ -263,12 +273,15 @@ class StreamWorker:
     def _inbound(self, record: ConsumerRecord) -> Inbound | Reject:
         try:
             event = decode(record.value)
-        except InvalidInput as error:
+        except InvalidInputError as error:
             return Reject(UNDECODABLE, str(error), error.fields)
         expected = self.inputs[record.topic].event_type
         if event["type"] != expected:
-            return Reject(WRONG_EVENT_TYPE, f"{record.topic} carries {expected!r}, not {event['type']!r}",
-                          {"type": [f"must be {expected!r}"]})
+            return Reject(
+                WRONG_EVENT_TYPE,
+                f"{record.topic} carries {expected!r}, not {event['type']!r}",
+                {"type": [f"must be {expected!r}"]},
+            )
         return Inbound(record.topic, record.partition, record.offset, record.key, event)
 
     def _call_handler(self, batch: list[Inbound]) -> list[list[Produce] | Reject]:
@@ -276,7 +289,7 @@ class StreamWorker:
         still fail become dead letters."""
         try:
             return _checked(self._handler(batch), len(batch))
-        except NotReady:
+        except NotReadyError:
             # A dependency is down (state store, model), not the record: dead-lettering would lose good
             # events. Raise without committing; the restarted worker consumes the batch again.
             raise
@@ -285,8 +298,9 @@ class StreamWorker:
                 _log().warning("stream_handler_failed_on_batch", records=len(batch), error=type(error).__name__)
                 return [self._call_handler([inbound])[0] for inbound in batch]
             inbound = batch[0]
-            _log().exception("stream_handler_failed", topic=inbound.topic, partition=inbound.partition,
-                             offset=inbound.offset)
+            _log().exception(
+                "stream_handler_failed", topic=inbound.topic, partition=inbound.partition, offset=inbound.offset
+            )
             return [Reject(INTERNAL_ERROR, f"the handler raised {type(error).__name__} on this record")]
 
     def _to_outgoing(self, record: ConsumerRecord, outcome: list[Produce] | Reject) -> list[_Outgoing]:
@@ -295,8 +309,9 @@ class StreamWorker:
         try:
             return [_Outgoing(item.topic, item.key.encode(), encode(item.event), [], record) for item in outcome]
         except (TypeError, ValueError) as error:  # not JSON-serialisable, NaN, lone surrogates
-            _log().exception("stream_output_not_encodable", topic=record.topic, partition=record.partition,
-                             offset=record.offset)
+            _log().exception(
+                "stream_output_not_encodable", topic=record.topic, partition=record.partition, offset=record.offset
+            )
             reject = Reject(INTERNAL_ERROR, f"the handler's output could not be encoded ({type(error).__name__})")
             return [self._dead_letter(record, reject)]
 
@@ -346,11 +361,16 @@ def _checked(results: Any, expected: int) -> list[list[Produce] | Reject]:
 
 def _deliver(producer: KafkaProducer, outgoing: list[_Outgoing]) -> None:
     """Send every record and return only once the broker acknowledged all of them. Transient failures get
-    DELIVERY_ATTEMPTS attempts in all, re-sending only the records that failed; then DeliveryFailed."""
+    DELIVERY_ATTEMPTS attempts in all, re-sending only the records that failed; then DeliveryFailedError."""
     sends = [_Send(item) for item in outgoing]
-    for attempt in stamina.retry_context(on=TransientDeliveryFailure, attempts=DELIVERY_ATTEMPTS,
-                                         timeout=DELIVERY_BUDGET_SECONDS, wait_initial=0.5, wait_max=5.0,
-                                         wait_jitter=0.25):
+    for attempt in stamina.retry_context(
+        on=TransientDeliveryFailure,
+        attempts=DELIVERY_ATTEMPTS,
+        timeout=DELIVERY_BUDGET_SECONDS,
+        wait_initial=0.5,
+        wait_max=5.0,
+        wait_jitter=0.25,
+    ):
         with attempt:
             _send_round(producer, sends)
 
@@ -361,8 +381,9 @@ def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
         if send.future is not None and not send.future.failed():
             continue  # acknowledged, or still in flight after a flush timeout: sending again would duplicate it
         try:
-            send.future = producer.send(send.item.topic, key=send.item.key, value=send.item.value,
-                                        headers=send.item.headers)
+            send.future = producer.send(
+                send.item.topic, key=send.item.key, value=send.item.value, headers=send.item.headers
+            )
         except KafkaError as error:  # raised before queueing: metadata or buffer wait, record too large
             send.future = None
             failures.append(error)
@@ -376,11 +397,13 @@ def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
     if not unacknowledged:
         return
     fatal = [error for error in failures if not getattr(error, "retriable", False)]
-    kind = DeliveryFailed if fatal else TransientDeliveryFailure
+    kind = DeliveryFailedError if fatal else TransientDeliveryFailure
     cause = (fatal or failures or [KafkaTimeoutError("no outcome")])[0]
     topics = sorted({send.item.topic for send in unacknowledged})
-    raise kind(f"{len(unacknowledged)} of {len(sends)} records not acknowledged (topics {topics}): "
-               f"{type(cause).__name__}: {cause}") from cause
+    raise kind(
+        f"{len(unacknowledged)} of {len(sends)} records not acknowledged (topics {topics}): "
+        f"{type(cause).__name__}: {cause}"
+    ) from cause
 
 
 def _account_for(outgoing: list[_Outgoing]) -> None:
@@ -390,8 +413,14 @@ def _account_for(outgoing: list[_Outgoing]) -> None:
             STREAM_PRODUCED.labels(item.topic).inc()
             continue
         STREAM_DEAD_LETTERS.labels(item.source.topic, item.dead_letter_code).inc()
-        _log().warning("dead_letter", topic=item.source.topic, partition=item.source.partition,
-                       offset=item.source.offset, code=item.dead_letter_code, dead_letter_topic=item.topic)
+        _log().warning(
+            "dead_letter",
+            topic=item.source.topic,
+            partition=item.source.partition,
+            offset=item.source.offset,
+            code=item.dead_letter_code,
+            dead_letter_topic=item.topic,
+        )
 
 
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:

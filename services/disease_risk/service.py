@@ -28,11 +28,11 @@ from services.disease_risk.features import (
 )
 from services.disease_risk.models import CONDITION_TITLES, DiseaseModels
 from services.disease_risk.schemas import PERSONAL_FIELDS, AssessmentSchema, DiseaseDecisionSchema
+from shared.core.scoring import Prediction, ServiceDefinition
 from shared.events.topics import DISEASE_DECISIONS, HEALTH_ASSESSMENTS
-from shared.features.state import StateStore
 from shared.modeling.explain import Contribution
 from shared.modeling.registry import RegisteredModel
-from shared.scoring import Prediction, ServiceDefinition
+from shared.state import StateStore
 
 SERVICE = "disease"
 CONDITION_MEASURES = {"diabetes": "diabetes_risk", "chd": "chd_risk"}
@@ -43,28 +43,41 @@ def predict_condition_risks(model: RegisteredModel, features: pd.DataFrame) -> P
     models: DiseaseModels = model.model
     assessed = models.assess(features)
     equation_columns = list(EQUATION_MEASURES.values())
-    equations = dict(zip(equation_columns, features[pd.Index(equation_columns, dtype=object)].to_numpy(np.float64).T,
-                         strict=True))
+    equations = dict(
+        zip(equation_columns, features[pd.Index(equation_columns, dtype=object)].to_numpy(np.float64).T, strict=True)
+    )
     scores, measures, annotations = [], [], []
     for row in range(len(features)):
-        measure = {CONDITION_MEASURES[name]: float(risk[row]) for name, risk in assessed.risks.items()
-                   if not math.isnan(risk[row])}
+        measure = {
+            CONDITION_MEASURES[name]: float(risk[row])
+            for name, risk in assessed.risks.items()
+            if not math.isnan(risk[row])
+        }
         model_risks = list(measure.values())
         for column, values in equations.items():
             if not math.isnan(values[row]):
                 measure[column] = float(values[row])
         if "findrisc_points" in measure:
             measure["findrisc_risk"] = findrisc_band(int(measure["findrisc_points"])).approximate_risk
-        equation_risks = [measure[c] for c in ("framingham_cvd_risk", "pce_ascvd_risk", "score2_cvd_risk",
-                                                "findrisc_risk") if c in measure]
+        equation_risks = [
+            measure[c]
+            for c in ("framingham_cvd_risk", "pce_ascvd_risk", "score2_cvd_risk", "findrisc_risk")
+            if c in measure
+        ]
         scores.append(max(model_risks or equation_risks or [0.0]))
         measures.append(measure)
-        annotations.append({
-            name: {"title": CONDITION_TITLES[name], "model": models.conditions[name].classifier.algorithm,
-                   "applicable": assessed.not_applicable[name][row] is None,
-                   "risk": measure.get(CONDITION_MEASURES[name]), "reason": assessed.not_applicable[name][row]}
-            for name in models.conditions
-        })
+        annotations.append(
+            {
+                name: {
+                    "title": CONDITION_TITLES[name],
+                    "model": models.conditions[name].classifier.algorithm,
+                    "applicable": assessed.not_applicable[name][row] is None,
+                    "risk": measure.get(CONDITION_MEASURES[name]),
+                    "reason": assessed.not_applicable[name][row],
+                }
+                for name in models.conditions
+            }
+        )
     return Prediction(np.asarray(scores, dtype=float), measures, annotations)
 
 
@@ -72,27 +85,39 @@ def explain_conditions(model: RegisteredModel, features: pd.DataFrame, k: int) -
     return model.model.top_contributions(features, k)
 
 
-def decision_details(events: Sequence[Mapping[str, Any]], features: pd.DataFrame,
-                     prediction: Prediction) -> list[dict[str, Any]]:
+def decision_details(
+    events: Sequence[Mapping[str, Any]], features: pd.DataFrame, prediction: Prediction
+) -> list[dict[str, Any]]:
     """Per assessment: each condition model's risk or why it does not apply, and each equation's result."""
     annotations = prediction.annotations or [{} for _ in events]
-    return [{"conditions": conditions, "equations": [_equation_detail(r) for r in equation_results(event).values()]}
-            for event, conditions in zip(events, annotations, strict=True)]
+    return [
+        {"conditions": conditions, "equations": [_equation_detail(r) for r in equation_results(event).values()]}
+        for event, conditions in zip(events, annotations, strict=True)
+    ]
 
 
 def _equation_detail(result: Any) -> dict[str, Any]:
     spec = EQUATIONS[result.equation]
     return {
-        "equation": result.equation, "name": spec.name, "variant": result.variant, "outcome": spec.outcome,
-        "horizon_years": spec.horizon_years, "applicable": result.applicable, "risk": result.risk,
-        "probability": equation_probability(result), "category": result.category, "reason": result.reason,
+        "equation": result.equation,
+        "name": spec.name,
+        "variant": result.variant,
+        "outcome": spec.outcome,
+        "horizon_years": spec.horizon_years,
+        "applicable": result.applicable,
+        "risk": result.risk,
+        "probability": equation_probability(result),
+        "category": result.category,
+        "reason": result.reason,
     }
 
 
 def equations_reference() -> dict[str, Any]:
     """The equations as the API publishes them: citation, variant, outcome, horizon, units, valid ranges."""
-    return {name: {**asdict(spec), "valid_ranges": {k: list(v) for k, v in spec.valid_ranges.items()}}
-            for name, spec in EQUATIONS.items()}
+    return {
+        name: {**asdict(spec), "valid_ranges": {k: list(v) for k, v in spec.valid_ranges.items()}}
+        for name, spec in EQUATIONS.items()
+    }
 
 
 def online_features(assessments: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
@@ -153,6 +178,7 @@ DEFINITION = ServiceDefinition(
     decision_schema=DiseaseDecisionSchema,
     personal_fields=PERSONAL_FIELDS,
     load_model=DiseaseModels.load,
-    reference_documents={"/v1/equations": ("The clinical equations: citation, variant, units and valid ranges",
-                                           equations_reference)},
+    reference_documents={
+        "/v1/equations": ("The clinical equations: citation, variant, units and valid ranges", equations_reference)
+    },
 )

@@ -58,10 +58,7 @@ def _json_line(line: str) -> dict[str, Any]:
 
 
 def _present(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v for k, v in row.items()
-        if v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
-    }
+    return {k: v for k, v in row.items() if v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))}
 
 
 def _nested(row: dict[str, Any]) -> dict[str, Any]:

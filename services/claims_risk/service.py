@@ -19,11 +19,11 @@ from services.claims_risk.features import (
     record_claims,
 )
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
+from shared.core.scoring import HistoryInput, Prediction, ServiceDefinition
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
-from shared.features.state import StateStore
 from shared.modeling.registry import RegisteredModel
 from shared.modeling.trees import load_tree_model
-from shared.scoring import HistoryInput, Prediction, ServiceDefinition
+from shared.state import StateStore
 
 SERVICE = "claims"
 
@@ -59,7 +59,7 @@ def reason_text(feature: str, features: Mapping[str, Any]) -> str:
     value = features[feature]
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return REASON_TEXTS.get(feature, "{} = {{}}".format(feature)).format(value)
+    return REASON_TEXTS.get(feature, f"{feature} = {{}}").format(value)
 
 
 DEFINITION = ServiceDefinition(

@@ -45,7 +45,9 @@ class DecisionSchema(Schema):
     score = fields.Float(required=True)
     risk_band = fields.String(required=True)
     measures = fields.Dict(
-        keys=fields.String(), values=fields.Float(), required=True,
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
         metadata={"description": "the service's own figures beside the score (e.g. relative_risk); may be empty"},
     )
     decision = fields.String(required=True)
@@ -57,10 +59,15 @@ class DecisionSchema(Schema):
     input_fingerprint = fields.String(required=True, metadata={"description": "sha256 of the validated input"})
     scored_at = fields.String(required=True, metadata={"description": "RFC 3339 UTC"})
     latency_ms = fields.Float(required=True)
-    shadow = fields.Nested(ShadowSchema, metadata={
-        "description": "the challenger model's score and decision, when one is set: recorded, never acted on"})
+    shadow = fields.Nested(
+        ShadowSchema,
+        metadata={
+            "description": "the challenger model's score and decision, when one is set: recorded, never acted on"
+        },
+    )
     details = fields.Dict(
-        keys=fields.String(), values=fields.Raw(),
+        keys=fields.String(),
+        values=fields.Raw(),
         metadata={"description": "service-specific detail (disease: per-condition model risks and clinical equations)"},
     )
 

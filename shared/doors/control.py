@@ -13,13 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from shared.batch.io import read_chunks
 from shared.control.announce import announce
 from shared.control.store import Change, ControlStore, Kind
-from shared.errors import InvalidInput, InvalidRuleset, Unauthorized
+from shared.core.scoring import ServiceDefinition
+from shared.errors import InvalidInputError, InvalidRulesetError, UnauthorizedError
+from shared.files import read_chunks
 from shared.modeling.registry import ModelRegistry
 from shared.runtime import load_core, parse_ruleset
-from shared.scoring import ServiceDefinition
 from shared.settings import Settings
 
 
@@ -30,7 +30,9 @@ def control_store(settings: Settings) -> ControlStore:
 def identity(settings: Settings, api_key: str | None) -> str:
     who = settings.identity_of(api_key or "")
     if who is None:
-        raise Unauthorized("give the API key you act with (--api-key or RISK_API_KEY); it must be in RISK_API_KEYS")
+        raise UnauthorizedError(
+            "give the API key you act with (--api-key or RISK_API_KEY); it must be in RISK_API_KEYS"
+        )
     return who
 
 
@@ -39,12 +41,14 @@ def check_ruleset(definition: ServiceDefinition, settings: Settings, path: Path,
     outcomes that exist), then, given events, the rules that never hit them or hit every one of them."""
     try:
         ruleset = parse_ruleset(definition, path.read_text(), source=str(path))
-    except InvalidRuleset as error:
+    except InvalidRulesetError as error:
         return list(error.problems)
     if data is None:
         return []
     candidate = load_core(definition, settings).replaced(ruleset=ruleset)
-    events = [candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row]
+    events = [
+        candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row
+    ]
     if not events:
         return [f"{data}: no valid event to try the rules on"]
     hits = Counter(hit["rule_id"] for decision in candidate.score_offline(events) for hit in decision["rule_hits"])
@@ -63,11 +67,15 @@ def publish_ruleset(definition: ServiceDefinition, settings: Settings, path: Pat
     return asdict(control_store(settings).propose_ruleset(definition.name, ruleset, text, who))
 
 
-def approve(definition: ServiceDefinition, settings: Settings, kind: Kind, proposal_id: str, who: str) -> dict[str, Any]:
+def approve(
+    definition: ServiceDefinition, settings: Settings, kind: Kind, proposal_id: str, who: str
+) -> dict[str, Any]:
     store = control_store(settings)
     proposal = next((p for p in store.proposals(definition.name) if p.id == proposal_id), None)
     if proposal is not None and proposal.kind != kind:
-        raise InvalidInput({"proposal": [f"proposal {proposal_id} is a {proposal.kind} change, not a {kind} change"]})
+        raise InvalidInputError(
+            {"proposal": [f"proposal {proposal_id} is a {proposal.kind} change, not a {kind} change"]}
+        )
     return _in_force(settings, store.approve(definition.name, proposal_id, who))
 
 
@@ -81,9 +89,13 @@ def promote(definition: ServiceDefinition, settings: Settings, version: str, who
 
 def ruleset_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
     store = control_store(settings)
-    return {"active": store.active_ruleset(definition.name) or f"packaged ({definition.ruleset_path.name})",
-            "published": store.ruleset_versions(definition.name),
-            "pending": [asdict(p) for p in store.proposals(definition.name) if p.kind == "ruleset" and p.status == "pending"]}
+    return {
+        "active": store.active_ruleset(definition.name) or f"packaged ({definition.ruleset_path.name})",
+        "published": store.ruleset_versions(definition.name),
+        "pending": [
+            asdict(p) for p in store.proposals(definition.name) if p.kind == "ruleset" and p.status == "pending"
+        ],
+    }
 
 
 def model_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
@@ -92,9 +104,16 @@ def model_listing(definition: ServiceDefinition, settings: Settings) -> dict[str
     champion = store.champion(definition.name)
     return {
         "champion": champion,
-        "versions": [{"version": v, "champion": v == champion, "created_at": card.get("created_at"),
-                      "metrics": card.get("metrics")}
-                     for v in registry.versions(definition.name) for card in [registry.card(definition.name, v)]],
+        "versions": [
+            {
+                "version": v,
+                "champion": v == champion,
+                "created_at": card.get("created_at"),
+                "metrics": card.get("metrics"),
+            }
+            for v in registry.versions(definition.name)
+            for card in [registry.card(definition.name, v)]
+        ],
         "pending": [asdict(p) for p in store.proposals(definition.name) if p.kind == "model" and p.status == "pending"],
     }
 
@@ -112,25 +131,37 @@ def printable(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def run_backtest(definition: ServiceDefinition, settings: Settings, data: Path, ruleset_path: Path | None,
-                 model_version: str | None, label: str | None, history: dict[str, Path],
-                 report: Path | None, costs: Any) -> str:
+def run_backtest(
+    definition: ServiceDefinition,
+    settings: Settings,
+    data: Path,
+    ruleset_path: Path | None,
+    model_version: str | None,
+    label: str | None,
+    history: dict[str, Path],
+    report: Path | None,
+    costs: Any,
+) -> str:
     """The backtest of a candidate ruleset and/or model against what is in force; returns the table and
     writes the HTML report when asked."""
-    from shared.control.backtest import as_html, as_table, backtest, load_history
-    from shared.scoring import validate_event
+    from shared.core.scoring import validate_event
+    from shared.doors.backtest import as_html, as_table, backtest, load_history
 
     if ruleset_path is None and model_version is None:
-        raise InvalidInput({"candidate": ["give --ruleset FILE, --model VERSION, or both"]})
+        raise InvalidInputError({"candidate": ["give --ruleset FILE, --model VERSION, or both"]})
     current = load_core(definition, settings)
     candidate = current.replaced(
         model=ModelRegistry(settings.model_dir).load(definition.name, model_version, loader=definition.load_model)
-        if model_version else None,
-        ruleset=parse_ruleset(definition, ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None)
+        if model_version
+        else None,
+        ruleset=parse_ruleset(definition, ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None,
+    )
     rows, labels = load_history(data, label)
     inputs = {h.name: h for h in definition.history_inputs}
-    histories = {name: [validate_event(inputs[name].schema(), row) for chunk in read_chunks(path, 5_000)
-                        for row in chunk] for name, path in history.items()}
+    histories = {
+        name: [validate_event(inputs[name].schema(), row) for chunk in read_chunks(path, 5_000) for row in chunk]
+        for name, path in history.items()
+    }
     result = backtest(current, candidate, rows, labels, histories, costs)
     now = f"in force (model {current.model.version}, rules {current.ruleset.version})"
     then = f"candidate (model {candidate.model.version}, rules {candidate.ruleset.version})"
@@ -153,10 +184,12 @@ def compare(decisions_path: Path, labels_path: Path | None, label: str, default:
     records = [r | {"shadow": json.loads(r["shadow"])} if isinstance(r.get("shadow"), str) else r for r in records]
     paired = [r for r in records if isinstance(r.get("shadow"), dict)]
     if not paired:
-        raise InvalidInput({"decisions": ["no decision in the file carries a challenger's shadow record"]})
+        raise InvalidInputError({"decisions": ["no decision in the file carries a challenger's shadow record"]})
     champion = np.array([float(r["score"]) for r in paired])
     challenger = np.array([float(r["shadow"]["score"]) for r in paired])
-    changes = Counter(f"{r['decision']} -> {r['shadow']['decision']}" for r in paired if r["decision"] != r["shadow"]["decision"])
+    changes = Counter(
+        f"{r['decision']} -> {r['shadow']['decision']}" for r in paired if r["decision"] != r["shadow"]["decision"]
+    )
     report: dict[str, Any] = {
         "decisions": len(paired),
         "champion": sorted({json.dumps(r["model"], sort_keys=True) for r in paired}),
@@ -167,12 +200,24 @@ def compare(decisions_path: Path, labels_path: Path | None, label: str, default:
         "decision_changes": dict(changes.most_common()),
     }
     if labels_path is not None:
-        truth = {str(row["event_id"]): int(str(row[label]).strip().lower() in {"1", "true", "yes", "1.0"})
-                 for chunk in read_chunks(labels_path, 5_000) for row in chunk if label in row}
-        for side, decision_of in (("champion", lambda r: r["decision"]), ("challenger", lambda r: r["shadow"]["decision"])):
-            pairs = [(decision_of(r) != default, truth[str(r["event_id"])]) for r in paired if str(r["event_id"]) in truth]
+        truth = {
+            str(row["event_id"]): int(str(row[label]).strip().lower() in {"1", "true", "yes", "1.0"})
+            for chunk in read_chunks(labels_path, 5_000)
+            for row in chunk
+            if label in row
+        }
+        for side, decision_of in (
+            ("champion", lambda r: r["decision"]),
+            ("challenger", lambda r: r["shadow"]["decision"]),
+        ):
+            pairs = [
+                (decision_of(r) != default, truth[str(r["event_id"])]) for r in paired if str(r["event_id"]) in truth
+            ]
             tp = sum(f and y for f, y in pairs)
             flagged, positives = sum(f for f, _ in pairs), sum(y for _, y in pairs)
-            report[f"{side}_labelled"] = {"events": len(pairs), "precision": round(tp / flagged, 4) if flagged else 0.0,
-                                          "recall": round(tp / positives, 4) if positives else 0.0}
+            report[f"{side}_labelled"] = {
+                "events": len(pairs),
+                "precision": round(tp / flagged, 4) if flagged else 0.0,
+                "recall": round(tp / positives, 4) if positives else 0.0,
+            }
     return report
