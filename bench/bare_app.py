@@ -5,6 +5,7 @@ disease service that is the calibrated coronary-heart-disease classifier alone."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,13 +13,13 @@ import pandas as pd
 from catboost import CatBoost, Pool
 from flask import Flask, jsonify, request
 
-from services.cli import SERVICES
+from services.registry import service as service_named
 from shared.modeling.registry import ModelRegistry
 
 
 def create_app(service: str = "fraud") -> Flask:
-    definition = SERVICES[service].definition()
-    model = ModelRegistry(os.environ["RISK_MODEL_DIR"]).load(service, loader=definition.load_model).model
+    definition = service_named(service)
+    model = ModelRegistry(Path(os.environ["RISK_MODEL_DIR"])).load(service, loader=definition.load_model).model
     model = getattr(model, "catboost", model)  # CatBoost's own predict, not the compiled trees the service uses
     if not isinstance(model, CatBoost):
         return _calibrated_classifier_app(model.conditions["chd"].classifier)

@@ -14,14 +14,13 @@ import pandas as pd
 
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
-from services.cli import SERVICES
+from services.registry import runtime, service_names
 from shared.doors.batch import rescore
-from shared.runtime import load_core
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
+    parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     work = workdir()
@@ -33,7 +32,7 @@ def main() -> None:
     for name, rows in load.history.items():
         history_paths[name] = work / f"{name}.jsonl"
         history_paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
-    core = load_core(SERVICES[args.service].definition(), settings)
+    core = runtime(args.service, settings).core
     started = time.perf_counter()
     summary = rescore(core, source, work / "decisions.parquet", progress=False, history_paths=history_paths)
     elapsed = time.perf_counter() - started

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.cli import SERVICES
+from services.registry import service as service_named
 from services.fraud_detection.train import SIZES, train
 from shared.errors import ModelNotFoundError
 from shared.modeling.registry import ModelRegistry
@@ -32,7 +32,7 @@ def bench_settings(workdir: Path, service: str = "fraud") -> Settings:
         if service == "fraud":
             train(model_dir, settings.data_dir, SIZES["small"])
         else:
-            SERVICES[service].train(Settings.from_env(model_dir=model_dir), "full")
+            service_named(service).train(model_dir, settings.data_dir, "full")
     return Settings.from_env(
         model_dir=model_dir,
         state_url=f"sqlite:///{workdir / 'state.sqlite3'}",

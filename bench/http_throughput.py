@@ -23,9 +23,9 @@ import requests
 
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
-from services.cli import SERVICES, gunicorn_command
+from services.registry import runtime, service_names
+from shared.doors.gunicorn import gunicorn_command
 from shared.settings import Settings
-from shared.state import open_state_store
 from tests.fixtures.services import running_server
 
 LUA = Path(__file__).with_name("wrk_replay.lua")
@@ -34,9 +34,8 @@ LUA = Path(__file__).with_name("wrk_replay.lua")
 def prepare_traffic(service: str, settings: Settings, work: Path) -> tuple[Path, str]:
     """Warm the state as a running service would hold it; write the events as request bodies."""
     load = traffic(service, settings, 20_000)
-    store = open_state_store(settings.state_url)
-    load.warm(store)
-    store.close()
+    with runtime(service, settings) as parts:
+        load.warm(parts.state)
     bodies = work / "bodies.jsonl"
     bodies.write_text("".join(json.dumps(event) + "\n" for event in load.events))
     return bodies, load.description
@@ -73,7 +72,7 @@ def decision_counts(base_url: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
+    parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
@@ -86,7 +85,7 @@ def main() -> None:
     with running_server(args.service, settings, work / "service.log", workers=2) as server:
         results["service"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
         decisions = decision_counts(server.base_url)
-    bare = gunicorn_command(args.service)[:-1] + [f"bench.bare_app:create_app({args.service!r})"]
+    bare = gunicorn_command(f"bench.bare_app:create_app({args.service!r})")
     with running_server(args.service, settings, work / "bare.log", workers=2, command=bare) as server:
         results["bare_flask_model"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
     results["service_decisions"] = decisions

@@ -12,10 +12,9 @@ from dataclasses import replace
 
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
-from services.cli import SERVICES
+from services.registry import runtime, service_names
 from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import ALL_TOPICS
-from shared.state import open_state_store
 from tests.fixtures.kafka_io import collect, publish
 from tests.fixtures.services import running_worker
 
@@ -24,15 +23,14 @@ WARM_UP = 200
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--service", choices=sorted(SERVICES), default="fraud")
+    parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     work = workdir()
     settings = bench_settings(work, args.service)
     load = traffic(args.service, settings, args.events + WARM_UP)
-    store = open_state_store(settings.state_url)
-    load.warm(store)
-    store.close()
+    with runtime(args.service, settings) as parts:
+        load.warm(parts.state)
     with EmbeddedBroker(port=0) as broker:
         ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
         settings = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)

@@ -8,7 +8,8 @@ from prometheus_client import multiprocess
 bind = os.environ.get("RISK_HTTP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RISK_HTTP_WORKERS", "2"))
 worker_class = "sync"
-# Clients (Kafka, state store) are made per worker after fork, never in the master: no preloading.
+# The app and its runtime (Kafka clients, state store, control listener) are built in each worker after
+# fork, never in the master: no preloading.
 preload_app = False
 timeout = 30
 graceful_timeout = 20
@@ -17,13 +18,6 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
-
-
-def post_worker_init(worker):
-    """Each worker follows `risk.control`, so ruleset and model changes apply without a restart."""
-    runtime = getattr(worker.wsgi, "extensions", {}).get("risk_runtime")
-    if runtime is not None:
-        runtime.follow_control()
 
 
 def child_exit(server, worker):

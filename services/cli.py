@@ -19,71 +19,18 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.core.scoring import ServiceDefinition
+from services.registry import http_app_spec, runtime, service_names
 from shared.logging import configure_logging
+from shared.runtime import Runtime
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = REPO_ROOT / "infra" / "gunicorn.conf.py"
-CONTRACTS_HTTP = REPO_ROOT / "contracts" / "http"
-
-
-@dataclass(frozen=True)
-class ServiceEntry:
-    name: str
-    definition: Callable[[], ServiceDefinition]
-    app_factory: str  # for gunicorn: "module:callable()"
-    train: Callable[[Settings, str], dict[str, Any]]
-
-
-def _fraud_definition() -> ServiceDefinition:
-    from services.fraud_detection.service import DEFINITION
-
-    return DEFINITION
-
-
-def _train_fraud(settings: Settings, size: str) -> dict[str, Any]:
-    from services.fraud_detection.train import SIZES, train
-
-    return train(settings.model_dir, settings.data_dir, SIZES[size])
-
-
-def _claims_definition() -> ServiceDefinition:
-    from services.claims_risk.service import DEFINITION
-
-    return DEFINITION
-
-
-def _train_claims(settings: Settings, size: str) -> dict[str, Any]:
-    from services.claims_risk.train import train
-
-    return train(settings.model_dir)  # a fixed public data set: no size to choose
-
-
-def _disease_definition() -> ServiceDefinition:
-    from services.disease_risk.service import DEFINITION
-
-    return DEFINITION
-
-
-def _train_disease(settings: Settings, size: str) -> dict[str, Any]:
-    from services.disease_risk.train import train
-
-    return train(settings.model_dir)  # fixed public data sets: no size to choose
-
-
-SERVICES: dict[str, ServiceEntry] = {
-    "fraud": ServiceEntry("fraud", _fraud_definition, "services.fraud_detection.app:create_app()", _train_fraud),
-    "claims": ServiceEntry("claims", _claims_definition, "services.claims_risk.app:create_app()", _train_claims),
-    "disease": ServiceEntry("disease", _disease_definition, "services.disease_risk.app:create_app()", _train_disease),
-}
+CONTRACTS = REPO_ROOT / "contracts"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="risk", description="Risk scoring: claims, fraud and disease.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    services = sorted(SERVICES)
+    services = service_names()
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
     broker.add_argument("--port", type=int, default=9092)
@@ -173,29 +120,16 @@ def _run_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_train(args: argparse.Namespace, settings: Settings) -> int:
-    card = SERVICES[args.service].train(settings, args.size)
+    card = runtime(args.service, settings).service.train(settings.model_dir, settings.data_dir, args.size)
     print(json.dumps({"version": card["version"], "metrics": card["metrics"]}, indent=2))
     return 0
 
 
-def serve_environment(settings: Settings, host: str, port: int, workers: int) -> dict[str, str]:
-    """The environment `risk serve` hands gunicorn (also used by the tests and the demo)."""
-    metrics_dir = tempfile.mkdtemp(prefix="risk-prometheus-")
-    return {
-        **os.environ,
-        "RISK_HTTP_BIND": f"{host}:{port}",
-        "RISK_HTTP_WORKERS": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-    }
-
-
-def gunicorn_command(service: str) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), SERVICES[service].app_factory]
-
-
 def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    env = serve_environment(settings, args.host, args.port, args.workers)
-    command = gunicorn_command(args.service)
+    from shared.doors.gunicorn import gunicorn_command, serve_environment
+
+    env = serve_environment(args.host, args.port, args.workers)
+    command = gunicorn_command(http_app_spec(args.service))
     os.execve(command[0], command, env)
     return 1  # not reached
 
@@ -203,15 +137,14 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.stream import run_worker
 
-    run_worker(SERVICES[args.service].definition(), settings)
+    run_worker(runtime(args.service, settings))
     return 0
 
 
 def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.batch import rescore
-    from shared.runtime import load_core
 
-    core = load_core(SERVICES[args.service].definition(), settings)
+    core = runtime(args.service, settings).core
     history = dict(_name_and_path(item) for item in args.history)
     summary = rescore(
         core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress, history_paths=history
@@ -231,21 +164,28 @@ def _name_and_path(item: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def openapi_documents(settings: Settings) -> dict[Path, str]:
+def contract_documents() -> dict[Path, str]:
+    """The documents generated from the code: each service's OpenAPI document and the decision's JSON Schema."""
+    from services.registry import service
     from shared.doors.openapi import build_openapi
+    from shared.events.contracts import DecisionVariant, decision_json_schema
 
-    return {
-        CONTRACTS_HTTP / f"{name}.openapi.json": json.dumps(
-            build_openapi(entry.definition(), settings.max_batch_events), indent=2, sort_keys=True
-        )
-        + "\n"
-        for name, entry in SERVICES.items()
+    limit = Settings().max_batch_events
+    documents = {
+        CONTRACTS / "http" / f"{name}.openapi.json": build_openapi(service(name), limit) for name in service_names()
     }
+    documents[CONTRACTS / "events" / "decision.v1.json"] = decision_json_schema(
+        {
+            name: DecisionVariant(service(name).decision_schema, service(name).entity_field in service(name).personal_fields)
+            for name in service_names()
+        }
+    )
+    return {path: json.dumps(document, indent=2, sort_keys=True) + "\n" for path, document in documents.items()}
 
 
 def _run_contracts(args: argparse.Namespace, settings: Settings) -> int:
     stale = []
-    for path, text in openapi_documents(Settings()).items():
+    for path, text in contract_documents().items():
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(path)
@@ -290,7 +230,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     publish.add_argument("service", choices=services)
     publish.add_argument("file", type=Path)
     acting(publish)
-    publish.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().publish_ruleset(d, s, a.file, who)))
+    publish.set_defaults(run=lambda a, s: _control(a, s, lambda r, who: _commands().publish_ruleset(r, a.file, who)))
     models = commands.add_parser("models", help="list, promote, approve and roll back models").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -298,7 +238,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     promote.add_argument("service", choices=services)
     promote.add_argument("version")
     acting(promote)
-    promote.set_defaults(run=lambda a, s: _control(a, s, lambda d, who: _commands().promote(d, s, a.version, who)))
+    promote.set_defaults(run=lambda a, s: _control(a, s, lambda r, who: _commands().promote(r, a.version, who)))
     challenger = models.add_parser("challenger", help="score a version in shadow beside the champion (or --clear)")
     challenger.add_argument("service", choices=services)
     challenger.add_argument("version", nargs="?")
@@ -306,7 +246,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     acting(challenger)
     challenger.set_defaults(
         run=lambda a, s: _control(
-            a, s, lambda d, who: _commands().set_challenger(d, s, None if a.clear else a.version, who)
+            a, s, lambda r, who: _commands().set_challenger(r, None if a.clear else a.version, who)
         )
     )
     compare = models.add_parser("compare", help="champion against challenger on recorded decisions")
@@ -321,7 +261,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         approve.add_argument("proposal")
         acting(approve)
         approve.set_defaults(
-            run=lambda a, s, kind=kind: _control(a, s, lambda d, who: _commands().approve(d, s, kind, a.proposal, who))
+            run=lambda a, s, kind=kind: _control(a, s, lambda r, who: _commands().approve(r, kind, a.proposal, who))
         )
         refuse = group.add_parser("refuse", help="refuse a proposal, saying why")
         refuse.add_argument("service", choices=services)
@@ -330,7 +270,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         acting(refuse)
         refuse.set_defaults(
             run=lambda a, s: _control(
-                a, s, lambda d, who: asdict(_commands().control_store(s).refuse(d.name, a.proposal, who, a.reason))
+                a, s, lambda r, who: _commands().refuse(r, a.proposal, who, a.reason)
             )
         )
         rollback = group.add_parser("rollback", help="go back to an earlier version at once")
@@ -338,18 +278,18 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         rollback.add_argument("version")
         acting(rollback)
         rollback.set_defaults(
-            run=lambda a, s, kind=kind: _control(a, s, lambda d, who: _commands().rollback(d, s, kind, a.version, who))
+            run=lambda a, s, kind=kind: _control(a, s, lambda r, who: _commands().rollback(r, kind, a.version, who))
         )
         listing = group.add_parser("list", help="versions, the one in force, pending proposals")
         listing.add_argument("service", choices=services)
         listing.set_defaults(
             run=lambda a, s, kind=kind: _print(
-                (_commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(_definition(a), s)
+                (_commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(runtime(a.service, s))
             )
         )
     audit = commands.add_parser("audit", help="the audit log of a service's control changes")
     audit.add_argument("service", choices=services)
-    audit.set_defaults(run=lambda a, s: _print(_commands().audit_entries(_definition(a), s)))
+    audit.set_defaults(run=lambda a, s: _print(_commands().audit_entries(runtime(a.service, s))))
 
 
 def _commands() -> Any:
@@ -358,33 +298,27 @@ def _commands() -> Any:
     return commands
 
 
-def _definition(args: argparse.Namespace) -> ServiceDefinition:
-    return SERVICES[args.service].definition()
-
-
 def _print(value: Any) -> int:
     print(_commands().printable(value))
     return 0
 
 
-def _control(args: argparse.Namespace, settings: Settings, action: Callable[[ServiceDefinition, str], Any]) -> int:
+def _control(args: argparse.Namespace, settings: Settings, action: Callable[[Runtime, str], Any]) -> int:
     from shared.errors import RiskError
 
+    parts = runtime(args.service, settings)
     try:
-        who = _commands().identity(settings, args.api_key)
-        return _print(action(_definition(args), who))
+        who = _commands().identity(parts, args.api_key)
+        return _print(action(parts, who))
     except RiskError as error:
-        print(
-            _commands().printable(error.to_dict() | ({"fields": error.fields} if hasattr(error, "fields") else {})),
-            file=sys.stderr,
-        )
+        print(_commands().printable(error.to_dict()), file=sys.stderr)
         return 2
+    finally:
+        parts.close()
 
 
 def _run_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.runtime import load_ruleset
-
-    default = load_ruleset(_definition(args), settings).default  # what counts as not flagged
+    default = runtime(args.service, settings).ruleset_in_force().default  # what counts as not flagged
     return _print(_commands().compare(args.decisions, args.labels, args.label, default))
 
 
@@ -393,8 +327,7 @@ def _run_backtest(args: argparse.Namespace, settings: Settings) -> int:
 
     print(
         _commands().run_backtest(
-            _definition(args),
-            settings,
+            runtime(args.service, settings),
             args.data,
             args.ruleset,
             args.model,
@@ -408,7 +341,7 @@ def _run_backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_rules_check(args: argparse.Namespace, settings: Settings) -> int:
-    problems = _commands().check_ruleset(_definition(args), settings, args.file, args.data)
+    problems = _commands().check_ruleset(runtime(args.service, settings), args.file, args.data)
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:

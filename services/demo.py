@@ -29,7 +29,8 @@ import pandas as pd
 import requests
 from kafka import KafkaConsumer
 
-from services.cli import SERVICES, gunicorn_command, serve_environment
+from services.registry import http_app_spec, runtime
+from shared.doors.gunicorn import gunicorn_command, serve_environment
 from shared.errors import ModelNotFoundError
 from shared.events.broker import EmbeddedBroker, ensure_topics, free_port
 from shared.events.envelope import encode, make_event
@@ -45,9 +46,7 @@ from shared.events.topics import (
     PAYMENTS_TRANSACTIONS,
     Topic,
 )
-from shared.modeling.registry import ModelRegistry
 from shared.settings import Settings
-from shared.state import open_state_store
 
 FRAUD_DAY = pd.Timestamp("2018-08-08")
 
@@ -96,9 +95,8 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
     stream, http = _split(events_from_simulation(chosen.sort_values("tx_datetime", kind="stable")), count)
     history = simulated[(times < FRAUD_DAY) & (times >= FRAUD_DAY - pd.Timedelta(days=40))]
     _say(f"fraud: warming window state with {len(history):,} simulated transactions before {FRAUD_DAY:%Y-%m-%d}")
-    store = open_state_store(settings.state_url)
-    record_history(store, frame_from_simulation(history))
-    store.close()
+    with runtime("fraud", settings) as warming:
+        record_history(warming.state, frame_from_simulation(history))
     with _running("fraud", settings, workdir) as service:
         decisions = _publish_and_collect(settings, PAYMENTS_TRANSACTIONS, stream, "customer_id", FRAUD_DECISIONS)
         http_decisions, refusal = _over_http(service, http, {"amount": -5, "timestamp": "yesterday"})
@@ -166,12 +164,14 @@ def _disease_demo(settings: Settings, workdir: Path, count: int) -> None:
 
 
 def _ensure_model(settings: Settings, service: str) -> None:
-    try:
-        version = ModelRegistry(settings.model_dir).champion(service)
-        _say(f"{service} model {version} from {settings.model_dir}")
-    except ModelNotFoundError:
-        _say(f"no {service} model yet: training one (first run only)")
-        card = SERVICES[service].train(settings, "demo")
+    with runtime(service, settings) as parts:
+        try:
+            version = parts.registry.champion(service)
+            _say(f"{service} model {version} from {settings.model_dir}")
+            return
+        except ModelNotFoundError:
+            _say(f"no {service} model yet: training one (first run only)")
+        card = parts.service.train(settings.model_dir, settings.data_dir, "demo")
         _say(f"trained {service} model {card['version']}: " + json.dumps(card["metrics"])[:200])
 
 
@@ -188,8 +188,8 @@ def _running(service: str, settings: Settings, workdir: Path) -> Iterator[Runnin
     port = free_port()
     logs = (workdir / f"{service}-server.log").open("w"), (workdir / f"{service}-worker.log").open("w")
     server = subprocess.Popen(
-        gunicorn_command(service),
-        env={**serve_environment(settings, "127.0.0.1", port, 2), **env},
+        gunicorn_command(http_app_spec(service)),
+        env={**serve_environment("127.0.0.1", port, 2), **env},
         stdout=logs[0],
         stderr=subprocess.STDOUT,
     )

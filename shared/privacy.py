@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 PSEUDONYM_PREFIX = "pid_"
+PSEUDONYM_PATTERN = "^pid_[0-9a-f]{20}$"  # what `pseudonymise` makes
 
 
 def pseudonymise(value: object, key: bytes) -> str:

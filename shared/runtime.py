@@ -1,8 +1,10 @@
-"""Builds a service's scoring core from settings, and keeps it current while the process runs.
+"""The composition root: one `Runtime` per process builds and owns every part that process runs.
 
-The core is the champion model from the registry and the ruleset in force: the one published and
-approved through the control plane (shared/control/), else the one packaged beside the service. Every
-ruleset is validated against a sample context made from the event schema's examples before it is used.
+Settings, the model registry, the control store, the core holder (the scoring core in force), the
+window-state store, the announcer on `risk.control` and the control listener are each built once, on
+first use, and handed to every door (HTTP, stream, batch), the control commands, the demo and the tests.
+Nothing else constructs them. Parts that hold sockets or threads (state store, Kafka clients, listener)
+are made lazily, so a runtime built before gunicorn forks makes them in the worker that uses them.
 
 `CoreHolder` swaps in a new core when the ruleset in force or the champion changes (announced on
 `risk.control`, and checked periodically as a safety net). Work already in hand keeps the core it started
@@ -12,76 +14,161 @@ with; an invalid ruleset or an unloadable model is refused, logged and counted, 
 from __future__ import annotations
 
 import threading
+from dataclasses import asdict
 from typing import Any
 
-from shared.core.scoring import ScoringCore, ServiceDefinition
-from shared.errors import RiskError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from shared.control.listener import ControlListener
+from shared.control.store import Change, ControlStore
+from shared.core.rulesets import packaged_ruleset, parse_ruleset
+from shared.core.scoring import ScoringCore
+from shared.core.service import Service
+from shared.errors import ConfigurationError, RiskError
+from shared.events.envelope import encode, make_event
+from shared.events.producer import make_producer
+from shared.events.topics import RISK_CONTROL
 from shared.logging import get_logger
 from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS
-from shared.modeling.registry import ModelRegistry
+from shared.modeling.registry import ModelRegistry, RegisteredModel
 from shared.rules.engine import Ruleset
 from shared.settings import Settings
+from shared.state import StateStore, open_state_store
 
 
-def sample_context(definition: ServiceDefinition) -> dict[str, Any]:
-    """A context of the shape the rules see, for load-time validation of every expression."""
-    schema = definition.event_schema()
-    example = {name: f.metadata.get("example") for name, f in schema.fields.items()}
-    return {
-        "event": {k: v for k, v in example.items() if v is not None},
-        "features": {
-            **{name: _numeric(example.get(name)) for name in definition.feature_set.features},
-            **dict.fromkeys(definition.extra_features, 0.0),
-        },
-        "measures": dict.fromkeys(definition.measure_names, 1.0),
-        "score": 0.5,
-        "band": "low",
-        "reasons": [],
-    }
+class IncompatibleModelError(ConfigurationError):
+    """A registered model was trained on another feature set than the one the service computes."""
 
 
-def parse_ruleset(definition: ServiceDefinition, text: str, source: str) -> Ruleset:
-    """A ruleset document validated for this service (InvalidRulesetError names every problem)."""
-    return Ruleset.from_yaml(text, source=source, sample_context=sample_context(definition))
+class Runtime:
+    """Everything one process of one service runs, built once."""
 
+    def __init__(self, service: Service, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.registry = ModelRegistry(settings.model_dir)
+        self.control = ControlStore(settings.control_dir, self.registry)
+        self.holder = CoreHolder(self)
+        self._lock = threading.Lock()
+        self._state: StateStore | None = None
+        self._producer: KafkaProducer | None = None
+        self._listener: ControlListener | None = None
+        self._log = get_logger(f"{service.name}.runtime")
 
-def load_ruleset(definition: ServiceDefinition, settings: Settings | None = None) -> Ruleset:
-    """The ruleset in force: the approved published version, else the packaged file."""
-    path = definition.ruleset_path
-    if settings is not None:
-        from shared.control.store import ControlStore
+    @property
+    def core(self) -> ScoringCore:
+        """The scoring core in force (loaded on first use)."""
+        return self.holder.core
 
-        control = ControlStore(settings.control_dir, ModelRegistry(settings.model_dir))
-        active = control.active_ruleset(definition.name)
-        if active is not None:
-            path = control.ruleset_path(definition.name, active)
-    return Ruleset.load(path, sample_context=sample_context(definition))
+    @property
+    def state(self) -> StateStore:
+        """The window-state store, opened on first use in this process, pruned by its retention."""
+        if self._state is None:
+            with self._lock:
+                if self._state is None:
+                    self._state = open_state_store(self.settings.state_url, retention=self.service.state_retention)
+        return self._state
 
+    # ------------------------------------------------------------------ models and rulesets
 
-def load_core(definition: ServiceDefinition, settings: Settings, model_version: str | None = None) -> ScoringCore:
-    registry = ModelRegistry(settings.model_dir)
-    model = registry.load(definition.name, model_version, loader=definition.load_model)
-    challenger = _challenger_version(definition, settings)
-    shadow = registry.load(definition.name, challenger, loader=definition.load_model) if challenger else None
-    return ScoringCore(definition, model, load_ruleset(definition, settings), settings.pseudonym_key, shadow)
+    def load_model(self, version: str | None = None) -> RegisteredModel:
+        """A registered version (the champion by default), refused when its feature set is not the service's."""
+        model = self.registry.load(self.service.name, version, loader=self.service.load_model)
+        trained_on = model.card.get("feature_set")
+        expected = self.service.feature_set.describe()
+        if trained_on != expected:
+            raise IncompatibleModelError(
+                "RISK_MODEL_DIR",
+                f"{self.service.name} model {model.version} was trained on feature set {_described(trained_on)}, "
+                f"but the service computes {_described(expected)}: train a model for it (`risk train "
+                f"{self.service.name}`) or promote one that matches",
+            )
+        return model
 
+    def ruleset_in_force(self) -> Ruleset:
+        """The approved published ruleset, else the packaged one."""
+        active = self.control.active_ruleset(self.service.name)
+        if active is None:
+            return packaged_ruleset(self.service)
+        path = self.control.ruleset_path(self.service.name, active)
+        return parse_ruleset(self.service, path.read_text(), source=str(path))
 
-def _challenger_version(definition: ServiceDefinition, settings: Settings) -> str | None:
-    from shared.control.store import ControlStore
+    def parse_ruleset(self, text: str, source: str) -> Ruleset:
+        return parse_ruleset(self.service, text, source)
 
-    return ControlStore(settings.control_dir, ModelRegistry(settings.model_dir)).challenger(definition.name)
+    def build_core(self, model_version: str | None = None) -> ScoringCore:
+        """A fresh core from what is in force (or another model version), with its challenger, if one is set."""
+        challenger = self.control.challenger(self.service.name)
+        return ScoringCore(
+            self.service,
+            self.load_model(model_version),
+            self.ruleset_in_force(),
+            self.settings.pseudonym_key,
+            self.load_model(challenger) if challenger else None,
+        )
+
+    # ------------------------------------------------------------------ the control plane
+
+    def follow_control(self) -> None:
+        """Apply ruleset and model changes as they are announced (each HTTP worker and stream worker)."""
+        with self._lock:
+            if self._listener is None:
+                self._listener = ControlListener(
+                    self.settings.kafka_bootstrap_servers, self.service.name, self.holder.refresh
+                ).start()
+
+    def announce(self, change: Change, source: str) -> bool:
+        """Tell every instance about a change in force; True when the broker acknowledged it. When it did not,
+        the change is in force anyway (it is on record in the control store) and instances pick it up at
+        their next periodic check."""
+        event = make_event(RISK_CONTROL.event_type, source=source, data=asdict(change), subject=change.service)
+        try:
+            with self._lock:
+                if self._producer is None:
+                    self._producer = make_producer(self.settings.kafka_bootstrap_servers)
+                producer = self._producer
+            producer.send(RISK_CONTROL.name, key=change.service.encode(), value=encode(event)).get(timeout=10)
+        except KafkaError as error:
+            self._log.warning(
+                "control_announcement_failed",
+                service=change.service,
+                kind=change.kind,
+                version=change.version,
+                error=type(error).__name__,
+            )
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop the listener and close the clients and stores this runtime opened."""
+        with self._lock:
+            listener, producer, state = self._listener, self._producer, self._state
+            self._listener = self._producer = self._state = None
+        if listener is not None:
+            listener.stop()
+        if producer is not None:
+            producer.close(timeout=5)
+        if state is not None:
+            state.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class CoreHolder:
     """The process's current scoring core; `refresh` brings it in line with the ruleset and model in force."""
 
-    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
-        self.definition = definition
-        self.settings = settings
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._service = runtime.service.name
         self._core: ScoringCore | None = None
         self._lock = threading.Lock()
-        self._log = get_logger(f"{definition.name}.control")
-        self._ruleset_pointer = self._active_ruleset()
+        self._log = get_logger(f"{self._service}.control")
+        self._ruleset_pointer = runtime.control.active_ruleset(self._service)
 
     @property
     def core(self) -> ScoringCore:
@@ -89,49 +176,43 @@ class CoreHolder:
         if core is None:
             with self._lock:
                 if self._core is None:
-                    self._core = load_core(self.definition, self.settings)
+                    self._core = self._runtime.build_core()
                 core = self._core
         return core
 
     def refresh(self) -> bool:
-        """Swap in a new core if the ruleset in force or the champion changed; True when swapped."""
+        """Swap in a new core if the ruleset in force, the champion or the challenger changed; True when swapped."""
         with self._lock:
             current = self._core
             if current is None:
                 return False
-            registry = ModelRegistry(self.settings.model_dir)
-            model, ruleset = current.model, current.ruleset
+            runtime, service = self._runtime, self._service
+            model, ruleset, challenger = current.model, current.ruleset, current.challenger
             try:
-                champion = registry.champion(self.definition.name)
+                champion = runtime.registry.champion(service)
                 if champion != model.version:
-                    model = registry.load(self.definition.name, champion, loader=self.definition.load_model)
+                    model = runtime.load_model(champion)
             except (RiskError, OSError, ValueError) as error:
                 return self._refused("model", error)
-            challenger = current.challenger
-            wanted = _challenger_version(self.definition, self.settings)
+            wanted = runtime.control.challenger(service)
             if wanted != (challenger.version if challenger else None):
                 try:
-                    challenger = (
-                        registry.load(self.definition.name, wanted, loader=self.definition.load_model)
-                        if wanted
-                        else None
-                    )
+                    challenger = runtime.load_model(wanted) if wanted else None
                 except (RiskError, OSError, ValueError) as error:
                     return self._refused("challenger", error)
-            pointer = self._active_ruleset()
+            pointer = runtime.control.active_ruleset(service)
             if pointer != self._ruleset_pointer:
+                self._ruleset_pointer = pointer  # refused once, not again at every check
                 try:
-                    ruleset = load_ruleset(self.definition, self.settings)
+                    ruleset = runtime.ruleset_in_force()
                 except (RiskError, OSError, ValueError) as error:
-                    self._ruleset_pointer = pointer  # refused once, not again at every check
                     return self._refused("ruleset", error)
-                self._ruleset_pointer = pointer
             if model is current.model and ruleset is current.ruleset and challenger is current.challenger:
                 return False
             self._core = current.replaced(model=model, ruleset=ruleset, challenger=challenger)
             for kind, changed in (("model", model is not current.model), ("ruleset", ruleset is not current.ruleset)):
                 if changed:
-                    CONTROL_CHANGES.labels(self.definition.name, kind).inc()
+                    CONTROL_CHANGES.labels(service, kind).inc()
             self._log.info(
                 "control_change_applied",
                 model=model.version,
@@ -142,20 +223,13 @@ class CoreHolder:
             )
             return True
 
-    def _active_ruleset(self) -> str | None:
-        from shared.control.store import ControlStore
-
-        return ControlStore(self.settings.control_dir, ModelRegistry(self.settings.model_dir)).active_ruleset(
-            self.definition.name
-        )
-
     def _refused(self, kind: str, error: Exception) -> bool:
-        CONTROL_REFUSALS.labels(self.definition.name, kind).inc()
+        CONTROL_REFUSALS.labels(self._service, kind).inc()
         self._log.error("control_change_refused", kind=kind, error=str(error)[:500])
         return False
 
 
-def _numeric(example: object) -> Any:
-    """A feature's sample value: the event field's example when it is a plain value, else 0.0 (features
-    are flat numbers or categories even where the event's field is structured, e.g. a lab value and unit)."""
-    return example if isinstance(example, int | float | str) else 0.0
+def _described(feature_set: Any) -> str:
+    if not isinstance(feature_set, dict):
+        return "(none recorded)"
+    return f"{feature_set.get('name')} v{feature_set.get('version')} ({', '.join(feature_set.get('features', []))})"

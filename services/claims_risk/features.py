@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.features.featureset import FeatureSet
+from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.features.windows import DAY_SECONDS, prior_events_offline, prior_events_online
 from shared.state import Record, StateStore
 
@@ -69,9 +69,29 @@ def record_claims(claims: Sequence[Mapping[str, Any]], store: StateStore) -> Non
     )
 
 
-def policy_features(policies: Sequence[Mapping[str, Any]], history: pd.DataFrame) -> pd.DataFrame:
+def policy_features(policies: Sequence[Mapping[str, Any]], history: pd.DataFrame) -> FeatureBatch:
     """The policies' rating factors (the model's features) beside their claim-history columns, as one
-    frame built once (a concat of two frames cost more than the model's prediction)."""
-    columns: dict[str, Any] = {name: [p[name] for p in policies] for name in FEATURE_SET.features}
-    columns.update({name: history[name].to_numpy() for name in history.columns})
-    return pd.DataFrame(columns)
+    batch built once."""
+    factors = [[p[name] for name in FEATURE_SET.features] for p in policies]
+    past = history[pd.Index(HISTORY_COLUMNS, dtype=object)].to_numpy(dtype=object).tolist()
+    return FeatureBatch.build(
+        FEATURE_SET, [f + h for f, h in zip(factors, past, strict=True)], extra=HISTORY_COLUMNS
+    )
+
+
+REASON_TEXTS = {
+    "bonus_malus": "bonus-malus {} (50 is the best, 100 the entry level)",
+    "driver_age": "driver aged {}",
+    "vehicle_age": "vehicle {} years old",
+    "vehicle_power": "vehicle power class {}",
+    "vehicle_brand": "vehicle brand {}",
+    "area": "area {} (A rural to E urban)",
+}
+
+
+def reason_text(feature: str, row: Mapping[str, Any]) -> str:
+    """A rating factor that raised the expected frequency, in an underwriter's words."""
+    value = row[feature]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return REASON_TEXTS.get(feature, f"{feature} = {{}}").format(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from shared.schema_fields import WholeNumber
+from shared.core.fields import WholeNumber
 
 AREAS = ("A", "B", "C", "D", "E")
 VEHICLE_BRANDS = ("B1", "B12", "B2", "B3", "B4", "B5", "B6")

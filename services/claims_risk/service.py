@@ -1,5 +1,6 @@
-"""The claims service's scoring core: expected annual claim frequency of a motor policy, its relative
-risk against the portfolio, claim history from `insurance.claims`, and the claims ruleset."""
+"""The claims risk service: the expected annual claim frequency of a motor policy (a CatBoost Poisson model),
+its relative risk against the portfolio, the policy's claim history from `insurance.claims`, and the claims
+ruleset deciding accept / refer / decline."""
 
 from __future__ import annotations
 
@@ -8,75 +9,56 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from services.claims_risk.features import (
-    FEATURE_SET,
-    HISTORY_COLUMNS,
-    claims_history_offline,
-    claims_history_online,
-    policy_features,
-    record_claims,
-)
+from services.claims_risk import features
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
-from shared.core.scoring import HistoryInput, Prediction, ServiceDefinition
+from shared.core.service import Event, History, HistoryInput, Prediction, Service
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
+from shared.features.featureset import FeatureBatch
 from shared.modeling.registry import RegisteredModel
-from shared.modeling.trees import load_tree_model
+from shared.modeling.trees import TreeModel, load_tree_model
 from shared.state import StateStore
 
-SERVICE = "claims"
 
+class ClaimsService(Service):
+    """A policy's claim history is kept whole (claims are few, and `days_since_last_claim` reads back to the
+    policy's first claim), so its state namespace has no retention."""
 
-def predict_annual_frequency(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
-    """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that
-    against the portfolio's mean frequency on the training data (from the model card)."""
-    scores = np.exp(model.model.raw(features))  # the Poisson model's log-mean, as CatBoost's "Exponent"
-    portfolio = float(model.card["portfolio_frequency"])
-    return Prediction(scores, [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores])
+    name = "claims"
+    event_schema = PolicySchema
+    event_id_field = "policy_id"
+    entity_field = "policy_id"
+    feature_set = features.FEATURE_SET
+    ruleset_path = Path(__file__).with_name("rules.yaml")
+    input_topics = (INSURANCE_POLICIES,)
+    output_topic = CLAIMS_DECISIONS
+    history_inputs = (HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, features.record_claims),)
+    extra_features = features.HISTORY_COLUMNS
+    measure_names = ("expected_frequency", "relative_risk")
 
+    def online_features(self, events: Sequence[Event], store: StateStore) -> FeatureBatch:
+        return features.policy_features(events, features.claims_history_online(events, store))
 
-def online_features(policies: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
-    return policy_features(policies, claims_history_online(policies, store))
+    def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
+        claims = features.claims_history_offline(events, history.get("claims", []))
+        return features.policy_features(events, claims)
 
+    def predict(self, model: RegisteredModel, batch: FeatureBatch) -> Prediction:
+        """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that
+        against the portfolio's mean frequency on the training data (from the model card)."""
+        trees: TreeModel = model.model
+        scores = np.exp(trees.raw(batch.model_matrix))  # the Poisson model's log-mean, as CatBoost's "Exponent"
+        portfolio = float(model.card["portfolio_frequency"])
+        measures = [{"expected_frequency": float(s), "relative_risk": float(s) / portfolio} for s in scores]
+        return Prediction(scores, measures)
 
-def offline_features(policies: Sequence[Mapping[str, Any]], history: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    return policy_features(policies, claims_history_offline(policies, history.get("claims", [])))
+    def reason_text(self, feature: str, row: Mapping[str, Any]) -> str:
+        return features.reason_text(feature, row)
 
+    def load_model(self, version_dir: Path) -> TreeModel:
+        return load_tree_model(version_dir)
 
-REASON_TEXTS = {
-    "bonus_malus": "bonus-malus {} (50 is the best, 100 the entry level)",
-    "driver_age": "driver aged {}",
-    "vehicle_age": "vehicle {} years old",
-    "vehicle_power": "vehicle power class {}",
-    "vehicle_brand": "vehicle brand {}",
-    "area": "area {} (A rural to E urban)",
-}
+    def train(self, model_dir: Path, data_dir: Path, size: str) -> dict[str, Any]:
+        from services.claims_risk.train import train
 
-
-def reason_text(feature: str, features: Mapping[str, Any]) -> str:
-    """A rating factor that raised the expected frequency, in an underwriter's words."""
-    value = features[feature]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return REASON_TEXTS.get(feature, f"{feature} = {{}}").format(value)
-
-
-DEFINITION = ServiceDefinition(
-    name=SERVICE,
-    event_schema=PolicySchema,
-    event_id_field="policy_id",
-    entity_field="policy_id",
-    feature_set=FEATURE_SET,
-    online_features=online_features,
-    offline_features=offline_features,
-    reason_text=reason_text,
-    predict=predict_annual_frequency,
-    ruleset_path=Path(__file__).with_name("rules.yaml"),
-    input_topics=(INSURANCE_POLICIES,),
-    output_topic=CLAIMS_DECISIONS,
-    history_inputs=(HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, record_claims),),
-    extra_features=HISTORY_COLUMNS,
-    measure_names=("expected_frequency", "relative_risk"),
-    load_model=load_tree_model,
-)
+        return train(model_dir)  # a fixed public data set: no size to choose

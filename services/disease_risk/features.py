@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from services.disease_risk.equations import (
     EQUATION_FUNCTIONS,
@@ -18,7 +17,7 @@ from services.disease_risk.equations import (
     EquationResult,
     findrisc_band,
 )
-from shared.features.featureset import FeatureSet
+from shared.features.featureset import FeatureBatch, FeatureSet
 
 DIABETES_FEATURES = ("pregnancies", "glucose_2h", "diastolic_bp", "triceps_skinfold", "bmi", "diabetes_pedigree", "age")
 CHD_FEATURES = (
@@ -50,7 +49,7 @@ EQUATION_MEASURES = {
     "findrisc": "findrisc_points",
 }
 EXTRA_COLUMNS = ("prior_cvd", "hdl_cholesterol", "waist_cm", *EQUATION_MEASURES.values())
-ALL_COLUMNS = pd.Index((*FEATURE_SET.features, *EXTRA_COLUMNS), dtype=object)
+ALL_COLUMNS = (*FEATURE_SET.features, *EXTRA_COLUMNS)
 FLAGS = ("smoker", "treated_hypertension", "prior_stroke", "hypertension", "diabetes", "prior_cvd")
 
 # Which assessment field each equation input comes from (the equations keep the papers' names).
@@ -104,18 +103,20 @@ EQUATION_INPUTS: dict[str, dict[str, str]] = {
 }
 
 
-def assessment_features(assessments: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def assessment_features(assessments: Sequence[Mapping[str, Any]]) -> FeatureBatch:
     """One row per validated assessment: the models' features (flags as 0/1, missing values as NaN, labs
-    in mg/dL), then the extra columns, the equations' risks among them (NaN where one does not apply)."""
-    rows = []
+    in mg/dL), then the extra columns, the equations' risks among them (NaN where one does not apply).
+    Each row's full equation results ride along as its context, for the decision's details."""
+    rows, results = [], []
     for assessment in assessments:
         values = model_inputs(assessment)
-        results = equation_results(assessment)
+        found = equation_results(assessment)
         for name, column in EQUATION_MEASURES.items():
-            values[column] = _risk(results[name])
+            values[column] = _risk(found[name])
         rows.append([values[name] for name in ALL_COLUMNS])
-    # One float block built from a matrix: a frame built column by column costs a millisecond in pandas 3.
-    return pd.DataFrame(np.asarray(rows, dtype=np.float64).reshape(len(rows), len(ALL_COLUMNS)), columns=ALL_COLUMNS)
+        results.append(found)
+    matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(ALL_COLUMNS))
+    return FeatureBatch.build(FEATURE_SET, matrix, extra=EXTRA_COLUMNS, context=results)
 
 
 def model_inputs(assessment: Mapping[str, Any]) -> dict[str, float]:
@@ -161,3 +162,35 @@ def _number(value: object) -> float:
     if value is None:
         return math.nan
     return float(value)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ reasons in clinical words
+
+REASON_TEXTS = {
+    "age": "age {:g}",
+    "male": "male sex",
+    "pregnancies": "{:g} pregnancies",
+    "glucose_2h": "2-hour glucose {:g} mg/dL",
+    "fasting_glucose": "fasting glucose {:g} mg/dL",
+    "diastolic_bp": "diastolic blood pressure {:g} mmHg",
+    "systolic_bp": "systolic blood pressure {:g} mmHg",
+    "triceps_skinfold": "triceps skinfold {:g} mm",
+    "bmi": "BMI {:g}",
+    "diabetes_pedigree": "diabetes pedigree function {:g}",
+    "smoker": "current smoker",
+    "cigarettes_per_day": "{:g} cigarettes a day",
+    "treated_hypertension": "on blood pressure medication",
+    "prior_stroke": "previous stroke",
+    "hypertension": "diagnosed hypertension",
+    "diabetes": "diagnosed diabetes",
+    "total_cholesterol": "total cholesterol {:g} mg/dL",
+    "heart_rate": "resting heart rate {:g} bpm",
+}
+
+
+def reason_text(feature: str, row: Mapping[str, Any]) -> str:
+    """A value that raised a risk, as a clinician would write it ("systolic blood pressure 165 mmHg")."""
+    value = row[feature]
+    if value is None:
+        return f"{feature} not given"
+    return REASON_TEXTS.get(feature, feature.replace("_", " ") + " {:g}").format(round(float(value), 1))

@@ -9,7 +9,7 @@ equations do, never an extrapolated number.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,12 @@ from shared.modeling.registry import MODEL_DIR
 MANIFEST = "conditions.json"
 
 
-def _columns(features: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every column as a numpy array, from one conversion of the (all-numeric) frame: pandas 3 costs tens of
-    microseconds for each column taken on its own."""
+Columns = Mapping[str, np.ndarray]
+
+
+def columns_of(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every column of an all-numeric frame as a numpy array, from one conversion (pandas 3 costs tens of
+    microseconds for each column taken on its own); serving reads `FeatureBatch.columns` instead."""
     matrix = features.to_numpy(dtype=np.float64)
     return {name: matrix[:, position] for position, name in enumerate(features.columns)}
 
@@ -130,8 +133,8 @@ class DiseaseModels:
             }
         )
 
-    def assess(self, features: pd.DataFrame) -> ConditionRisks:
-        columns = _columns(features)
+    def assess(self, columns: Columns) -> ConditionRisks:
+        """Each condition's risk of every row (columns by name), or why its model does not apply."""
         risks, reasons = {}, {}
         for name, condition in self.conditions.items():
             why_not = condition.population.reasons(columns, name)
@@ -142,13 +145,16 @@ class DiseaseModels:
             risks[name], reasons[name] = risk, why_not
         return ConditionRisks(risks, reasons)
 
-    def top_contributions(self, features: pd.DataFrame, k: int) -> list[list[Contribution]]:
-        """The k features raising the risk most, over the conditions that apply to each row (log-odds scale)."""
-        columns = _columns(features)
-        assessed = self.assess(features)
-        best: list[dict[str, Contribution]] = [{} for _ in range(len(features))]
+    def top_contributions(
+        self, columns: Columns, assessed: ConditionRisks, positions: Sequence[int], k: int
+    ) -> list[list[Contribution]]:
+        """The k features raising the risk most of each row at `positions`, over the conditions that apply
+        to it (log-odds scale), from the risks `assess` already found."""
+        wanted = np.asarray(positions, dtype=np.intp)
+        columns = {name: values[wanted] for name, values in columns.items()}
+        best: list[dict[str, Contribution]] = [{} for _ in range(len(wanted))]
         for name, condition in self.conditions.items():
-            rows = np.flatnonzero(~np.isnan(assessed.risks[name]))
+            rows = np.flatnonzero(~np.isnan(assessed.risks[name][wanted]))
             if not len(rows):
                 continue
             values = condition.classifier.contributions(self._inputs(condition, columns)[rows])

@@ -14,7 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from services.disease_risk.equations import FAMILY_HISTORY_CODES, PCE_RACES, SCORE2_REGIONS, SEXES
 from shared.core.decision import DecisionSchema
-from shared.schema_fields import Measurement, WholeNumber
+from shared.core.fields import Measurement, WholeNumber
 
 PERSONAL_FIELDS = ("patient_id", "patient_name")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shared.features.calendar import is_night, is_weekend
-from shared.features.featureset import FeatureSet
+from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
 from shared.state import Record, StateStore, WindowQuery
 
@@ -21,6 +21,11 @@ WINDOWS_DAYS = (1, 7, 30)
 TERMINAL_DELAY_DAYS = 7
 CUSTOMER_NAMESPACE = "fraud.customer"
 TERMINAL_NAMESPACE = "fraud.terminal"
+# Event time each namespace's windows look back: the widest window, plus the label delay for terminals.
+STATE_RETENTION = {
+    CUSTOMER_NAMESPACE: max(WINDOWS_DAYS) * DAY_SECONDS,
+    TERMINAL_NAMESPACE: (max(WINDOWS_DAYS) + TERMINAL_DELAY_DAYS) * DAY_SECONDS,
+}
 
 FEATURE_SET = FeatureSet(
     name="fraud_transaction_windows",
@@ -131,21 +136,16 @@ def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)[list(FEATURE_SET.features)]
 
 
-def offline_features_for_events(events: Sequence[Mapping[str, Any]], history: Mapping[str, Any]) -> pd.DataFrame:
-    """The batch door's features: window features from the input's own history (no side inputs)."""
-    return offline_features(frame_from_events(events))
-
-
 # ------------------------------------------------------------------ online
 
 
-def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> pd.DataFrame:
+def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> FeatureBatch:
     """Features for a micro-batch from the state store, in one write: the batch's events are recorded,
     then each event's windows are totalled by the store. An event so sees every event of its card or
     terminal recorded before it in (time, id) order, its own batch included, and itself: the offline
     definition exactly. (Plain Python over the events, no intermediate frame: this is the hot path.)"""
     if not events:
-        return pd.DataFrame(columns=FEATURE_SET.columns)
+        return FeatureBatch.build(FEATURE_SET, np.empty((0, len(FEATURE_SET.features))))
     moments = [e["timestamp"] for e in events]
     stamps = [m.timestamp() for m in moments]
     event_ids = [str(e["transaction_id"]) for e in events]
@@ -184,7 +184,7 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> p
             row[f"terminal_risk_{w}d"] = window.positives / window.count if window.count else 0.0
         row["amount_to_customer_avg_30d"] = float(_ratio(amount, row["customer_avg_amount_30d"]))
         rows.append([row[name] for name in FEATURE_SET.features])
-    return pd.DataFrame(np.array(rows, dtype=np.float64), columns=FEATURE_SET.columns, copy=False)
+    return FeatureBatch.build(FEATURE_SET, rows)
 
 
 def record_history(store: StateStore, frame: pd.DataFrame) -> None:

@@ -1,42 +1,50 @@
-"""The fraud service's scoring core: the shared pipeline with the fraud contract, features and rules."""
+"""The fraud detection service: payment transactions scored by a CatBoost model on card and terminal
+window features, with the fraud ruleset deciding approve / review / decline."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-from services.fraud_detection.features import (
-    FEATURE_SET,
-    offline_features_for_events,
-    online_features,
-    reason_text,
-)
+from services.fraud_detection import features
 from services.fraud_detection.schemas import TransactionSchema
-from shared.core.scoring import Prediction, ServiceDefinition
+from shared.core.service import Event, History, Prediction, Service
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.features.featureset import FeatureBatch
 from shared.modeling.registry import RegisteredModel
-from shared.modeling.trees import load_tree_model
-
-SERVICE = "fraud"
-
-
-def predict_fraud_probability(model: RegisteredModel, features: pd.DataFrame) -> Prediction:
-    return Prediction(model.model.probability(features))
+from shared.modeling.trees import TreeModel, load_tree_model
+from shared.state import StateStore
 
 
-DEFINITION = ServiceDefinition(
-    name=SERVICE,
-    event_schema=TransactionSchema,
-    event_id_field="transaction_id",
-    entity_field="customer_id",
-    feature_set=FEATURE_SET,
-    online_features=online_features,
-    offline_features=offline_features_for_events,
-    reason_text=reason_text,
-    predict=predict_fraud_probability,
-    load_model=load_tree_model,
-    ruleset_path=Path(__file__).with_name("rules.yaml"),
-    input_topics=(PAYMENTS_TRANSACTIONS,),
-    output_topic=FRAUD_DECISIONS,
-)
+class FraudService(Service):
+    name = "fraud"
+    event_schema = TransactionSchema
+    event_id_field = "transaction_id"
+    entity_field = "customer_id"
+    feature_set = features.FEATURE_SET
+    ruleset_path = Path(__file__).with_name("rules.yaml")
+    input_topics = (PAYMENTS_TRANSACTIONS,)
+    output_topic = FRAUD_DECISIONS
+    state_retention = features.STATE_RETENTION
+
+    def online_features(self, events: Sequence[Event], store: StateStore) -> FeatureBatch:
+        return features.online_features(events, store)
+
+    def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
+        return FeatureBatch.from_frame(features.offline_features(features.frame_from_events(events)), self.feature_set)
+
+    def predict(self, model: RegisteredModel, batch: FeatureBatch) -> Prediction:
+        trees: TreeModel = model.model
+        return Prediction(trees.probability(batch.model_matrix))
+
+    def reason_text(self, feature: str, row: Mapping[str, Any]) -> str:
+        return features.reason_text(feature, row)
+
+    def load_model(self, version_dir: Path) -> TreeModel:
+        return load_tree_model(version_dir)
+
+    def train(self, model_dir: Path, data_dir: Path, size: str) -> dict[str, Any]:
+        from services.fraud_detection.train import SIZES, train
+
+        return train(model_dir, data_dir, SIZES[size])

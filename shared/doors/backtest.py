@@ -69,7 +69,7 @@ def backtest(
             rejected += 1
     if not events:
         raise InvalidInputError({"data": ["no valid event to replay"]})
-    features = current.definition.offline_features(events, history or {})
+    features = current.service.offline_features([e.data for e in events], history or {})
     now = current.decide(events, features, 0.0)
     then = candidate.decide(events, features, 0.0)
     by_model = (
@@ -84,20 +84,20 @@ def backtest(
     )
     moved_by: Counter[str] = Counter()
     for a, b, m, r in zip(now, then, by_model, by_rules, strict=True):
-        if a["decision"] != b["decision"]:
-            model_moved, rules_moved = m["decision"] != a["decision"], r["decision"] != a["decision"]
+        if a.decision != b.decision:
+            model_moved, rules_moved = m.decision != a.decision, r.decision != a.decision
             moved_by["both" if model_moved == rules_moved else "model" if model_moved else "rules"] += 1
     rule_ids = list(dict.fromkeys([*(r.id for r in current.ruleset.rules), *(r.id for r in candidate.ruleset.rules)]))
-    hits_now = Counter(h["rule_id"] for d in now for h in d["rule_hits"])
-    hits_then = Counter(h["rule_id"] for d in then for h in d["rule_hits"])
+    hits_now = Counter(h.rule_id for d in now for h in d.rule_hits)
+    hits_then = Counter(h.rule_id for d in then for h in d.rule_hits)
     result = Backtest(
         events=len(events),
         rejected=rejected,
         outcomes=tuple(dict.fromkeys([*current.ruleset.outcomes, *candidate.ruleset.outcomes])),
-        current=Counter(d["decision"] for d in now),
-        candidate=Counter(d["decision"] for d in then),
+        current=Counter(d.decision for d in now),
+        candidate=Counter(d.decision for d in then),
         moves=Counter(
-            (a["decision"], b["decision"]) for a, b in zip(now, then, strict=True) if a["decision"] != b["decision"]
+            (a.decision, b.decision) for a, b in zip(now, then, strict=True) if a.decision != b.decision
         ),
         moved_by=moved_by,
         rule_hits={rule: (hits_now[rule], hits_then[rule]) for rule in rule_ids},
@@ -107,7 +107,7 @@ def backtest(
             ("current", now, current.ruleset.default),
             ("candidate", then, candidate.ruleset.default),
         ):
-            result.labelled[side] = _flagging_quality([d["decision"] != default for d in decisions], kept_labels, costs)
+            result.labelled[side] = _flagging_quality([d.decision != default for d in decisions], kept_labels, costs)
     return result
 
 

@@ -14,17 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from shared.core.scoring import ScoringCore, validate_event
+from shared.core.contract import validate_event
+from shared.core.scoring import ScoringCore
 from shared.errors import InvalidInputError
 from shared.files import RecordWriter, read_chunks
 from shared.logging import get_logger
 from shared.metrics import DECISIONS, REJECTED
 
 log = get_logger("batch")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,13 @@ class BatchSummary:
 
 def _validated(
     path: Path,
-    load: Callable[[dict[str, Any]], dict[str, Any]],
+    load: Callable[[dict[str, Any]], T],
     chunk_size: int,
     rejects: RecordWriter,
     source: str | None,
-) -> tuple[list[dict[str, Any]], int, int]:
+) -> tuple[list[T], int, int]:
     """(valid rows, rows read, rows rejected); each rejected row is written with its number and fields."""
-    valid: list[dict[str, Any]] = []
+    valid: list[T] = []
     rows = rejected = 0
     for chunk in read_chunks(path, chunk_size):
         bad = []
@@ -81,8 +83,8 @@ def rescore(
     """Score `input_path` into `output_path`. `history_paths` names a file for each of the service's
     history inputs (e.g. {"claims": claims.csv}); their rows feed the features and are not scored."""
     started = time.perf_counter()
-    service = core.definition.name
-    history_inputs = {h.name: h for h in core.definition.history_inputs}
+    service = core.service.name
+    history_inputs = {h.name: h for h in core.service.history_inputs}
     unknown = set(history_paths or {}) - set(history_inputs)
     if unknown:
         raise ValueError(
@@ -100,7 +102,7 @@ def rescore(
         events, rows, rejected = _validated(input_path, core.validate, chunk_size, rejects, source=None)
     REJECTED.labels(service, "batch").inc(rejected)
 
-    features = core.definition.offline_features(events, history) if events else None
+    features = core.service.offline_features([e.data for e in events], history) if events else None
     counts: dict[str, int] = {}
     with (
         RecordWriter(output_path) as writer,
@@ -110,11 +112,11 @@ def rescore(
             chunk_started = time.perf_counter()
             assert features is not None
             decisions = core.decide(
-                events[start : start + chunk_size], features.iloc[start : start + chunk_size], chunk_started
+                events[start : start + chunk_size], features.take(slice(start, start + chunk_size)), chunk_started
             )
             for decision in decisions:
-                counts[decision["decision"]] = counts.get(decision["decision"], 0) + 1
-            writer.write(decisions)
+                counts[decision.decision] = counts.get(decision.decision, 0) + 1
+            writer.write(core.dump(decisions))
             bar.update(len(decisions))
     for outcome, count in counts.items():
         DECISIONS.labels(service, "batch", outcome).inc(count)

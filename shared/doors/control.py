@@ -1,8 +1,8 @@
 """What `risk rules ...`, `risk models ...` and `risk audit` do, for one service; services/cli.py wires them.
 
-Each command acts as the API identity of the key it is given (`--api-key`, or RISK_API_KEY), resolved
-against RISK_API_KEYS like an HTTP request, so the CLI and the HTTP control endpoints share identities
-and the maker-checker rule.
+Each command takes the service's runtime and acts as the API identity of the key it is given
+(`--api-key`, or RISK_API_KEY), resolved against RISK_API_KEYS like an HTTP request, so the CLI and the HTTP
+control endpoints share identities and the maker-checker rule.
 """
 
 from __future__ import annotations
@@ -13,22 +13,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from shared.control.announce import announce
-from shared.control.store import Change, ControlStore, Kind
-from shared.core.scoring import ServiceDefinition
+from shared.control.store import Change, Kind
+from shared.core.contract import validate_event
+from shared.doors.backtest import Costs, as_html, as_table, backtest, load_history
 from shared.errors import InvalidInputError, InvalidRulesetError, UnauthorizedError
 from shared.files import read_chunks
-from shared.modeling.registry import ModelRegistry
-from shared.runtime import load_core, parse_ruleset
-from shared.settings import Settings
+from shared.runtime import Runtime
 
 
-def control_store(settings: Settings) -> ControlStore:
-    return ControlStore(settings.control_dir, ModelRegistry(settings.model_dir))
-
-
-def identity(settings: Settings, api_key: str | None) -> str:
-    who = settings.identity_of(api_key or "")
+def identity(runtime: Runtime, api_key: str | None) -> str:
+    who = runtime.settings.identity_of(api_key or "")
     if who is None:
         raise UnauthorizedError(
             "give the API key you act with (--api-key or RISK_API_KEY); it must be in RISK_API_KEYS"
@@ -36,22 +30,22 @@ def identity(settings: Settings, api_key: str | None) -> str:
     return who
 
 
-def check_ruleset(definition: ServiceDefinition, settings: Settings, path: Path, data: Path | None) -> list[str]:
+def check_ruleset(runtime: Runtime, path: Path, data: Path | None) -> list[str]:
     """Problems found, none when the ruleset is fine: the load-time checks (syntax, fields that exist,
     outcomes that exist), then, given events, the rules that never hit them or hit every one of them."""
     try:
-        ruleset = parse_ruleset(definition, path.read_text(), source=str(path))
+        ruleset = runtime.parse_ruleset(path.read_text(), source=str(path))
     except InvalidRulesetError as error:
         return list(error.problems)
     if data is None:
         return []
-    candidate = load_core(definition, settings).replaced(ruleset=ruleset)
+    candidate = runtime.core.replaced(ruleset=ruleset)
     events = [
         candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row
     ]
     if not events:
         return [f"{data}: no valid event to try the rules on"]
-    hits = Counter(hit["rule_id"] for decision in candidate.score_offline(events) for hit in decision["rule_hits"])
+    hits = Counter(hit.rule_id for decision in candidate.score_offline(events) for hit in decision.rule_hits)
     problems = []
     for rule in ruleset.rules:
         if hits[rule.id] == 0:
@@ -61,47 +55,52 @@ def check_ruleset(definition: ServiceDefinition, settings: Settings, path: Path,
     return problems
 
 
-def publish_ruleset(definition: ServiceDefinition, settings: Settings, path: Path, who: str) -> dict[str, Any]:
+def publish_ruleset(runtime: Runtime, path: Path, who: str) -> dict[str, Any]:
     text = path.read_text()
-    ruleset = parse_ruleset(definition, text, source=str(path))
-    return asdict(control_store(settings).propose_ruleset(definition.name, ruleset, text, who))
+    ruleset = runtime.parse_ruleset(text, source=str(path))
+    return asdict(runtime.control.propose_ruleset(runtime.service.name, ruleset, text, who))
 
 
-def approve(
-    definition: ServiceDefinition, settings: Settings, kind: Kind, proposal_id: str, who: str
-) -> dict[str, Any]:
-    store = control_store(settings)
-    proposal = next((p for p in store.proposals(definition.name) if p.id == proposal_id), None)
+def approve(runtime: Runtime, kind: Kind, proposal_id: str, who: str) -> dict[str, Any]:
+    service = runtime.service.name
+    proposal = next((p for p in runtime.control.proposals(service) if p.id == proposal_id), None)
     if proposal is not None and proposal.kind != kind:
         raise InvalidInputError(
             {"proposal": [f"proposal {proposal_id} is a {proposal.kind} change, not a {kind} change"]}
         )
-    return _in_force(settings, store.approve(definition.name, proposal_id, who))
+    return _in_force(runtime, runtime.control.approve(service, proposal_id, who))
 
 
-def rollback(definition: ServiceDefinition, settings: Settings, kind: Kind, version: str, who: str) -> dict[str, Any]:
-    return _in_force(settings, control_store(settings).rollback(definition.name, kind, version, who))
+def refuse(runtime: Runtime, proposal_id: str, who: str, reason: str) -> dict[str, Any]:
+    return asdict(runtime.control.refuse(runtime.service.name, proposal_id, who, reason))
 
 
-def promote(definition: ServiceDefinition, settings: Settings, version: str, who: str) -> dict[str, Any]:
-    return asdict(control_store(settings).propose_promotion(definition.name, version, who))
+def rollback(runtime: Runtime, kind: Kind, version: str, who: str) -> dict[str, Any]:
+    return _in_force(runtime, runtime.control.rollback(runtime.service.name, kind, version, who))
 
 
-def ruleset_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
-    store = control_store(settings)
+def promote(runtime: Runtime, version: str, who: str) -> dict[str, Any]:
+    return asdict(runtime.control.propose_promotion(runtime.service.name, version, who))
+
+
+def set_challenger(runtime: Runtime, version: str | None, who: str) -> dict[str, Any]:
+    return _in_force(runtime, runtime.control.set_challenger(runtime.service.name, version, who))
+
+
+def ruleset_listing(runtime: Runtime) -> dict[str, Any]:
+    store, service = runtime.control, runtime.service
     return {
-        "active": store.active_ruleset(definition.name) or f"packaged ({definition.ruleset_path.name})",
-        "published": store.ruleset_versions(definition.name),
+        "active": store.active_ruleset(service.name) or f"packaged ({service.ruleset_path.name})",
+        "published": store.ruleset_versions(service.name),
         "pending": [
-            asdict(p) for p in store.proposals(definition.name) if p.kind == "ruleset" and p.status == "pending"
+            asdict(p) for p in store.proposals(service.name) if p.kind == "ruleset" and p.status == "pending"
         ],
     }
 
 
-def model_listing(definition: ServiceDefinition, settings: Settings) -> dict[str, Any]:
-    store = control_store(settings)
-    registry = store.models
-    champion = store.champion(definition.name)
+def model_listing(runtime: Runtime) -> dict[str, Any]:
+    store, registry, service = runtime.control, runtime.registry, runtime.service.name
+    champion = store.champion(service)
     return {
         "champion": champion,
         "versions": [
@@ -111,19 +110,19 @@ def model_listing(definition: ServiceDefinition, settings: Settings) -> dict[str
                 "created_at": card.get("created_at"),
                 "metrics": card.get("metrics"),
             }
-            for v in registry.versions(definition.name)
-            for card in [registry.card(definition.name, v)]
+            for v in registry.versions(service)
+            for card in [registry.card(service, v)]
         ],
-        "pending": [asdict(p) for p in store.proposals(definition.name) if p.kind == "model" and p.status == "pending"],
+        "pending": [asdict(p) for p in store.proposals(service) if p.kind == "model" and p.status == "pending"],
     }
 
 
-def audit_entries(definition: ServiceDefinition, settings: Settings) -> list[dict[str, Any]]:
-    return control_store(settings).audit(definition.name)
+def audit_entries(runtime: Runtime) -> list[dict[str, Any]]:
+    return runtime.control.audit(runtime.service.name)
 
 
-def _in_force(settings: Settings, change: Change) -> dict[str, Any]:
-    announced = announce(settings.kafka_bootstrap_servers, change, f"/risk/{change.service}/cli")
+def _in_force(runtime: Runtime, change: Change) -> dict[str, Any]:
+    announced = runtime.announce(change, f"/risk/{change.service}/cli")
     return {"change": asdict(change), "announced": announced}
 
 
@@ -132,32 +131,26 @@ def printable(value: Any) -> str:
 
 
 def run_backtest(
-    definition: ServiceDefinition,
-    settings: Settings,
+    runtime: Runtime,
     data: Path,
     ruleset_path: Path | None,
     model_version: str | None,
     label: str | None,
     history: dict[str, Path],
     report: Path | None,
-    costs: Any,
+    costs: Costs,
 ) -> str:
     """The backtest of a candidate ruleset and/or model against what is in force; returns the table and
     writes the HTML report when asked."""
-    from shared.core.scoring import validate_event
-    from shared.doors.backtest import as_html, as_table, backtest, load_history
-
     if ruleset_path is None and model_version is None:
         raise InvalidInputError({"candidate": ["give --ruleset FILE, --model VERSION, or both"]})
-    current = load_core(definition, settings)
+    current = runtime.core
     candidate = current.replaced(
-        model=ModelRegistry(settings.model_dir).load(definition.name, model_version, loader=definition.load_model)
-        if model_version
-        else None,
-        ruleset=parse_ruleset(definition, ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None,
+        model=runtime.load_model(model_version) if model_version else None,
+        ruleset=runtime.parse_ruleset(ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None,
     )
     rows, labels = load_history(data, label)
-    inputs = {h.name: h for h in definition.history_inputs}
+    inputs = {h.name: h for h in runtime.service.history_inputs}
     histories = {
         name: [validate_event(inputs[name].schema(), row) for chunk in read_chunks(path, 5_000) for row in chunk]
         for name, path in history.items()
@@ -166,12 +159,8 @@ def run_backtest(
     now = f"in force (model {current.model.version}, rules {current.ruleset.version})"
     then = f"candidate (model {candidate.model.version}, rules {candidate.ruleset.version})"
     if report is not None:
-        report.write_text(as_html(result, definition.name, now, then))
+        report.write_text(as_html(result, runtime.service.name, now, then))
     return as_table(result, "in force", "candidate") + f"\n\nin force: {now}\ncandidate: {then}"
-
-
-def set_challenger(definition: ServiceDefinition, settings: Settings, version: str | None, who: str) -> dict[str, Any]:
-    return _in_force(settings, control_store(settings).set_challenger(definition.name, version, who))
 
 
 def compare(decisions_path: Path, labels_path: Path | None, label: str, default: str) -> dict[str, Any]:

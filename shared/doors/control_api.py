@@ -16,22 +16,16 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from shared.control.announce import announce
-from shared.control.store import Change, ControlStore
-from shared.core.scoring import ServiceDefinition
+from shared.control.store import Change
 from shared.errors import ForbiddenError, InvalidInputError
-from shared.modeling.registry import ModelRegistry
-from shared.runtime import parse_ruleset
-from shared.settings import Settings
+from shared.runtime import Runtime
 
 MAX_RULESET_BYTES = 256 * 1024
 
 
-def register_control_routes(app: Flask, definition: ServiceDefinition, settings: Settings) -> None:
-    service = definition.name
-
-    def store() -> ControlStore:
-        return ControlStore(settings.control_dir, ModelRegistry(settings.model_dir))
+def register_control_routes(app: Flask, runtime: Runtime) -> None:
+    service = runtime.service.name
+    store = runtime.control
 
     def identity() -> str:
         who = g.get("identity")
@@ -42,7 +36,7 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
     def applied(change: Change) -> dict[str, Any]:
         return {
             "change": asdict(change),
-            "announced": announce(settings.kafka_bootstrap_servers, change, f"/risk/{service}/http"),
+            "announced": runtime.announce(change, f"/risk/{service}/http"),
         }
 
     @app.post("/v1/control/rulesets")
@@ -53,8 +47,8 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
             raise InvalidInputError(
                 {"_body": [f"the body must be a ruleset in YAML, at most {MAX_RULESET_BYTES} bytes"]}
             )
-        ruleset = parse_ruleset(definition, text, source="request body")
-        return jsonify(asdict(store().propose_ruleset(service, ruleset, text, who))), 201
+        ruleset = runtime.parse_ruleset(text, source="request body")
+        return jsonify(asdict(store.propose_ruleset(service, ruleset, text, who))), 201
 
     @app.post("/v1/control/promotions")
     def propose_promotion() -> tuple[Response, int]:
@@ -62,11 +56,11 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("version"), str):
             raise InvalidInputError({"version": ["a model version from the registry is required"]})
-        return jsonify(asdict(store().propose_promotion(service, body["version"], who))), 201
+        return jsonify(asdict(store.propose_promotion(service, body["version"], who))), 201
 
     @app.post("/v1/control/proposals/<proposal_id>/approve")
     def approve(proposal_id: str) -> Response:
-        return jsonify(applied(store().approve(service, proposal_id, identity())))
+        return jsonify(applied(store.approve(service, proposal_id, identity())))
 
     @app.post("/v1/control/proposals/<proposal_id>/refuse")
     def refuse(proposal_id: str) -> Response:
@@ -74,14 +68,14 @@ def register_control_routes(app: Flask, definition: ServiceDefinition, settings:
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError({"reason": ["say why the proposal is refused"]})
-        return jsonify(asdict(store().refuse(service, proposal_id, identity(), reason)))
+        return jsonify(asdict(store.refuse(service, proposal_id, identity(), reason)))
 
     @app.get("/v1/control/proposals")
     def proposals() -> Response:
         identity()
-        return jsonify({"proposals": [asdict(p) for p in store().proposals(service)]})
+        return jsonify({"proposals": [asdict(p) for p in store.proposals(service)]})
 
     @app.get("/v1/control/audit")
     def audit() -> Response:
         identity()
-        return jsonify({"entries": store().audit(service)})
+        return jsonify({"entries": store.audit(service)})

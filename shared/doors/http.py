@@ -6,17 +6,15 @@ Errors come from the one hierarchy in shared.errors; no client input, however ma
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from typing import Any
 
 import structlog
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.control.listener import ControlListener
-from shared.core.scoring import ScoringCore, ServiceDefinition, validate_event
+from shared.core.contract import ValidEvent
+from shared.core.scoring import ScoringCore
 from shared.doors.control_api import register_control_routes
 from shared.doors.openapi import build_openapi
 from shared.errors import (
@@ -30,66 +28,33 @@ from shared.errors import (
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.modeling.report import REPORT_FILE
-from shared.runtime import CoreHolder
-from shared.settings import Settings
-from shared.state import StateStore, open_state_store
+from shared.runtime import Runtime
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
-class ServiceRuntime:
-    """The per-process pieces behind an app: the scoring core (kept current by the control listener once
-    gunicorn starts it in the worker) and the state store, made on first use."""
-
-    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
-        self.definition = definition
-        self.settings = settings
-        self.schema = definition.event_schema()
-        self.holder = CoreHolder(definition, settings)
-        self.control_listener: ControlListener | None = None
-        self._store: StateStore | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def core(self) -> ScoringCore:
-        return self.holder.core
-
-    @property
-    def store(self) -> StateStore:
-        if self._store is None:
-            with self._lock:
-                if self._store is None:
-                    self._store = open_state_store(self.settings.state_url)
-        return self._store
-
-    def follow_control(self) -> None:
-        """Apply ruleset and model changes as they are announced (gunicorn calls this in each worker)."""
-        if self.control_listener is None:
-            self.control_listener = ControlListener(
-                self.settings.kafka_bootstrap_servers, self.definition.name, self.holder.refresh
-            ).start()
-
-
-def create_scoring_app(definition: ServiceDefinition, settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
+    """The service's HTTP app over `runtime`. gunicorn builds one in each worker, after fork, with
+    `follow_control` on, so each worker applies ruleset and model changes as they are announced."""
+    settings, service = runtime.settings, runtime.service
     configure_logging(settings.log_level, settings.pseudonym_key)
-    log = get_logger(f"{definition.name}.http")
-    app = Flask(f"risk-{definition.name}")
+    log = get_logger(f"{service.name}.http")
+    app = Flask(f"risk-{service.name}")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    runtime = ServiceRuntime(definition, settings)
-    app.extensions["risk_runtime"] = runtime
     try:
-        runtime.core  # load the model now (gunicorn builds the app in each worker, after fork)
+        runtime.core  # load the model now, not on the first request
     except ModelNotFoundError as error:
         log.warning("model_not_loaded", reason=str(error))
-    openapi = build_openapi(definition, settings.max_batch_events)
+    if follow_control:
+        runtime.follow_control()
+    openapi = build_openapi(service, settings.max_batch_events)
 
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id, service=definition.name)
+        structlog.contextvars.bind_contextvars(request_id=g.request_id, service=service.name)
         if settings.auth_required and request.path not in OPEN_PATHS:
             g.identity = settings.identity_of(request.headers.get("X-API-Key", ""))
             if g.identity is None:
@@ -99,8 +64,8 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(definition.name, endpoint, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(definition.name, endpoint).observe(elapsed)
+        HTTP_REQUESTS.labels(service.name, endpoint, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(service.name, endpoint).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if endpoint not in OPEN_PATHS:
             log.info(
@@ -118,7 +83,7 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     @app.errorhandler(RiskError)
     def _risk_error(error: RiskError) -> tuple[Response, int]:
         if isinstance(error, InvalidInputError):
-            REJECTED.labels(definition.name, "http").inc()
+            REJECTED.labels(service.name, "http").inc()
         return jsonify(error.to_dict()), error.http_status
 
     @app.errorhandler(HTTPException)
@@ -135,17 +100,18 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
 
     @app.post("/v1/score")
     def score() -> Response:
-        events, single = _read_events(runtime, settings.max_batch_events)
         core = runtime.core
-        g.event_ids = [str(e[definition.event_id_field]) for e in events]
-        g.entity_ids = [str(e[definition.entity_field]) for e in events]
+        events, single = _read_events(core, settings.max_batch_events)
+        g.event_ids = [str(e.document[service.event_id_field]) for e in events]
+        g.entity_ids = [str(e.document[service.entity_field]) for e in events]
         started = time.perf_counter()
-        decisions = core.score_online(events, runtime.store)
-        SCORING_SECONDS.labels(definition.name, "http").observe(time.perf_counter() - started)
+        decisions = core.score_online(events, runtime.state)
+        SCORING_SECONDS.labels(service.name, "http").observe(time.perf_counter() - started)
         for decision in decisions:
-            DECISIONS.labels(definition.name, "http", decision["decision"]).inc()
-        g.outcomes = [d["decision"] for d in decisions]
-        return jsonify(decisions[0] if single else {"decisions": decisions})
+            DECISIONS.labels(service.name, "http", decision.decision).inc()
+        g.outcomes = [d.decision for d in decisions]
+        dumped = core.dump(decisions)
+        return jsonify(dumped[0] if single else {"decisions": dumped})
 
     @app.get("/v1/model")
     def model_card() -> Response:
@@ -160,14 +126,14 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
             )
         return Response(path.read_bytes(), content_type="text/html; charset=utf-8")
 
-    for path, (_, document) in definition.reference_documents.items():
+    for path, (_, document) in service.reference_documents().items():
         app.add_url_rule(path, f"reference:{path}", lambda document=document: jsonify(document()), methods=["GET"])
 
-    register_control_routes(app, definition, settings)
+    register_control_routes(app, runtime)
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return jsonify({"status": "ok", "service": definition.name})
+        return jsonify({"status": "ok", "service": service.name})
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
@@ -177,7 +143,7 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
         except ModelNotFoundError as error:
             checks["model"] = f"unavailable: {error}"
         try:
-            runtime.store.ping()
+            runtime.state.ping()
             checks["state_store"] = "ok"
         except NotReadyError as error:
             checks["state_store"] = f"unavailable: {error}"
@@ -196,7 +162,7 @@ def create_scoring_app(definition: ServiceDefinition, settings: Settings | None 
     return app
 
 
-def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, Any]], bool]:
+def _read_events(core: ScoringCore, limit: int) -> tuple[list[ValidEvent], bool]:
     """The request's events, validated all or nothing: one bad event refuses the whole batch."""
     try:
         body = request.get_json(silent=True)
@@ -204,7 +170,6 @@ def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, An
         body = None
     if body is None:
         raise InvalidInputError({"_body": ["the body must be JSON (Content-Type: application/json)"]})
-    schema = runtime.schema
     if isinstance(body, dict) and "events" in body:
         if set(body) != {"events"}:
             raise InvalidInputError({k: ["unknown field beside events"] for k in body if k != "events"})
@@ -216,10 +181,10 @@ def _read_events(runtime: ServiceRuntime, limit: int) -> tuple[list[dict[str, An
         events, problems = [], {}
         for index, raw in enumerate(raw_events):
             try:
-                events.append(validate_event(schema, raw))
+                events.append(core.validate(raw))
             except InvalidInputError as error:
                 problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
         if problems:
             raise InvalidInputError(problems)
         return events, False
-    return [validate_event(schema, body)], True
+    return [core.validate(body)], True

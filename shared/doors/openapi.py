@@ -9,7 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from shared.core.scoring import ServiceDefinition
+from shared.core.service import Service
 
 API_VERSION = "1.0.0"
 
@@ -25,21 +25,21 @@ class ErrorSchema(Schema):
     )
 
 
-def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[str, Any]:
+def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
     spec = APISpec(
-        title=f"{definition.name} risk scoring",
+        title=f"{service.name} risk scoring",
         version=API_VERSION,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": f"Scores {definition.name} events through the shared scoring core."},
+        info={"description": f"Scores {service.name} events through the shared scoring core."},
     )
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
-    event_name = definition.event_schema.__name__.removesuffix("Schema")
-    spec.components.schema(event_name, schema=definition.event_schema)
+    event_name = service.event_schema.__name__.removesuffix("Schema")
+    spec.components.schema(event_name, schema=service.event_schema)
     decision_batch = Schema.from_dict(
-        {"decisions": fields.List(fields.Nested(definition.decision_schema), required=True)}, name="DecisionBatch"
+        {"decisions": fields.List(fields.Nested(service.decision_schema), required=True)}, name="DecisionBatch"
     )
-    spec.components.schema("Decision", schema=definition.decision_schema)
+    spec.components.schema("Decision", schema=service.decision_schema)
     spec.components.schema("DecisionBatch", schema=decision_batch)
     spec.components.schema("Error", schema=ErrorSchema)
     event_ref = {"$ref": f"#/components/schemas/{event_name}"}
@@ -125,7 +125,7 @@ def build_openapi(definition: ServiceDefinition, max_batch_events: int) -> dict[
         },
     )
     _control_paths(spec)
-    for path, (summary, _) in definition.reference_documents.items():
+    for path, (summary, _) in service.reference_documents().items():
         spec.path(
             path=path,
             operations={

@@ -7,36 +7,38 @@ together and each decision is produced, as a CloudEvent keyed by the entity id, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
-from shared.control.listener import ControlListener
-from shared.core.scoring import ScoringCore, ServiceDefinition, validate_event
+from shared.core.contract import ValidEvent, validate_event
+from shared.core.scoring import ScoringCore
+from shared.core.service import Event
 from shared.errors import InvalidInputError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
 from shared.privacy import redact_event_record
-from shared.runtime import CoreHolder
-from shared.settings import Settings
-from shared.state import StateStore, open_state_store
+from shared.runtime import Runtime
+from shared.state import StateStore
 
 
 def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Handler:
     """Scores the events of the input topics; records those of history topics (no output for them).
     History is recorded before the batch's scoring, so an event sees the notifications polled with it.
     `current` gives the core in force; each batch is scored whole by the core it started with."""
-    definition = current().definition
-    output = definition.output_topic
-    histories = {h.topic.name: (h, h.schema()) for h in definition.history_inputs}
-    log = get_logger(f"{definition.name}.stream")
+    service = current().service
+    output = service.output_topic
+    histories = {h.topic.name: (h, h.schema()) for h in service.history_inputs}
+    log = get_logger(f"{service.name}.stream")
 
-    def handle(batch: list[Inbound]) -> list[list[Produce] | Reject]:
+    def handle(batch: Sequence[Inbound]) -> list[list[Produce] | Reject]:
         core = current()
         results: list[list[Produce] | Reject] = [[] for _ in batch]
-        valid, positions = [], []
-        updates: dict[str, list[dict]] = {}
+        valid: list[ValidEvent] = []
+        positions: list[int] = []
+        updates: dict[str, list[Event]] = {}
         for index, inbound in enumerate(batch):
             try:
                 if inbound.topic in histories:
@@ -47,65 +49,60 @@ def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Ha
                     valid.append(core.validate(inbound.event.get("data")))
                     positions.append(index)
             except InvalidInputError as error:
-                REJECTED.labels(definition.name, "stream").inc()
+                REJECTED.labels(service.name, "stream").inc()
                 results[index] = Reject(error.code, str(error), error.fields)
         for topic, events in updates.items():
             histories[topic][0].record(events, store)
         started = time.perf_counter()
         decisions = core.score_online(valid, store)
-        SCORING_SECONDS.labels(definition.name, "stream").observe(time.perf_counter() - started)
-        for index, decision in zip(positions, decisions, strict=True):
-            DECISIONS.labels(definition.name, "stream", decision["decision"]).inc()
-            event = make_event(
-                output.event_type, source=f"/risk/{definition.name}", data=decision, subject=decision["event_id"]
-            )
-            results[index] = [Produce(topic=output.name, key=decision["entity_id"], event=event)]
+        SCORING_SECONDS.labels(service.name, "stream").observe(time.perf_counter() - started)
+        for index, decision, data in zip(positions, decisions, core.dump(decisions), strict=True):
+            DECISIONS.labels(service.name, "stream", decision.decision).inc()
+            event = make_event(output.event_type, source=f"/risk/{service.name}", data=data, subject=decision.event_id)
+            results[index] = [Produce(topic=output.name, key=decision.entity_id, event=event)]
         if decisions:
             log.info(
                 "stream_batch_scored",
                 events=len(batch),
                 scored=len(decisions),
-                event_ids=[d["event_id"] for d in decisions],
-                entity_ids=[d["entity_id"] for d in decisions],
+                event_ids=[d.event_id for d in decisions],
+                entity_ids=[d.entity_id for d in decisions],
             )
         return results
 
     return handle
 
 
-def build_worker(
-    definition: ServiceDefinition, settings: Settings, holder: CoreHolder | None = None, **worker_options: object
-) -> StreamWorker:
-    holder = holder or CoreHolder(definition, settings)
-    holder.core  # load the model and the ruleset now: a missing model stops the worker before it joins
-    store = open_state_store(settings.state_url)
-    if definition.personal_fields:
+def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
+    """The service's stream worker over `runtime`'s core and state store."""
+    service, settings = runtime.service, runtime.settings
+    runtime.core  # load the model and the ruleset now: a missing model stops the worker before it joins
+    if service.personal_fields:
         worker_options.setdefault(
             "dead_letter_redactor",
             partial(
                 redact_event_record,
-                known_fields=frozenset(definition.event_schema().fields),
-                personal_fields=frozenset(definition.personal_fields),
+                known_fields=frozenset(service.event_schema().fields),
+                personal_fields=frozenset(service.personal_fields),
                 secret=settings.pseudonym_key,
             ),
         )
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"risk-{definition.name}",
-        inputs=(*definition.input_topics, *(h.topic for h in definition.history_inputs)),
-        handler=scoring_handler(lambda: holder.core, store),
+        group_id=f"risk-{service.name}",
+        inputs=(*service.input_topics, *(h.topic for h in service.history_inputs)),
+        handler=scoring_handler(lambda: runtime.core, runtime.state),
         batch_size=settings.stream_batch_size,
-        **worker_options,  # type: ignore[arg-type]
+        **worker_options,
     )
 
 
-def run_worker(definition: ServiceDefinition, settings: Settings) -> None:
+def run_worker(runtime: Runtime) -> None:
     """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand."""
-    configure_logging(settings.log_level, settings.pseudonym_key)
-    holder = CoreHolder(definition, settings)
-    worker = build_worker(definition, settings, holder)
-    listener = ControlListener(settings.kafka_bootstrap_servers, definition.name, holder.refresh).start()
+    configure_logging(runtime.settings.log_level, runtime.settings.pseudonym_key)
+    worker = build_worker(runtime)
+    runtime.follow_control()
     try:
         worker.run_until_stopped_by_signals()
     finally:
-        listener.stop()
+        runtime.close()

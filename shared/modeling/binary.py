@@ -149,7 +149,7 @@ class CalibratedClassifier:
         """Per-row, per-feature contributions to the uncalibrated log-odds (the calibrator is monotone)."""
         if isinstance(self.base, LogisticModel):
             return self.base.contributions(data)
-        return shap_values(self.base, pd.DataFrame(as_matrix(data, self.features), columns=list(self.features)))
+        return shap_values(self.base, as_matrix(data, self.features), self.features)
 
     def save(self, directory: Path, name: str) -> None:
         manifest: dict[str, Any] = {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,11 @@ class Contribution:
 PRECALC_FROM_ROWS = 64
 
 
-def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str] | None = None) -> np.ndarray:
+def shap_values(
+    model: CatBoost, features: np.ndarray, names: Sequence[str], cat_features: Sequence[str] = ()
+) -> np.ndarray:
     """Exact SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias."""
-    pool = Pool(features, cat_features=cat_features or None)
+    pool = Pool(features.tolist(), feature_names=list(names), cat_features=list(cat_features) or None)
     mode = "UsePreCalc" if len(features) >= PRECALC_FROM_ROWS else "NoPreCalc"
     values = model.get_feature_importance(
         pool, type="ShapValues", shap_mode=mode, thread_count=catboost_threads(len(features))
@@ -36,30 +39,35 @@ def shap_values(model: CatBoost, features: pd.DataFrame, cat_features: list[str]
 
 @runtime_checkable
 class ShapExplainable(Protocol):
-    """A model that gives its own SHAP values (e.g. a compiled `TreeModel`) for a frame of its features."""
+    """A model that gives its own SHAP values (e.g. a compiled `TreeModel`) for a matrix of its features."""
 
-    def shap(self, features: pd.DataFrame) -> np.ndarray: ...
+    def shap(self, features: np.ndarray) -> np.ndarray: ...
 
 
 def top_contributions(
-    model: CatBoost | ShapExplainable, features: pd.DataFrame, k: int = 3, cat_features: list[str] | None = None
+    model: CatBoost | ShapExplainable,
+    features: np.ndarray | pd.DataFrame,
+    names: Sequence[str] | None = None,
+    k: int = 3,
+    cat_features: Sequence[str] = (),
 ) -> list[list[Contribution]]:
-    """The k features pushing each row's score up the most (positive contributions only)."""
-    if features.empty:
+    """The k features pushing each row's score up the most (positive contributions only). `features` is a
+    matrix of the model's features in order (`names`), or a frame of them."""
+    if isinstance(features, pd.DataFrame):
+        names = list(features.columns)
+        features = features.to_numpy(dtype=object if cat_features else np.float64)
+    assert names is not None, "a feature matrix needs its column names"
+    if not len(features):
         return []
-    if isinstance(model, ShapExplainable):
-        values = model.shap(features)
-    else:
-        values = shap_values(model, features, cat_features)
-    names = list(features.columns)
+    values = model.shap(features) if isinstance(model, ShapExplainable) else shap_values(model, features, names, cat_features)
     out: list[list[Contribution]] = []
     for row_index, row in enumerate(values):
         order = np.argsort(-row, kind="stable")[:k]
         out.append(
-            [Contribution(names[i], _plain(features.iat[row_index, i]), float(row[i])) for i in order if row[i] > 0]
+            [Contribution(names[i], _plain(features[row_index, i]), float(row[i])) for i in order if row[i] > 0]
         )
     return out
 
 
-def _plain(value: object) -> float:
-    return float(value) if isinstance(value, int | float | np.number) else value  # type: ignore[return-value]
+def _plain(value: object) -> Any:
+    return float(value) if isinstance(value, int | float | np.number) else value

@@ -111,7 +111,7 @@ class StateStore(Protocol):
         ...
 
 
-def open_state_store(url: str) -> StateStore:
+def open_state_store(url: str, retention: Mapping[str, float] | None = None) -> StateStore:
     """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork."""
     if url.startswith("sqlite://"):
         return SqliteStateStore(sqlite_path(url))

@@ -103,9 +103,9 @@ def test_invalid_policy_gets_422_naming_the_field(
     claims_settings: Settings, overrides: dict[str, Any], field: str
 ) -> None:
     """The issue's bad inputs each get a 422 whose fields name the one at fault (Flask app in-process)."""
-    from services.claims_risk.app import create_app
+    from tests.fixtures.services import scoring_app
 
-    response = create_app(claims_settings).test_client().post("/v1/score", json=policy(**overrides), headers=AUTH)
+    response = scoring_app("claims", claims_settings).test_client().post("/v1/score", json=policy(**overrides), headers=AUTH)
     assert response.status_code == 422
     assert list(response.get_json()["fields"]) == [field]
 

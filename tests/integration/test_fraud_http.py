@@ -50,7 +50,7 @@ def server(
 
 
 def decision_data_schema() -> dict[str, Any]:
-    return {"$defs": DECISION_SCHEMA["$defs"], **DECISION_SCHEMA["$defs"]["decision"]}
+    return {"$defs": DECISION_SCHEMA["$defs"], **DECISION_SCHEMA["$defs"]["fraud_decision"]}
 
 
 def test_one_event_gets_a_decision_matching_the_contract(server: RunningServer) -> None:

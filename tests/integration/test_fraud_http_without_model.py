@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.fraud_detection.app import create_app
+from tests.fixtures.services import scoring_app
 from shared.settings import Settings
 
 
@@ -14,7 +14,7 @@ def test_no_model_means_not_ready_and_503_with_the_reason(tmp_path: Path) -> Non
     settings = Settings.from_env(
         {}, model_dir=tmp_path / "empty-registry", state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}"
     )
-    client = create_app(settings).test_client()
+    client = scoring_app("fraud", settings).test_client()
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["checks"]["model"].startswith("unavailable")

@@ -45,7 +45,7 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state_store: StateS
         batch = events[start : start + int(size)]
         if not batch:
             break
-        online.append(online_features(batch, state_store))
+        online.append(online_features(batch, state_store).frame())
         labelled = frame.iloc[start : start + len(batch)]
         state_store.set_labels(
             TERMINAL_NAMESPACE,
@@ -68,6 +68,6 @@ def test_redelivered_events_do_not_count_twice(history: pd.DataFrame, state_stor
     """At-least-once delivery: scoring a micro-batch again gives the same features, not inflated counts."""
     schema = TransactionSchema()
     events = [schema.load(e) for e in events_from_simulation(history.head(300))]
-    first = online_features(events, state_store)
-    again = online_features(events, state_store)
+    first = online_features(events, state_store).frame()
+    again = online_features(events, state_store).frame()
     pd.testing.assert_frame_equal(first, again)

@@ -7,17 +7,19 @@ from pathlib import Path
 import pytest
 
 from services.disease_risk.samples import sample_assessments
-from services.disease_risk.service import DEFINITION
+from services.registry import runtime, service
 from shared.doors.backtest import Costs, as_html, as_table, backtest
-from shared.runtime import load_core, parse_ruleset
+from shared.core.rulesets import parse_ruleset
 from shared.settings import Settings
+
+DISEASE = service("disease")
 
 
 def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_settings: Settings) -> None:
-    current = load_core(DEFINITION, disease_settings)
-    text = DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.9"')
+    current = runtime("disease", disease_settings).core
+    text = DISEASE.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.9"')
     candidate = current.replaced(
-        ruleset=parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
+        ruleset=parse_ruleset(DISEASE, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
     )
     rows = sample_assessments(400, seed=8)
     labels = [int(row["bmi"] >= 30) for row in rows]
@@ -41,7 +43,7 @@ def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_s
 
 def _cost(core, rows, labels) -> float:  # type: ignore[no-untyped-def]
     decisions = core.score_offline([core.validate(row) for row in rows])
-    flagged = [d["decision"] != "routine" for d in decisions]
+    flagged = [d.decision != "routine" for d in decisions]
     false_positives = sum(f and not y for f, y in zip(flagged, labels, strict=True))
     false_negatives = sum(y and not f for f, y in zip(flagged, labels, strict=True))
     return false_positives * 1.0 + false_negatives * 10.0
@@ -57,7 +59,7 @@ def test_the_cli_writes_the_report(disease_settings: Settings, tmp_path: Path) -
     data, ruleset, report = tmp_path / "history.jsonl", tmp_path / "candidate.yaml", tmp_path / "report.html"
     data.write_text("".join(json.dumps(row) + "\n" for row in sample_assessments(120, seed=2)))
     ruleset.write_text(
-        DEFINITION.ruleset_path.read_text()
+        DISEASE.ruleset_path.read_text()
         .replace('version: "2026.11.1"', 'version: "2026.11.8"')
         .replace("event.systolic_bp >= 140 and", "event.systolic_bp >= 150 and")
     )
@@ -111,14 +113,15 @@ def test_a_candidate_model_is_judged_with_the_rules_and_moves_are_attributed(
     manifest.write_text(json.dumps(chd))
 
     settings = replace(disease_settings, model_dir=model_dir, control_dir=tmp_path / "control")
-    current = load_core(DEFINITION, settings)
-    candidate_model = registry.load("disease", candidate_version, loader=DEFINITION.load_model)
+    parts = runtime("disease", settings)
+    current = parts.core
+    candidate_model = parts.load_model(candidate_version)
     rows = sample_assessments(300, seed=6)
     by_model = backtest(current, current.replaced(model=candidate_model), rows, [None] * len(rows))
     assert sum(by_model.moves.values()) > 0 and set(by_model.moved_by) == {"model"}
     assert by_model.rule_hits["high_chd_model_risk"][1] > by_model.rule_hits["high_chd_model_risk"][0]
 
-    text = DEFINITION.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.7"')
-    rules = parse_ruleset(DEFINITION, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
+    text = DISEASE.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.7"')
+    rules = parse_ruleset(DISEASE, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
     joint = backtest(current, current.replaced(model=candidate_model, ruleset=rules), rows, [None] * len(rows))
     assert {"model", "rules"} <= set(joint.moved_by) and sum(joint.moves.values()) == sum(joint.moved_by.values())

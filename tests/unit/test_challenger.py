@@ -12,12 +12,11 @@ import jsonschema
 import pytest
 
 from services.disease_risk.samples import sample_assessments
-from services.disease_risk.service import DEFINITION
+from services.registry import runtime
 from shared.control.store import ControlStore
 from shared.doors.control import compare
 from shared.events.envelope import make_event
 from shared.modeling.registry import ModelRegistry
-from shared.runtime import CoreHolder
 from shared.settings import Settings
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -40,7 +39,7 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
     settings = two_versions
     registry = ModelRegistry(settings.model_dir)
     champion, challenger = registry.versions("disease")
-    holder = CoreHolder(DEFINITION, settings)
+    holder = runtime("disease", settings).holder
     assert holder.core.challenger is None
     store = ControlStore(settings.control_dir, registry)
     store.set_challenger("disease", challenger, "ana")
@@ -48,7 +47,7 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
     assert holder.core.model.version == champion
 
     core = holder.core
-    decisions = core.score_offline([core.validate(a) for a in sample_assessments(150, seed=4)])
+    decisions = core.dump(core.score_offline([core.validate(a) for a in sample_assessments(150, seed=4)]))
     schema = json.loads((CONTRACTS / "events/decision.v1.json").read_text())
     for decision in decisions:
         assert decision["model"]["version"] == champion
@@ -64,7 +63,7 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
 
     store.set_challenger("disease", None, "ana")
     assert holder.refresh() and holder.core.challenger is None
-    assert "shadow" not in holder.core.score_offline([core.validate(sample_assessments(1)[0])])[0]
+    assert holder.core.score_offline([core.validate(sample_assessments(1)[0])])[0].shadow is None
     assert [e["action"] for e in store.audit("disease")] == ["challenger_set", "challenger_cleared"]
 
 

@@ -9,12 +9,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from services.disease_risk.service import DEFINITION
 from shared.core.scoring import ScoringCore
 from shared.errors import ConfigurationError
 from shared.events.envelope import make_event
 from shared.privacy import pseudonymise
-from shared.runtime import load_core
+from services.registry import runtime
 from shared.settings import Settings
 from tests.fixtures.services import API_KEY, PSEUDONYM_KEY
 
@@ -49,11 +48,11 @@ def assessment(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def core(disease_settings: Settings) -> ScoringCore:
-    return load_core(DEFINITION, disease_settings)
+    return runtime("disease", disease_settings).core
 
 
 def score(core: ScoringCore, raw: dict[str, Any]) -> dict[str, Any]:
-    return core.score_offline([core.validate(raw)])[0]
+    return core.dump(core.score_offline([core.validate(raw)]))[0]
 
 
 def test_healthy_assessment_is_routine_with_every_equation_and_model(core: ScoringCore) -> None:
@@ -182,7 +181,7 @@ def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
     from dataclasses import replace
 
     with pytest.raises(ConfigurationError, match="RISK_PSEUDONYM_KEY"):
-        load_core(DEFINITION, replace(disease_settings, pseudonym_key=b""))
+        runtime("disease", replace(disease_settings, pseudonym_key=b"")).core
 
 
 @pytest.mark.parametrize(
@@ -204,18 +203,18 @@ def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
 def test_bad_assessment_gets_422_naming_the_field(
     disease_settings: Settings, overrides: dict[str, Any], field: str
 ) -> None:
-    from services.disease_risk.app import create_app
+    from tests.fixtures.services import scoring_app
 
-    client = create_app(disease_settings).test_client()
+    client = scoring_app("disease", disease_settings).test_client()
     response = client.post("/v1/score", json=assessment(**overrides), headers=AUTH)
     assert response.status_code == 422, response.get_json()
     assert list(response.get_json()["fields"]) == [field]
 
 
 def test_equations_are_published_with_units_ranges_and_variants(disease_settings: Settings) -> None:
-    from services.disease_risk.app import create_app
+    from tests.fixtures.services import scoring_app
 
-    client = create_app(disease_settings).test_client()
+    client = scoring_app("disease", disease_settings).test_client()
     assert client.get("/v1/equations").status_code == 401
     published = client.get("/v1/equations", headers=AUTH).get_json()
     assert set(published) == {"framingham_general_cvd", "pooled_cohort_equations", "score2", "findrisc"}
@@ -225,9 +224,9 @@ def test_equations_are_published_with_units_ranges_and_variants(disease_settings
 
 def test_the_evaluation_report_is_served_beside_the_model(disease_settings: Settings) -> None:
     """report.html: the metrics and, per condition, ROC, precision-recall, calibration, lift and importance."""
-    from services.disease_risk.app import create_app
+    from tests.fixtures.services import scoring_app
 
-    client = create_app(disease_settings).test_client()
+    client = scoring_app("disease", disease_settings).test_client()
     assert client.get("/v1/model/report").status_code == 401
     response = client.get("/v1/model/report", headers=AUTH)
     assert response.status_code == 200 and response.mimetype == "text/html"

@@ -509,10 +509,10 @@ def test_the_documented_example_is_a_valid_ruleset() -> None:
 
 def test_the_fraud_ruleset_shipped_with_the_service_loads() -> None:
     """services/fraud_detection/rules.yaml is valid against the real context shape."""
-    from services.fraud_detection.service import DEFINITION
-    from shared.runtime import load_ruleset
+    from services.registry import service
+    from shared.core.rulesets import packaged_ruleset
 
-    ruleset = load_ruleset(DEFINITION)
+    ruleset = packaged_ruleset(service("fraud"))
     assert ruleset.service == "fraud" and len(ruleset.rules) >= 3
 
 

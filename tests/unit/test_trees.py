@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from catboost import CatBoost, CatBoostClassifier, CatBoostRegressor, Pool, sum_models
 
-from services.fraud_detection.service import DEFINITION
+from services.registry import service
 from shared.modeling.explain import top_contributions
 from shared.modeling.registry import ModelRegistry
 from shared.modeling.trees import ObliviousForest, TreeModel
@@ -34,7 +34,7 @@ def assert_same_as_catboost(model: CatBoost, matrix: np.ndarray) -> ObliviousFor
 
 @pytest.fixture(scope="module")
 def fraud_model(fraud_model_dir: Path) -> TreeModel:
-    model = ModelRegistry(fraud_model_dir).load("fraud", loader=DEFINITION.load_model).model
+    model = ModelRegistry(fraud_model_dir).load("fraud", loader=service("fraud").load_model).model
     assert isinstance(model, TreeModel)
     return model
 

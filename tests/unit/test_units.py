@@ -6,7 +6,7 @@ import pytest
 from marshmallow import Schema, ValidationError
 
 from shared.features.units import CHOLESTEROL_MG_DL_PER_MMOL_L, GLUCOSE_MG_DL_PER_MMOL_L, to_mg_dl, to_mmol_l
-from shared.schema_fields import Measurement
+from shared.core.fields import Measurement
 
 
 class Labs(Schema):

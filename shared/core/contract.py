@@ -1,0 +1,63 @@
+"""The contract at every door: a raw event (parsed JSON, a CSV row) through the service's marshmallow schema,
+once, into a `ValidEvent` that keeps both the typed values and the serialised form that leaves the core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from marshmallow import Schema, ValidationError
+
+from shared.errors import InvalidInputError
+from shared.privacy import pseudonymise
+
+Event = dict[str, Any]
+
+
+class ValidEvent(NamedTuple):
+    """An event that passed its contract: `data` as loaded (typed values, raw identifiers, for the features)
+    and `document`, its JSON form with personal fields pseudonymised (for rules, fingerprints, records)."""
+
+    data: Event
+    document: dict[str, Any]
+
+
+class Contract:
+    """A service's event schema, and the pseudonymisation of its personal fields."""
+
+    def __init__(self, schema: type[Schema], personal_fields: tuple[str, ...] = (), pseudonym_key: bytes = b"") -> None:
+        self.schema = schema()
+        self.personal_fields = personal_fields
+        self._key = pseudonym_key
+
+    def validate(self, raw: object) -> ValidEvent:
+        """One raw event, or InvalidInputError naming every field at fault."""
+        data = validate_event(self.schema, raw)
+        document = self.schema.dump(data)
+        for name in self.personal_fields:
+            if document.get(name) is not None:
+                document[name] = pseudonymise(document[name], self._key)
+        return ValidEvent(data, document)
+
+
+def validate_event(schema: Schema, raw: object) -> Event:
+    """One raw event (parsed JSON) through a contract, or InvalidInputError naming every field at fault."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError({"_schema": ["the event must be a JSON object"]})
+    try:
+        loaded: Event = schema.load(raw)
+    except ValidationError as error:
+        raise InvalidInputError(_flatten(error.normalized_messages())) from None
+    return loaded
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages to {"field.path": [messages]} (list positions become path parts)."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages}
+    flat: dict[str, list[str]] = {}
+    items = messages.items() if isinstance(messages, Mapping) else enumerate(messages)
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flatten(value, path))
+    return flat
