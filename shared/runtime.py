@@ -14,6 +14,7 @@ with; an invalid ruleset or an unloadable model is refused, logged and counted, 
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +23,7 @@ from kafka.errors import KafkaError
 
 from shared.control.listener import ControlListener
 from shared.control.store import Change, ControlStore
+from shared.core.contract import Contract
 from shared.core.rulesets import packaged_ruleset, parse_ruleset
 from shared.core.scoring import ScoringCore
 from shared.core.service import Service
@@ -60,6 +62,11 @@ class Runtime:
     def core(self) -> ScoringCore:
         """The scoring core in force (loaded on first use)."""
         return self.holder.core
+
+    @cached_property
+    def contract(self) -> Contract:
+        """The service's contract: validation needs no model, so bad input is a 422 even before one is trained."""
+        return Contract(self.service.event_schema, self.service.personal_fields, self.settings.pseudonym_key)
 
     @property
     def state(self) -> StateStore:

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from marshmallow import Schema, ValidationError
 
-from shared.errors import InvalidInputError
+from shared.errors import ConfigurationError, InvalidInputError
 from shared.privacy import pseudonymise
 
 Event = dict[str, Any]
@@ -26,6 +26,10 @@ class Contract:
     """A service's event schema, and the pseudonymisation of its personal fields."""
 
     def __init__(self, schema: type[Schema], personal_fields: tuple[str, ...] = (), pseudonym_key: bytes = b"") -> None:
+        if personal_fields and not pseudonym_key:
+            raise ConfigurationError(
+                "RISK_PSEUDONYM_KEY", f"must be set: this service pseudonymises {', '.join(personal_fields)}"
+            )
         self.schema = schema()
         self.personal_fields = personal_fields
         self._key = pseudonym_key

@@ -18,7 +18,6 @@ from typing import Any
 from shared.core.contract import Contract, ValidEvent
 from shared.core.decision import Decision, Reason, Shadow, VersionedName, fingerprint
 from shared.core.service import History, Prediction, Service
-from shared.errors import ConfigurationError
 from shared.features.featureset import FeatureBatch
 from shared.modeling.explain import Contribution
 from shared.modeling.registry import RegisteredModel
@@ -37,11 +36,6 @@ class ScoringCore:
         pseudonym_key: bytes = b"",
         challenger: RegisteredModel | None = None,
     ) -> None:
-        if service.personal_fields and not pseudonym_key:
-            raise ConfigurationError(
-                "RISK_PSEUDONYM_KEY",
-                f"must be set: the {service.name} service pseudonymises {', '.join(service.personal_fields)}",
-            )
         self.service = service
         self.model = model
         self.ruleset = ruleset

@@ -13,8 +13,7 @@ import structlog
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.core.contract import ValidEvent
-from shared.core.scoring import ScoringCore
+from shared.core.contract import Contract, ValidEvent
 from shared.doors.control_api import register_control_routes
 from shared.doors.openapi import build_openapi
 from shared.errors import (
@@ -100,8 +99,8 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
 
     @app.post("/v1/score")
     def score() -> Response:
+        events, single = _read_events(runtime.contract, settings.max_batch_events)
         core = runtime.core
-        events, single = _read_events(core, settings.max_batch_events)
         g.event_ids = [str(e.document[service.event_id_field]) for e in events]
         g.entity_ids = [str(e.document[service.entity_field]) for e in events]
         started = time.perf_counter()
@@ -162,7 +161,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     return app
 
 
-def _read_events(core: ScoringCore, limit: int) -> tuple[list[ValidEvent], bool]:
+def _read_events(contract: Contract, limit: int) -> tuple[list[ValidEvent], bool]:
     """The request's events, validated all or nothing: one bad event refuses the whole batch."""
     try:
         body = request.get_json(silent=True)
@@ -181,10 +180,10 @@ def _read_events(core: ScoringCore, limit: int) -> tuple[list[ValidEvent], bool]
         events, problems = [], {}
         for index, raw in enumerate(raw_events):
             try:
-                events.append(core.validate(raw))
+                events.append(contract.validate(raw))
             except InvalidInputError as error:
                 problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
         if problems:
             raise InvalidInputError(problems)
         return events, False
-    return [core.validate(body)], True
+    return [contract.validate(body)], True
