@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.registry import service as service_named
 from services.fraud_detection.train import SIZES, train
+from services.registry import service as service_named
 from shared.errors import ModelNotFoundError
 from shared.modeling.registry import ModelRegistry
 from shared.settings import Settings

@@ -176,7 +176,9 @@ def contract_documents() -> dict[Path, str]:
     }
     documents[CONTRACTS / "events" / "decision.v1.json"] = decision_json_schema(
         {
-            name: DecisionVariant(service(name).decision_schema, service(name).entity_field in service(name).personal_fields)
+            name: DecisionVariant(
+                service(name).decision_schema, service(name).entity_field in service(name).personal_fields
+            )
             for name in service_names()
         }
     )
@@ -269,9 +271,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         refuse.add_argument("--reason", required=True)
         acting(refuse)
         refuse.set_defaults(
-            run=lambda a, s: _control(
-                a, s, lambda r, who: _commands().refuse(r, a.proposal, who, a.reason)
-            )
+            run=lambda a, s: _control(a, s, lambda r, who: _commands().refuse(r, a.proposal, who, a.reason))
         )
         rollback = group.add_parser("rollback", help="go back to an earlier version at once")
         rollback.add_argument("service", choices=services)

@@ -14,8 +14,8 @@ with; an invalid ruleset or an unloadable model is refused, logged and counted, 
 from __future__ import annotations
 
 import threading
-from functools import cached_property
 from dataclasses import asdict
+from functools import cached_property
 from typing import Any
 
 from kafka import KafkaProducer
@@ -179,6 +179,10 @@ class CoreHolder:
 
     @property
     def core(self) -> ScoringCore:
+        return self.load()
+
+    def load(self) -> ScoringCore:
+        """The core in force, loaded now if it was not yet."""
         core = self._core
         if core is None:
             with self._lock:

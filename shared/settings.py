@@ -11,10 +11,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from shared.errors import ConfigurationError
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "risk-scoring"
+
+
+class SettingsOverrides(TypedDict, total=False):
+    """What a caller (a CLI flag, a test) may set over the environment, typed as the fields are."""
+
+    kafka_bootstrap_servers: str
+    model_dir: Path
+    data_dir: Path
+    control_dir: Path
+    state_url: str
+    api_keys: tuple[str, ...]
+    pseudonym_key: bytes
+    log_level: str
+    max_batch_events: int
+    max_body_bytes: int
+    stream_batch_size: int
 
 
 @dataclass(frozen=True)
@@ -33,7 +50,9 @@ class Settings:
     stream_batch_size: int = 500
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[SettingsOverrides]) -> Settings:
+        """Settings from `environ` (the process's environment by default); `overrides` (typed, like the
+        fields) win over it, then every value is checked."""
         env = os.environ if environ is None else environ
         defaults = cls()
         settings = cls(

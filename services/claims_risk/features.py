@@ -74,9 +74,7 @@ def policy_features(policies: Sequence[Mapping[str, Any]], history: pd.DataFrame
     batch built once."""
     factors = [[p[name] for name in FEATURE_SET.features] for p in policies]
     past = history[pd.Index(HISTORY_COLUMNS, dtype=object)].to_numpy(dtype=object).tolist()
-    return FeatureBatch.build(
-        FEATURE_SET, [f + h for f, h in zip(factors, past, strict=True)], extra=HISTORY_COLUMNS
-    )
+    return FeatureBatch.build(FEATURE_SET, [f + h for f, h in zip(factors, past, strict=True)], extra=HISTORY_COLUMNS)
 
 
 REASON_TEXTS = {

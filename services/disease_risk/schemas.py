@@ -178,4 +178,4 @@ class DiseaseDetailsSchema(Schema):
 
 
 class DiseaseDecisionSchema(DecisionSchema):
-    details = fields.Nested(DiseaseDetailsSchema, required=True)
+    details = fields.Nested(DiseaseDetailsSchema, required=True)  # type: ignore[assignment]  # typed details

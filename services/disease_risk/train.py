@@ -55,7 +55,10 @@ def train(model_dir: Path) -> dict[str, Any]:
     chd_training, chd_held_out = split_framingham(load_framingham())
     splits = {"diabetes": (pima_training, pima_held_out), "chd": (chd_training, chd_held_out)}
     population = populations(pima_training, chd_training)
-    conditions, cards, charts, sections = {}, {}, {}, []
+    conditions: dict[str, ConditionModel] = {}
+    cards: dict[str, dict[str, Any]] = {}
+    charts: dict[str, bytes] = {}
+    sections: list[Section] = []
     for name, (training, held_out) in splits.items():
         features = CONDITION_FEATURES[name]
         selection = select_and_calibrate(training, outcome(training), features)
@@ -101,7 +104,7 @@ def train(model_dir: Path) -> dict[str, Any]:
             "data_fingerprint": fingerprint_frame(training),
         }
     bundle = DiseaseModels(conditions)
-    card = {
+    card: dict[str, Any] = {
         "name": MODEL_NAME,
         "task": "calibrated risk of diabetes and of coronary heart disease within 10 years",
         "feature_set": FEATURE_SET.describe(),

@@ -124,7 +124,9 @@ class DecisionSchema(_Closed):
     latency_ms = fields.Float(required=True, validate=validate.Range(min=0))
     shadow = fields.Nested(
         ShadowSchema,
-        metadata={"description": "the challenger model's score and decision, when one is set: recorded, never acted on"},
+        metadata={
+            "description": "the challenger model's score and decision, when one is set: recorded, never acted on"
+        },
     )
     details = fields.Dict(
         keys=fields.String(),

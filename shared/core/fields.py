@@ -48,9 +48,9 @@ class Measurement(fields.Nested):
         message = f"must be between {low_mg_dl:g} and {high_mg_dl:g} mg/dL ({low_mmol:.1f} to {high_mmol:.1f} mmol/L)"
         super().__init__(_MeasurementSchema, validate=validate.Range(low_mg_dl, high_mg_dl, error=message), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         loaded = super()._deserialize(value, attr, data, **kwargs)
         return to_mg_dl(loaded["value"], loaded["unit"], self.analyte)
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> dict[str, Any] | None:
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return None if value is None else {"value": value, "unit": MG_DL}

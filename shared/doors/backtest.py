@@ -96,9 +96,7 @@ def backtest(
         outcomes=tuple(dict.fromkeys([*current.ruleset.outcomes, *candidate.ruleset.outcomes])),
         current=Counter(d.decision for d in now),
         candidate=Counter(d.decision for d in then),
-        moves=Counter(
-            (a.decision, b.decision) for a, b in zip(now, then, strict=True) if a.decision != b.decision
-        ),
+        moves=Counter((a.decision, b.decision) for a, b in zip(now, then, strict=True) if a.decision != b.decision),
         moved_by=moved_by,
         rule_hits={rule: (hits_now[rule], hits_then[rule]) for rule in rule_ids},
     )

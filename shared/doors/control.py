@@ -92,9 +92,7 @@ def ruleset_listing(runtime: Runtime) -> dict[str, Any]:
     return {
         "active": store.active_ruleset(service.name) or f"packaged ({service.ruleset_path.name})",
         "published": store.ruleset_versions(service.name),
-        "pending": [
-            asdict(p) for p in store.proposals(service.name) if p.kind == "ruleset" and p.status == "pending"
-        ],
+        "pending": [asdict(p) for p in store.proposals(service.name) if p.kind == "ruleset" and p.status == "pending"],
     }
 
 

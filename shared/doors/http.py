@@ -41,7 +41,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     app = Flask(f"risk-{service.name}")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     try:
-        runtime.core  # load the model now, not on the first request
+        runtime.holder.load()  # the model now, not on the first request
     except ModelNotFoundError as error:
         log.warning("model_not_loaded", reason=str(error))
     if follow_control:

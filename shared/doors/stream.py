@@ -76,7 +76,7 @@ def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Ha
 def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
     """The service's stream worker over `runtime`'s core and state store."""
     service, settings = runtime.service, runtime.settings
-    runtime.core  # load the model and the ruleset now: a missing model stops the worker before it joins
+    runtime.holder.load()  # the model and ruleset now: a missing model stops the worker before it joins
     if service.personal_fields:
         worker_options.setdefault(
             "dead_letter_redactor",

@@ -104,7 +104,7 @@ class EmbeddedBroker:
         """Start Tansu and wait (bounded) until it serves Kafka clients; BrokerStartError otherwise."""
         if self._process is not None:
             raise RuntimeError("this broker is already started")
-        self._output = tempfile.TemporaryFile()
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the broker; closed in stop()
         self._process = subprocess.Popen(
             self._command(),
             stdin=subprocess.DEVNULL,

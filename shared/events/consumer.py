@@ -107,7 +107,7 @@ class DeliveryFailedError(KafkaError):
     """Records of a batch were not acknowledged by the broker, so the batch was not committed."""
 
 
-class TransientDeliveryFailure(DeliveryFailedError):
+class TransientDeliveryError(DeliveryFailedError):
     """Every failure was transient (timeouts, leadership moves): worth another attempt."""
 
     retriable = True
@@ -364,7 +364,7 @@ def _deliver(producer: KafkaProducer, outgoing: list[_Outgoing]) -> None:
     DELIVERY_ATTEMPTS attempts in all, re-sending only the records that failed; then DeliveryFailedError."""
     sends = [_Send(item) for item in outgoing]
     for attempt in stamina.retry_context(
-        on=TransientDeliveryFailure,
+        on=TransientDeliveryError,
         attempts=DELIVERY_ATTEMPTS,
         timeout=DELIVERY_BUDGET_SECONDS,
         wait_initial=0.5,
@@ -397,7 +397,7 @@ def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
     if not unacknowledged:
         return
     fatal = [error for error in failures if not getattr(error, "retriable", False)]
-    kind = DeliveryFailedError if fatal else TransientDeliveryFailure
+    kind = DeliveryFailedError if fatal else TransientDeliveryError
     cause = (fatal or failures or [KafkaTimeoutError("no outcome")])[0]
     topics = sorted({send.item.topic for send in unacknowledged})
     raise kind(

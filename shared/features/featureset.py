@@ -69,7 +69,9 @@ class FeatureBatch:
         return cls(names, matrix, len(feature_set.features), None if context is None else tuple(context))
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, feature_set: FeatureSet, context: Sequence[Any] | None = None) -> FeatureBatch:
+    def from_frame(
+        cls, frame: pd.DataFrame, feature_set: FeatureSet, context: Sequence[Any] | None = None
+    ) -> FeatureBatch:
         """An offline frame (the feature set's columns, then any others) as a batch."""
         extra = [name for name in frame.columns if name not in feature_set.features]
         ordered = frame[pd.Index([*feature_set.features, *extra], dtype=object)]

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,7 @@ CATBOOST_PARAMS: dict[str, Any] = {
 }
 
 
-Features = pd.DataFrame | np.ndarray  # a frame with the model's columns, or a matrix of them in order
+Features: TypeAlias = pd.DataFrame | np.ndarray  # a frame with the model's columns, or a matrix of them in order
 
 
 def as_matrix(data: Features, features: Sequence[str]) -> np.ndarray:
@@ -170,7 +170,7 @@ class CalibratedClassifier:
         base: LogisticModel | CatBoostClassifier
         if "logistic_regression" in manifest:
             parameters = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["logistic_regression"].items()}
-            base = LogisticModel(**parameters)
+            base = LogisticModel(**parameters)  # type: ignore[arg-type]  # the manifest holds the fields' JSON form
         else:
             base = CatBoostClassifier()
             base.load_model(str(directory / manifest["catboost_file"]), format="cbm")
@@ -255,7 +255,7 @@ def reliability_png(curves: Mapping[str, Mapping[str, Sequence[float]]], title: 
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(5.5, 5.5), dpi=100)
-    top = max([0.05, *(max(c["predicted"] + c["observed"]) for c in curves.values())]) * 1.05
+    top = max([0.05, *(max([*c["predicted"], *c["observed"]]) for c in curves.values())]) * 1.05
     axes.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
     for label, curve in curves.items():
         axes.plot(curve["predicted"], curve["observed"], marker="o", linewidth=1.5, label=label)

@@ -59,13 +59,15 @@ def top_contributions(
     assert names is not None, "a feature matrix needs its column names"
     if not len(features):
         return []
-    values = model.shap(features) if isinstance(model, ShapExplainable) else shap_values(model, features, names, cat_features)
+    values = (
+        model.shap(features)
+        if isinstance(model, ShapExplainable)
+        else shap_values(model, features, names, cat_features)
+    )
     out: list[list[Contribution]] = []
     for row_index, row in enumerate(values):
         order = np.argsort(-row, kind="stable")[:k]
-        out.append(
-            [Contribution(names[i], _plain(features[row_index, i]), float(row[i])) for i in order if row[i] > 0]
-        )
+        out.append([Contribution(names[i], _plain(features[row_index, i]), float(row[i])) for i in order if row[i] > 0])
     return out
 
 

@@ -9,12 +9,13 @@ example "Poisson regression and non-normal loss" (on the same French motor claim
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, mean_poisson_deviance
 
-ArrayLike = Sequence[float] | np.ndarray | pd.Series
+ArrayLike: TypeAlias = Sequence[float] | np.ndarray | pd.Series
 
 
 def _as_arrays(

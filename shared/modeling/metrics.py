@@ -4,12 +4,13 @@ patients, policies), a fixed number a day."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-ArrayLike = Sequence[object] | np.ndarray | pd.Series
+ArrayLike: TypeAlias = Sequence[object] | np.ndarray | pd.Series
 
 
 def card_precision_top_k(
@@ -43,9 +44,8 @@ def card_precision_top_k(
         raise ValueError("card precision needs at least one row")
     detected: set[object] = set()
     precisions: list[float] = []
-    for _, day in frame.groupby("day", sort=True):
-        if remove_detected:
-            day = day[~day["entity"].isin(detected)]
+    for _, whole_day in frame.groupby("day", sort=True):
+        day = whole_day[~whole_day["entity"].isin(detected)] if remove_detected else whole_day
         per_entity = day.groupby("entity", sort=True).agg(score=("score", "max"), label=("label", "max"))
         top = per_entity.sort_values("score", ascending=False, kind="stable").head(k)
         found = top.index[top["label"] == 1]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from catboost import CatBoost
 
@@ -45,7 +45,7 @@ class SelfSavingArtifact(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-Artifact = CatBoost | SelfSavingArtifact
+Artifact: TypeAlias = CatBoost | SelfSavingArtifact
 ModelLoader = Callable[[Path], Any]
 
 

@@ -80,7 +80,7 @@ def _calibration(axes: Any, y: np.ndarray, score: np.ndarray) -> None:
 
 
 def _observed_by_decile(axes: Any, y: np.ndarray, score: np.ndarray) -> None:
-    predicted, observed = _deciles(y, score)
+    _, observed = _deciles(y, score)
     axes.plot(range(1, len(observed) + 1), observed, marker="o")
     axes.set(title="observed rate by score decile", xlabel="decile (1 = lowest score)", ylabel="observed rate")
 

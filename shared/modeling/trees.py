@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -158,7 +159,7 @@ def _chunks(matrix: np.ndarray) -> list[np.ndarray]:
     return [rows[start : start + ROWS_PER_CHUNK] for start in range(0, max(len(rows), 1), ROWS_PER_CHUNK)]
 
 
-Features = np.ndarray | pd.DataFrame
+Features: TypeAlias = np.ndarray | pd.DataFrame
 
 
 class TreeModel:

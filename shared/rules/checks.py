@@ -8,6 +8,7 @@ Each check returns a list of problems (empty when fine); nothing here raises for
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -184,7 +185,7 @@ def band_problems(bands: Any) -> list[str]:
 def _floor_problems(floors: list[float]) -> list[str]:
     """Strictly descending thresholds (an equal one would make a band unreachable), the last at most 0."""
     problems = []
-    if any(lower >= higher for higher, lower in zip(floors, floors[1:], strict=False)):
+    if any(lower >= higher for higher, lower in itertools.pairwise(floors)):
         problems.append("bands must be listed from the highest min_score down, each lower than the one above")
     if floors[-1] > 0:
         problems.append("the last band must start at min_score 0, so that every score has a band")

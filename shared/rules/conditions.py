@@ -83,8 +83,8 @@ def plain(value: Any) -> Any:
         number = int(value)
         return number if _SMALLEST_INT <= number <= _LARGEST_INT else float(number)
     if isinstance(value, numbers.Real | Decimal):
-        number = float(value)
-        return number if math.isfinite(number) else None
+        real = float(value)
+        return real if math.isfinite(real) else None
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

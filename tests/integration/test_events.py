@@ -39,7 +39,7 @@ from shared.events.consumer import (
     Produce,
     Reject,
     StreamWorker,
-    TransientDeliveryFailure,
+    TransientDeliveryError,
 )
 from shared.events.envelope import encode, make_event
 from shared.events.topics import (
@@ -382,7 +382,7 @@ def test_offsets_are_not_committed_when_the_broker_refuses_an_output_and_the_bat
     failing = new_worker(bootstrap, group, source, EchoHandler(output))
     with running(failing) as errors:
         wait_until(lambda: bool(errors), timeout=40)
-    assert isinstance(errors[0], TransientDeliveryFailure)
+    assert isinstance(errors[0], TransientDeliveryError)
     assert isinstance(errors[0].__cause__, NotEnoughReplicasError)
     refusals = producers[0].refusals
     assert refusals and set(refusals.values()) == {DELIVERY_ATTEMPTS}, "each refused record: bounded attempts"
@@ -414,7 +414,7 @@ def test_a_send_the_producer_cannot_make_fails_at_once_and_commits_nothing(
     worker = new_worker(bootstrap, group, source, EchoHandler(output), producer_overrides={"max_request_size": 64})
     with running(worker) as errors:
         wait_until(lambda: bool(errors))
-    assert isinstance(errors[0], DeliveryFailedError) and not isinstance(errors[0], TransientDeliveryFailure)
+    assert isinstance(errors[0], DeliveryFailedError) and not isinstance(errors[0], TransientDeliveryError)
     assert isinstance(errors[0].__cause__, MessageSizeTooLargeError)
     assert committed_offsets(bootstrap, group, source) == {0: None}
 
