@@ -2,6 +2,7 @@
 # One entry point for a fresh machine: makes .venv, installs the project, then runs what was asked.
 #   infra/dev.sh demo        the end-to-end demo (embedded broker, services, events in, decisions out)
 #   infra/dev.sh test [ARGS] the test suite (pytest ARGS)
+#   infra/dev.sh lint        ruff (lint and format) and mypy, as CI runs them
 #   infra/dev.sh setup       only the installation
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +38,10 @@ shift || true
 case "$command" in
   demo)  exec "$venv/bin/risk" demo "$@" ;;
   test)  exec "$venv/bin/python" -m pytest "$@" ;;
+  lint)
+    "$venv/bin/ruff" check .
+    "$venv/bin/ruff" format --check .
+    "$venv/bin/mypy" ;;
   setup) ;;
-  *) echo "usage: infra/dev.sh demo|test [pytest args]|setup" >&2; exit 2 ;;
+  *) echo "usage: infra/dev.sh demo|test [pytest args]|lint|setup" >&2; exit 2 ;;
 esac
