@@ -222,7 +222,7 @@ class TreeModel:
 
 
 def load_tree_model(version_dir: Path) -> TreeModel:
-    """A registry loader (`ServiceDefinition.load_model`): the CatBoost model, compiled when it can be."""
+    """A registry loader (a service's `load_model`): the CatBoost model, compiled when it can be."""
     model = TreeModel(load_catboost(version_dir))
     if model.forest is not None:
         model.forest.shap_of_leaves(np.zeros((1, len(model.forest.leaf_values)), dtype=np.intp))  # tables now
