@@ -49,3 +49,6 @@ CONTROL_CHANGES = Counter(
 CONTROL_REFUSALS = Counter(
     "risk_control_refusals_total", "Ruleset or model changes this process refused", ["service", "kind"]
 )
+STATE_PRUNED = Counter(
+    "risk_state_pruned_records_total", "Window-state records pruned past their retention", ["namespace"]
+)

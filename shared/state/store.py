@@ -69,7 +69,7 @@ class WindowQuery(NamedTuple):
 
 
 class WindowTotals(NamedTuple):
-    count: int  # records in the window
+    count: int  # type: ignore[assignment]  # records in the window (shadows tuple.count, never used here)
     value: float  # the sum of their values, added in (ts, id) order
     positives: int  # those labelled 1
 
@@ -102,6 +102,10 @@ class StateStore(Protocol):
         """Drop the namespace's records with ts < before; returns how many."""
         ...
 
+    def count(self, namespace: str) -> int:
+        """How many records the namespace holds."""
+        ...
+
     def ping(self) -> None:
         """Raise NotReadyError when the store cannot be used (readiness probes call this)."""
         ...
@@ -111,13 +115,24 @@ class StateStore(Protocol):
         ...
 
 
-def open_state_store(url: str, retention: Mapping[str, float] | None = None) -> StateStore:
-    """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork."""
+def open_state_store(
+    url: str, retention: Mapping[str, float] | None = None, prune_interval_seconds: float = 60.0
+) -> StateStore:
+    """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork. With
+    `retention` (namespace -> seconds of event time its windows look back), older records are pruned in
+    the background every `prune_interval_seconds`."""
+    store: StateStore
     if url.startswith("sqlite://"):
-        return SqliteStateStore(sqlite_path(url))
-    if url.startswith("redis://"):
-        return RedisStateStore(url)
-    raise ConfigurationError("RISK_STATE_URL", f"unsupported state store {url!r}: use sqlite:///PATH or redis://")
+        store = SqliteStateStore(sqlite_path(url))
+    elif url.startswith("redis://"):
+        store = RedisStateStore(url)
+    else:
+        raise ConfigurationError("RISK_STATE_URL", f"unsupported state store {url!r}: use sqlite:///PATH or redis://")
+    if not retention:
+        return store
+    from shared.state.retention import RetainedStore
+
+    return RetainedStore(store, retention, prune_interval_seconds)
 
 
 def sqlite_path(url: str) -> Path:
@@ -423,6 +438,12 @@ class SqliteStateStore:
                 return removed
             resume = doomed[-1]
 
+    def count(self, namespace: str) -> int:
+        """How many records the namespace holds (for operators and tests; a full scan of the namespace)."""
+        check_namespace(namespace)
+        with self._reading() as db:
+            return int(db.execute("SELECT COUNT(*) FROM records WHERE namespace = ?", (namespace,)).fetchone()[0])
+
     def ping(self) -> None:
         with self._reading() as db:
             db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
@@ -673,6 +694,11 @@ def _totals(reply: list[Any]) -> list[WindowTotals]:
     return [WindowTotals(int(reply[i]), float(reply[i + 1]), int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
 
+def _text(member: Any) -> str:
+    """A sorted-set member as text (the client answers bytes)."""
+    return member.decode() if isinstance(member, bytes) else str(member)
+
+
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _REDIS_CHUNK):
         yield items[start : start + _REDIS_CHUNK]
@@ -812,11 +838,24 @@ class RedisStateStore:
             removed += sum(
                 self._call(
                     [
-                        ("prune", [*self._entity(namespace, member.decode()), index], [member.decode(), below])
+                        ("prune", [*self._entity(namespace, _text(member)), index], [_text(member), below])
                         for member in candidates
                     ]
                 )
             )
+
+    def count(self, namespace: str) -> int:
+        """How many records the namespace holds (for operators and tests: one ZCARD per entity)."""
+        check_namespace(namespace)
+        try:
+            client = self._redis()
+            entities = [_text(member) for member in client.zrange(self._index(namespace), 0, -1)]
+            pipe = client.pipeline(transaction=False)
+            for key in entities:
+                pipe.zcard(self._entity(namespace, key)[0])
+            return int(sum(pipe.execute())) if entities else 0
+        except _REDIS_UNAVAILABLE as error:
+            raise NotReadyError(f"state store {self.url}: {error}") from error
 
     def ping(self) -> None:
         try:
