@@ -221,7 +221,7 @@ _process_guard = threading.Lock()
 
 def _reset_guard_after_fork() -> None:
     """A lock held by another thread at fork time would stay held forever in the child."""
-    global _process_guard
+    global _process_guard  # noqa: PLW0603 - a module-wide lock must be replaced, not mutated, after fork
     _process_guard = threading.Lock()
 
 
