@@ -39,9 +39,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {}
     if getattr(args, "bootstrap_servers", None):
         overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
-    settings = Settings.from_env(**overrides)
-    configure_logging(settings.log_level, settings.pseudonym_key)
-    return int(args.run(args, settings) or 0)
+    from kafka.errors import KafkaError
+
+    from shared.errors import RiskError
+
+    try:
+        settings = Settings.from_env(**overrides)
+        configure_logging(settings.log_level, settings.pseudonym_key)
+        return int(args.run(args, settings) or 0)
+    except RiskError as error:  # the user's to fix: one line saying what and how, no traceback
+        print(f"risk: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"risk: {error.filename}: no such file", file=sys.stderr)
+        return 2
+    except KafkaError as error:
+        print(
+            f"risk: the Kafka broker did not answer ({type(error).__name__}): is it running, and is "
+            "KAFKA_BOOTSTRAP_SERVERS right?",
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:  # e.g. `risk rules list fraud | head -3`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH",
         help="events that feed the features without being scored, e.g. claims=claims.csv",
+    )
+    rescore.add_argument(
+        "--no-history", action="store_true", help="score without the history inputs the service reads (claims)"
+    )
+    rescore.add_argument(
+        "--keep", action="append", default=[], metavar="COLUMN", help="an input column passed through to the output"
+    )
+    rescore.add_argument(
+        "--max-rejects", type=int, default=0, help="rejected rows tolerated before the run fails (default 0)"
     )
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
@@ -143,24 +173,51 @@ def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.batch import rescore
+    from shared.errors import UsageError
 
-    core = runtime(args.service, settings).core
     history = dict(_name_and_path(item) for item in args.history)
+    parts = runtime(args.service, settings)
+    missing = [h.name for h in parts.service.history_inputs if h.name not in history]
+    if missing and not args.no_history:
+        raise UsageError(
+            f"{args.service} reads its {', '.join(missing)} history: give --history "
+            + " ".join(f"{name}=FILE" for name in missing)
+            + ", or --no-history to score without it"
+        )
     summary = rescore(
-        core, args.input, args.output, chunk_size=args.chunk_size, progress=not args.no_progress, history_paths=history
+        parts.core,
+        args.input,
+        args.output,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+        history_paths=history,
+        keep=args.keep,
     )
     print(
         f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
         f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else "")
     )
     print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items())))
+    if summary.rejected > args.max_rejects:
+        print(
+            f"risk: {summary.rejected} rows rejected, more than --max-rejects {args.max_rejects}: "
+            f"see {summary.rejects}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _usage(message: str) -> Exception:
+    from shared.errors import UsageError
+
+    return UsageError(message)
 
 
 def _name_and_path(item: str) -> tuple[str, Path]:
     name, separator, path = item.partition("=")
     if not separator or not name or not path:
-        raise SystemExit(f"--history takes NAME=PATH, got {item!r}")
+        raise _usage(f"--history takes NAME=PATH, got {item!r}")
     return name, Path(path)
 
 

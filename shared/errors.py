@@ -40,6 +40,12 @@ class InvalidInputError(RiskError):
         return {**super().to_dict(), "fields": self.fields}
 
 
+class UsageError(RiskError):
+    """A command was asked for something it cannot do as asked; the message says how to ask instead."""
+
+    code = "usage_error"
+
+
 class PayloadTooLargeError(RiskError):
     http_status = 413
     code = "payload_too_large"

@@ -14,6 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.errors import UsageError
+
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
@@ -21,7 +23,7 @@ def format_of(path: Path) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"{path}: unknown format (use {', '.join(sorted(FORMATS))})") from None
+        raise UsageError(f"{path}: unknown format (use {', '.join(sorted(FORMATS))})") from None
 
 
 def read_chunks(path: Path, chunk_size: int) -> Iterator[list[dict[str, Any]]]:
@@ -110,6 +112,13 @@ class RecordWriter:
         self._parquet.write_table(table.cast(self._parquet.schema))
 
     def close(self) -> None:
+        """Finish the file; one that got no record is still written, empty, so a run's output always exists."""
+        if self._parquet is None and self._stream is None:
+            if self.kind == "parquet":
+                pq.write_table(pa.table({}), self.path)
+            else:
+                self.path.write_text("")
+            return
         if self._parquet is not None:
             self._parquet.close()
         if self._stream is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -9,10 +10,14 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared.features.units import MG_DL, UNITS, to_mg_dl, to_mmol_l
 
 
+WHOLE_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
+
+
 class WholeNumber(fields.Integer):
     """An integer given as a number or as text (CSV cells are text), refusing fractions and booleans.
 
     marshmallow's non-strict Integer would silently truncate 42.5 to 42, and its strict one refuses "42".
+    Text such as "2.0" is whole too: it is how pandas writes an integer column that has missing cells.
     """
 
     def _validated(self, value: Any) -> int:
@@ -20,8 +25,10 @@ class WholeNumber(fields.Integer):
             raise self.make_error("invalid")
         if isinstance(value, float) and not value.is_integer():
             raise self.make_error("invalid")
-        if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
-            raise self.make_error("invalid")
+        if isinstance(value, str):
+            if not WHOLE_TEXT.fullmatch(value.strip()):
+                raise self.make_error("invalid")
+            value = value.strip().split(".")[0]
         return super()._validated(value)
 
 

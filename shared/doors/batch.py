@@ -10,7 +10,7 @@ sees the events before it in the file's time order), then scored chunk by chunk 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from shared.core.contract import validate_event
 from shared.core.scoring import ScoringCore
-from shared.errors import InvalidInputError
-from shared.files import RecordWriter, read_chunks
+from shared.errors import InvalidInputError, UsageError
+from shared.files import RecordWriter, format_of, read_chunks
 from shared.logging import get_logger
 from shared.metrics import DECISIONS, REJECTED
 
@@ -46,9 +46,12 @@ def _validated(
     chunk_size: int,
     rejects: RecordWriter,
     source: str | None,
-) -> tuple[list[T], int, int]:
-    """(valid rows, rows read, rows rejected); each rejected row is written with its number and fields."""
+    keep: Sequence[str] = (),
+) -> tuple[list[T], list[dict[str, Any]], int, int]:
+    """(valid rows, the `keep` columns of each, rows read, rows rejected); the `keep` columns are taken out
+    before validation; each rejected row is written with its number and fields."""
     valid: list[T] = []
+    kept: list[dict[str, Any]] = []
     rows = rejected = 0
     for chunk in read_chunks(path, chunk_size):
         bad = []
@@ -57,14 +60,16 @@ def _validated(
             try:
                 if "_unparsable" in row:
                     raise InvalidInputError({"_row": ["not a JSON object"]})
+                extra = {name: row.pop(name, None) for name in keep}
                 valid.append(load(row))
+                kept.append(extra)
             except InvalidInputError as error:
                 bad.append(
                     {"row": rows, "error": error.code, "fields": error.fields, **({"source": source} if source else {})}
                 )
         rejected += len(bad)
         rejects.write(bad)
-    return valid, rows, rejected
+    return valid, kept, rows, rejected
 
 
 def rejects_path_for(output: Path) -> Path:
@@ -79,15 +84,26 @@ def rescore(
     chunk_size: int = 5_000,
     progress: bool = True,
     history_paths: Mapping[str, Path] | None = None,
+    keep: Sequence[str] = (),
 ) -> BatchSummary:
     """Score `input_path` into `output_path`. `history_paths` names a file for each of the service's
-    history inputs (e.g. {"claims": claims.csv}); their rows feed the features and are not scored."""
+    history inputs (e.g. {"claims": claims.csv}); their rows feed the features and are not scored. `keep`
+    names input columns (e.g. a label) passed through to each decision row, never shown to the scoring."""
+    if not input_path.is_file():
+        raise UsageError(f"{input_path}: no such input file")
+    format_of(output_path)  # an output it cannot write is refused before any work
     started = time.perf_counter()
     service = core.service.name
     history_inputs = {h.name: h for h in core.service.history_inputs}
+    clashing = set(keep) & set(core.service.decision_schema().fields)
+    if clashing:
+        raise UsageError(f"--keep {', '.join(sorted(clashing))}: a decision field of that name exists already")
+    for name, path in (history_paths or {}).items():
+        if not path.is_file():
+            raise UsageError(f"--history {name}={path}: no such file")
     unknown = set(history_paths or {}) - set(history_inputs)
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"{service} has no history input {', '.join(sorted(unknown))} "
             f"(it has: {', '.join(sorted(history_inputs)) or 'none'})"
         )
@@ -99,7 +115,7 @@ def rescore(
             )[0]
             for name, path in (history_paths or {}).items()
         }
-        events, rows, rejected = _validated(input_path, core.validate, chunk_size, rejects, source=None)
+        events, kept, rows, rejected = _validated(input_path, core.validate, chunk_size, rejects, None, keep)
     REJECTED.labels(service, "batch").inc(rejected)
 
     features = core.service.offline_features([e.data for e in events], history) if events else None
@@ -116,7 +132,10 @@ def rescore(
             )
             for decision in decisions:
                 counts[decision.decision] = counts.get(decision.decision, 0) + 1
-            writer.write(core.dump(decisions))
+            records = core.dump(decisions)
+            if keep:
+                records = [{**r, **k} for r, k in zip(records, kept[start : start + chunk_size], strict=True)]
+            writer.write(records)
             bar.update(len(decisions))
     for outcome, count in counts.items():
         DECISIONS.labels(service, "batch", outcome).inc(count)

@@ -1,6 +1,12 @@
 """Window-feature state: the records behind every online window feature, in SQLite (one machine, shared by
-its processes) or Redis (many machines), chosen by `RISK_STATE_URL`."""
+its processes) or Redis (many machines), chosen by `RISK_STATE_URL`, each namespace kept for its retention."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.errors import ConfigurationError
+from shared.state.retention import RetainedStore
 from shared.state.store import (
     Record,
     RedisStateStore,
@@ -8,13 +14,14 @@ from shared.state.store import (
     StateStore,
     WindowQuery,
     WindowTotals,
-    open_state_store,
+    sqlite_path,
     totals_over,
 )
 
 __all__ = [
     "Record",
     "RedisStateStore",
+    "RetainedStore",
     "SqliteStateStore",
     "StateStore",
     "WindowQuery",
@@ -22,3 +29,19 @@ __all__ = [
     "open_state_store",
     "totals_over",
 ]
+
+
+def open_state_store(
+    url: str, retention: Mapping[str, float] | None = None, prune_interval_seconds: float = 60.0
+) -> StateStore:
+    """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork. With
+    `retention` (namespace -> seconds of event time its windows look back), older records are pruned in
+    the background every `prune_interval_seconds`."""
+    store: StateStore
+    if url.startswith("sqlite://"):
+        store = SqliteStateStore(sqlite_path(url))
+    elif url.startswith("redis://"):
+        store = RedisStateStore(url)
+    else:
+        raise ConfigurationError("RISK_STATE_URL", f"unsupported state store {url!r}: use sqlite:///PATH or redis://")
+    return RetainedStore(store, retention, prune_interval_seconds) if retention else store

@@ -115,26 +115,6 @@ class StateStore(Protocol):
         ...
 
 
-def open_state_store(
-    url: str, retention: Mapping[str, float] | None = None, prune_interval_seconds: float = 60.0
-) -> StateStore:
-    """The store a `RISK_STATE_URL` names. Connects lazily, so it is safe to call before a fork. With
-    `retention` (namespace -> seconds of event time its windows look back), older records are pruned in
-    the background every `prune_interval_seconds`."""
-    store: StateStore
-    if url.startswith("sqlite://"):
-        store = SqliteStateStore(sqlite_path(url))
-    elif url.startswith("redis://"):
-        store = RedisStateStore(url)
-    else:
-        raise ConfigurationError("RISK_STATE_URL", f"unsupported state store {url!r}: use sqlite:///PATH or redis://")
-    if not retention:
-        return store
-    from shared.state.retention import RetainedStore
-
-    return RetainedStore(store, retention, prune_interval_seconds)
-
-
 def sqlite_path(url: str) -> Path:
     """The absolute file a sqlite URL names: `sqlite:///abs/path` and `sqlite:////abs/path` alike, `~` expanded.
 

@@ -212,6 +212,8 @@ def test_batch_with_claims_history_reports_bad_rows(claims_settings: Settings, t
             "--history",
             f"claims={history}",
             "--no-progress",
+            "--max-rejects",
+            "1",
         ],
         env=service_environment(claims_settings),
         capture_output=True,

@@ -145,7 +145,7 @@ def _through_batch(
     nested laboratory values must give the same decisions for its rows."""
     source, output = tmp_path / "assessments.jsonl", tmp_path / "decisions.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in [*events, *bad]))
-    done = _rescore(source, output, settings)
+    done = _rescore(source, output, settings, "--max-rejects", "2")
     assert f"{EVENTS} scored, 2 rejected of {EVENTS + 2} rows" in done.stdout
     decisions = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
     rejects = Path(f"{output}.rejects.jsonl").read_text()
@@ -165,7 +165,7 @@ def _through_batch(
     return decisions, "\n".join(texts)
 
 
-def _rescore(source: Path, output: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
+def _rescore(source: Path, output: Path, settings: Settings, *options: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [
             sys.executable,
@@ -178,6 +178,7 @@ def _rescore(source: Path, output: Path, settings: Settings) -> subprocess.Compl
             "--output",
             str(output),
             "--no-progress",
+            *options,
         ],
         env=service_environment(settings),
         capture_output=True,
