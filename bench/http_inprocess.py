@@ -1,0 +1,59 @@
+"""POST /v1/score in-process (Flask's test client, no sockets, no gunicorn): the cost of one request
+through the service's own code, the same traffic as the HTTP benchmark over warmed window state. Less noisy
+than a load test on a shared 2-core machine, so it is the one to compare two versions of the code by.
+
+    .venv/bin/python -m bench.http_inprocess [--service fraud|claims|disease] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from bench.common import bench_settings, record, workdir
+from bench.traffic import traffic
+from services.registry import runtime, service_names
+from shared.doors.http import create_app
+
+WARM_UP = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--service", choices=service_names(), default="fraud")
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    work = workdir()
+    settings = bench_settings(work, args.service)
+    load = traffic(args.service, settings, args.requests + WARM_UP)
+    parts = runtime(args.service, settings)
+    load.warm(parts.state)
+    client = create_app(parts).test_client()
+    headers = {"X-API-Key": settings.api_keys[0]}
+    bodies = [json.dumps(event) for event in load.events]
+    for body in bodies[:WARM_UP]:
+        client.post("/v1/score", data=body, content_type="application/json", headers=headers)
+    seconds = []
+    for body in bodies[WARM_UP:]:
+        started = time.perf_counter()
+        response = client.post("/v1/score", data=body, content_type="application/json", headers=headers)
+        seconds.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"request failed: {response.status_code} {response.text[:200]}")
+    record(
+        f"http_inprocess_{args.service}",
+        {
+            "service": args.service,
+            "requests": len(seconds),
+            "traffic": load.description,
+            "median_us": round(statistics.median(seconds) * 1e6),
+            "mean_us": round(statistics.mean(seconds) * 1e6),
+            "p99_us": round(sorted(seconds)[int(len(seconds) * 0.99)] * 1e6),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
