@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +136,69 @@ class DecisionSchema(_Closed):
 
     @post_dump
     def _drop_absent_parts(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        """A decision without a challenger or details has no such keys (rather than nulls)."""
-        for name in OPTIONAL_PARTS:
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
+        return drop_absent_parts(data)
+
+
+def drop_absent_parts(data: dict[str, Any]) -> dict[str, Any]:
+    """A decision without a challenger or details has no such keys (rather than nulls)."""
+    for name in OPTIONAL_PARTS:
+        if data.get(name) is None:
+            data.pop(name, None)
+    return data
+
+
+Dump = Callable[[Any], Any]
+_ABSENT = object()
+
+
+def compile_dump(schema: Schema) -> Callable[[Any], dict[str, Any]]:
+    """A dump function made once from `schema`'s declared fields: the same output as `schema.dump` (a test
+    holds the two equal on every service's decisions) at a fraction of the cost, since marshmallow's
+    general machinery (hooks, field lookups, error collection) runs per field per object, ~35 us a
+    decision, which the stream and batch doors pay thousands of times a second. Field types it does not
+    know are dumped by the field itself. Post-dump hooks are not run: callers apply them."""
+    parts = [(field.data_key or name, name, _value_dump(field)) for name, field in schema.dump_fields.items()]
+
+    def dump(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        is_mapping = isinstance(obj, Mapping)
+        for key, attribute, convert in parts:
+            value = obj.get(attribute, _ABSENT) if is_mapping else getattr(obj, attribute, _ABSENT)
+            if value is not _ABSENT:
+                out[key] = convert(value)
+        return out
+
+    return dump
+
+
+def _value_dump(field: fields.Field) -> Dump:
+    kind = type(field)  # exact types only: a subclass (e.g. a unit-converting field) may dump otherwise
+    if isinstance(field, fields.Nested) and kind is fields.Nested:
+        inner = compile_dump(field.schema)
+        return _nullable(lambda v: [inner(x) for x in v]) if field.many else _nullable(inner)
+    if isinstance(field, fields.List) and kind is fields.List:
+        item = _value_dump(field.inner)
+        return _nullable(lambda v: [item(x) for x in v])
+    if isinstance(field, fields.Dict) and kind is fields.Dict:
+        keys = _value_dump(field.key_field) if field.key_field else _same
+        values = _value_dump(field.value_field) if field.value_field else _same
+        return _nullable(lambda v: {keys(k): values(x) for k, x in v.items()})
+    if kind is fields.Raw:
+        return _same
+    if kind is fields.String:  # a decision's text is text already; anything else is shown as text
+        return lambda v: v if v is None or type(v) is str else str(v)
+    converters: dict[type[fields.Field], Dump] = {fields.Float: float, fields.Integer: int, fields.Boolean: bool}
+    if kind in converters:
+        return _nullable(converters[kind])
+    return lambda v: field._serialize(v, None, None)
+
+
+def _nullable(convert: Dump) -> Dump:
+    return lambda v: None if v is None else convert(v)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def fingerprint(validated: Mapping[str, Any]) -> str:

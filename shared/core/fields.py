@@ -9,7 +9,6 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared.features.units import MG_DL, UNITS, to_mg_dl, to_mmol_l
 
-
 WHOLE_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
 
 

@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.core.contract import Contract, ValidEvent
-from shared.core.decision import Decision, Reason, Shadow, VersionedName, fingerprint
+from shared.core.decision import (
+    Decision,
+    Reason,
+    Shadow,
+    VersionedName,
+    compile_dump,
+    drop_absent_parts,
+    fingerprint,
+)
 from shared.core.service import History, Prediction, Service
 from shared.features.featureset import FeatureBatch
 from shared.modeling.explain import Contribution
@@ -42,7 +50,7 @@ class ScoringCore:
         self.challenger = challenger  # scored in shadow: recorded in each decision, never acted on
         self.contract = Contract(service.event_schema, service.personal_fields, pseudonym_key)
         self._pseudonym_key = pseudonym_key
-        self._schema = service.decision_schema()
+        self._dump = compile_dump(service.decision_schema())
         self._feature_set = VersionedName(service.feature_set.name, service.feature_set.version)
         self._model_name = _model_name(service, model)
 
@@ -66,9 +74,8 @@ class ScoringCore:
         return self.contract.validate(raw)
 
     def dump(self, decisions: Sequence[Decision]) -> list[dict[str, Any]]:
-        """Decisions as JSON values, through the service's decision schema."""
-        dumped: list[dict[str, Any]] = self._schema.dump(decisions, many=True)
-        return dumped
+        """Decisions as JSON values, as the service's decision schema dumps them."""
+        return [drop_absent_parts(self._dump(d)) for d in decisions]
 
     # ------------------------------------------------------------------ the two feature doors
 
