@@ -1,14 +1,17 @@
 """structlog, configured once: JSON lines on stderr, personal identifiers masked by a processor.
 
 Callers log plain values (`log.info("scored", customer_id=...)`); the masking processor replaces every
-value under a personal key with its keyed pseudonym before anything is rendered.
+value under a personal key with its keyed pseudonym before anything is rendered. Lines from the standard
+library's `logging` (kafka-python, werkzeug, gunicorn, redis) go through structlog's `ProcessorFormatter`
+with the same processors, so they are JSON and masked like the project's own; kafka-python's chatty
+INFO lines are kept at WARNING and above unless the level is DEBUG.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -43,7 +46,7 @@ class MaskPersonalData:
         self._key = key
         self._personal = frozenset(personal_keys)
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
         return {k: self._mask(k, v) for k, v in event_dict.items()}
 
     def _mask(self, key: str, value: Any) -> Any:
@@ -56,21 +59,52 @@ class MaskPersonalData:
         return value
 
 
+QUIETER_LIBRARIES = ("kafka",)  # INFO from these is connection chatter; WARNING and above is kept
+
+
 def configure_logging(level: str = "INFO", pseudonym_key: bytes = b"", stream: TextIO | None = None) -> None:
-    """Configure structlog for the whole process. Safe to call again (tests reconfigure)."""
+    """Configure structlog, and the standard library's root logger through it, for the whole process.
+    Safe to call again (tests reconfigure)."""
+    output = stream or sys.stderr
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        MaskPersonalData(pseudonym_key),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            MaskPersonalData(pseudonym_key),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=False),
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=False)],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(output),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_component_from_logger_name, structlog.stdlib.ExtraAdder(), *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(sort_keys=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_risk_handler", False)]:
+        root.removeHandler(old)  # ours from an earlier call; anyone else's handlers stay
+    handler._risk_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIETER_LIBRARIES:
+        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
+
+
+def _component_from_logger_name(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """A library's logger name as the line's component, as the project's own lines carry theirs."""
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict.setdefault("component", record.name)
+    return event_dict
 
 
 def get_logger(name: str) -> Any:

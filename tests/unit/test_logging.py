@@ -37,3 +37,20 @@ def test_a_logger_made_before_configuration_follows_it() -> None:
     early.info("dead_letter", customer_id="4929-1")
     line = json.loads(stream.getvalue())
     assert line["customer_id"] == pseudonymise("4929-1", b"k1") and line["component"] == "early"
+
+
+def test_standard_library_lines_are_json_and_masked_too() -> None:
+    """A third-party library's `logging` line (kafka-python's) comes out as one JSON object with its logger
+    as the component, personal values passed as extras masked like the project's own."""
+    import logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", b"k1", stream=stream)
+    logging.getLogger("kafka.conn").warning("broker %s gone", "b1", extra={"customer_id": "4929-1"})
+    logging.getLogger("kafka.conn").info("connection chatter")  # below kafka's floor: not written
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "broker b1 gone" and line["level"] == "warning" and line["component"] == "kafka.conn"
+    assert line["customer_id"] == pseudonymise("4929-1", b"k1") and "4929-1" not in stream.getvalue()
+    assert "timestamp" in line
