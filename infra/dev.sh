@@ -2,6 +2,7 @@
 # One entry point for a fresh machine: makes .venv, installs the project, then runs what was asked.
 #   infra/dev.sh demo        the end-to-end demo (embedded broker, services, events in, decisions out)
 #   infra/dev.sh test [ARGS] the test suite (pytest ARGS)
+#   infra/dev.sh test unit   the fast layer only (tests/unit: no process, no model training)
 #   infra/dev.sh lint        ruff (lint and format) and mypy, as CI runs them
 #   infra/dev.sh setup       only the installation
 set -euo pipefail
@@ -37,7 +38,12 @@ command="${1:-}"
 shift || true
 case "$command" in
   demo)  exec "$venv/bin/risk" demo "$@" ;;
-  test)  exec "$venv/bin/python" -m pytest "$@" ;;
+  test)
+    if [[ "${1:-}" == "unit" ]]; then  # the fast layer: no process, no training
+      shift
+      exec "$venv/bin/python" -m pytest tests/unit -m unit "$@"
+    fi
+    exec "$venv/bin/python" -m pytest "$@" ;;
   lint)
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .

@@ -105,7 +105,9 @@ def test_invalid_policy_gets_422_naming_the_field(
     """The issue's bad inputs each get a 422 whose fields name the one at fault (Flask app in-process)."""
     from tests.fixtures.services import scoring_app
 
-    response = scoring_app("claims", claims_settings).test_client().post("/v1/score", json=policy(**overrides), headers=AUTH)
+    response = (
+        scoring_app("claims", claims_settings).test_client().post("/v1/score", json=policy(**overrides), headers=AUTH)
+    )
     assert response.status_code == 422
     assert list(response.get_json()["fields"]) == [field]
 

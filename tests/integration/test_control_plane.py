@@ -38,6 +38,8 @@ RULESET = Path(__file__).resolve().parents[2] / "services" / "disease_risk" / "r
 def test_ruleset_and_model_change_while_events_flow(
     kafka_broker: EmbeddedBroker, disease_settings: Settings, disease_model_dir: Path, tmp_path: Path
 ) -> None:
+    """A ruleset published over HTTP and a model promoted by the CLI reach every worker while events flow: none lost
+    or scored twice, each decision names the versions that made it."""
     settings = _private_registry(disease_settings, disease_model_dir, tmp_path, kafka_broker)
     registry = ModelRegistry(settings.model_dir)
     first_model, second_model = registry.versions("disease")

@@ -30,6 +30,8 @@ PLANTED_NAME = "Philippa Quarrington-Voss"
 def test_three_doors_agree_and_no_patient_identifier_leaves(
     kafka_broker: EmbeddedBroker, disease_settings: Settings, tmp_path: Path
 ) -> None:
+    """The same assessments over HTTP, Kafka and batch get the same decisions, and no raw patient id or name appears
+    in any output, dead letter or log."""
     events = sample_assessments(EVENTS, seed=11)
     for event in events[:25]:
         event["patient_name"] = PLANTED_NAME

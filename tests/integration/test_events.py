@@ -53,8 +53,6 @@ from shared.events.topics import (
 from tests.fixtures.broker import MakeTopic, committed_offsets, produce_raw, read_topic, unique_name
 from tests.fixtures.kafka_io import collect, publish
 
-pytestmark = pytest.mark.integration
-
 IN_TYPE = "com.riskscoring.test.input.v1"
 OUT_TYPE = "com.riskscoring.test.output.v1"
 REPO = Path(__file__).resolve().parents[2]

@@ -41,6 +41,7 @@ def server(
         {},
         model_dir=fraud_model_dir,
         data_dir=fraud_data_dir,
+        control_dir=tmp / "control",
         state_url=f"sqlite:///{tmp / 'state.sqlite3'}",
         api_keys=(API_KEY,),
         max_body_bytes=65_536,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fixtures.services import scoring_app
 from shared.settings import Settings
+from tests.fixtures.services import scoring_app
 
 
 def test_no_model_means_not_ready_and_503_with_the_reason(tmp_path: Path) -> None:
     """/healthz answers, /readyz says 503 naming the missing model, scoring is a 503 pointing at
     `risk train`, invalid input is still a 422 (the contract needs no model); nothing is a 500."""
     settings = Settings.from_env(
-        {}, model_dir=tmp_path / "empty-registry", state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        {},
+        model_dir=tmp_path / "empty-registry",
+        control_dir=tmp_path / "control",
+        state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
     )
     client = scoring_app("fraud", settings).test_client()
     assert client.get("/healthz").status_code == 200

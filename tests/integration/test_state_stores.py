@@ -29,8 +29,6 @@ from shared.state import (
 )
 from tests.fixtures.redis import flush_redis, free_port
 
-pytestmark = pytest.mark.integration
-
 EVERYTHING = (-math.inf, math.inf)
 
 
@@ -247,7 +245,7 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
         batch = [(rng.choice(keys), record()) for _ in range(rng.randint(0, 3))]
         queries = [
             WindowQuery(
-                rng.choice(keys + ["absent"]),
+                rng.choice([*keys, "absent"]),
                 tuple(rng.randrange(400) / 2 - 30 for _ in range(rng.randint(1, 3))),
                 rng.randrange(400) / 2,
                 rng.choice([None, f"e{rng.randrange(900)}"]),
@@ -264,7 +262,7 @@ def _random_history_step(rng: random.Random, stores: list[StateStore], step: int
     elif roll < 0.98:
         since = rng.choice([-math.inf, rng.randrange(400) / 2])
         until = rng.choice([math.inf, since + rng.randrange(120) / 2])
-        asked = [rng.choice(keys + ["absent"]) for _ in range(rng.randint(1, 5))]
+        asked = [rng.choice([*keys, "absent"]) for _ in range(rng.randint(1, 5))]
         first, *others = [store.fetch(namespace, asked, since, until) for store in stores]
         assert all(other == first for other in others), f"step {step}: fetch {namespace} {asked} ({since}, {until}]"
     else:
@@ -412,7 +410,7 @@ def test_redis_keeps_every_key_under_its_prefix_and_survives_forgotten_scripts(r
         admin.script_flush()
         assert store.prune("ns", 1.5) == 1
         assert store.fetch("ns", ["k"], *EVERYTHING)["k"] == [Record(2.0, "e2", 0.0, 0)]
-        assert admin.keys() and all(key.startswith(b"risk:state:") for key in admin.keys())
+        assert admin.keys() and all(key.startswith(b"risk:state:") for key in admin)
     finally:
         admin.close()
         store.close()

@@ -8,6 +8,7 @@ case) rather than loosening every tolerance.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from typing import Any
 
@@ -559,7 +560,7 @@ def test_findrisc_bands_carry_the_forms_published_ten_year_risk() -> None:
         "very high",
     ]
     assert FINDRISC_BANDS[0].lowest == 0 and FINDRISC_BANDS[-1].highest == 26
-    assert all(a.highest + 1 == b.lowest for a, b in zip(FINDRISC_BANDS, FINDRISC_BANDS[1:]))
+    assert all(a.highest + 1 == b.lowest for a, b in itertools.pairwise(FINDRISC_BANDS))
 
 
 def test_findrisc_with_diagnosed_diabetes_is_not_applicable() -> None:

@@ -45,4 +45,5 @@ CARD = dict.fromkeys(FEATURE_SET.features, 0.0) | {
     ],
 )
 def test_reason_texts(feature: str, text: str) -> None:
+    """Each fraud feature's reason reads as an analyst would write it, singular and plural right."""
     assert reason_text(feature, CARD) == text

@@ -51,7 +51,7 @@ def test_weighted_frequency_deviance_is_the_count_deviance_per_policy_year() -> 
     exposure = rng.uniform(0.01, 1.5, size=200)
     predicted = rng.uniform(0.02, 0.4, size=200)
     counts = rng.poisson(exposure * predicted)
-    per_policy = [unit_deviance(float(y), float(e * m)) for y, e, m in zip(counts, exposure, predicted)]
+    per_policy = [unit_deviance(float(y), float(e * m)) for y, e, m in zip(counts, exposure, predicted, strict=False)]
     assert poisson_deviance(counts, exposure, predicted) == pytest.approx(sum(per_policy) / exposure.sum())
 
 

@@ -16,6 +16,7 @@ def redact(key: bytes | None, value: bytes | None):  # type: ignore[no-untyped-d
 
 
 def test_personal_fields_are_pseudonymised_and_unknown_fields_dropped() -> None:
+    """A dead letter keeps personal fields only as keyed pseudonyms and drops fields the contract does not know."""
     event = {
         "specversion": "1.0",
         "id": "e1",
@@ -37,6 +38,7 @@ def test_personal_fields_are_pseudonymised_and_unknown_fields_dropped() -> None:
 
 
 def test_a_payload_that_cannot_be_redacted_is_withheld() -> None:
+    """A payload that is not a redactable CloudEvent is withheld from the dead letter rather than kept raw."""
     for raw in (b"{not json MRN-42", json.dumps({"data": "MRN-42"}).encode(), b"\xff\xfe", None):
         key, value, headers = redact(b"MRN-42", raw)
         assert value is None and dict(headers)["payload"].startswith(b"withheld")
@@ -44,5 +46,6 @@ def test_a_payload_that_cannot_be_redacted_is_withheld() -> None:
 
 
 def test_a_record_without_key_stays_without_key() -> None:
+    """Redaction invents no key for a record that had none."""
     key, value, _ = redact(None, json.dumps({"data": {"age": 50}}).encode())
     assert key is None and json.loads(value) == {"data": {"age": 50}}

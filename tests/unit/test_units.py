@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from marshmallow import Schema, ValidationError
 
-from shared.features.units import CHOLESTEROL_MG_DL_PER_MMOL_L, GLUCOSE_MG_DL_PER_MMOL_L, to_mg_dl, to_mmol_l
 from shared.core.fields import Measurement
+from shared.features.units import CHOLESTEROL_MG_DL_PER_MMOL_L, GLUCOSE_MG_DL_PER_MMOL_L, to_mg_dl, to_mmol_l
 
 
 class Labs(Schema):
@@ -31,6 +31,7 @@ def test_conversion_to_mg_dl(value: float, unit: str, analyte: str, mg_dl: float
 
 @pytest.mark.parametrize("analyte", ["cholesterol", "glucose"])
 def test_round_trip(analyte: str) -> None:
+    """mg/dL to mmol/L and back returns the same value to 1e-12 for each analyte."""
     for mg_dl in (40.0, 99.5, 126.0, 240.0, 650.0):
         assert to_mg_dl(to_mmol_l(mg_dl, analyte), "mmol/L", analyte) == pytest.approx(mg_dl, rel=1e-12)
 
@@ -42,11 +43,13 @@ def test_factors_are_the_molar_masses() -> None:
 
 
 def test_unknown_unit_is_an_error_not_a_guess() -> None:
+    """A unit the project does not know is refused, never guessed."""
     with pytest.raises(ValueError, match="unknown unit"):
         to_mg_dl(5.0, "mg/L", "glucose")
 
 
 def test_measurement_loads_either_unit_into_mg_dl_and_dumps_mg_dl() -> None:
+    """A laboratory value in either unit loads as mg/dL and dumps as mg/dL with its unit."""
     loaded = Labs().load({"cholesterol": {"value": 5.2, "unit": "mmol/L"}, "glucose": {"value": 99, "unit": "mg/dL"}})
     assert loaded == {"cholesterol": pytest.approx(5.2 * 38.67), "glucose": 99.0}
     assert Labs().dump(loaded)["cholesterol"] == {"value": pytest.approx(201.084), "unit": "mg/dL"}
@@ -65,6 +68,7 @@ def test_measurement_loads_either_unit_into_mg_dl_and_dumps_mg_dl() -> None:
     ],
 )
 def test_missing_or_unknown_unit_names_the_field(given: object, path: tuple[str, str]) -> None:
+    """A missing or unknown unit is refused naming `<field>.unit`."""
     with pytest.raises(ValidationError) as error:
         Labs().load({"cholesterol": given})
     outer, inner = path

@@ -8,14 +8,16 @@ import pytest
 
 from services.disease_risk.samples import sample_assessments
 from services.registry import runtime, service
-from shared.doors.backtest import Costs, as_html, as_table, backtest
 from shared.core.rulesets import parse_ruleset
+from shared.doors.backtest import Costs, as_html, as_table, backtest
 from shared.settings import Settings
 
 DISEASE = service("disease")
 
 
 def test_a_lower_bmi_threshold_moves_routine_to_follow_up_by_the_rules(disease_settings: Settings) -> None:
+    """A candidate ruleset with a lower BMI threshold moves routine decisions to follow-up, attributed to the rules,
+    with costs and a report."""
     current = runtime("disease", disease_settings).core
     text = DISEASE.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.9"')
     candidate = current.replaced(
@@ -50,6 +52,7 @@ def _cost(core, rows, labels) -> float:  # type: ignore[no-untyped-def]
 
 
 def test_the_cli_writes_the_report(disease_settings: Settings, tmp_path: Path) -> None:
+    """`risk rules backtest` writes the HTML report and prints the table."""
     import json
     import subprocess
     import sys

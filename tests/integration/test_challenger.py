@@ -36,6 +36,8 @@ def two_versions(disease_settings: Settings, disease_model_dir: Path, tmp_path: 
 
 
 def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings, tmp_path: Path) -> None:
+    """A challenger set through the control store is scored in shadow in every decision, never acted on, and
+    compared by the CLI."""
     settings = two_versions
     registry = ModelRegistry(settings.model_dir)
     champion, challenger = registry.versions("disease")
@@ -68,6 +70,8 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
 
 
 def test_compare_counts_changes_and_scores_each_side_against_labels(tmp_path: Path) -> None:
+    """`compare` counts decision changes and each side's precision and recall against labels."""
+
     def record(event_id: str, score: float, decision: str, shadow_score: float, shadow_decision: str) -> dict:
         return {
             "event_id": event_id,

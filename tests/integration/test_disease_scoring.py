@@ -9,11 +9,11 @@ from typing import Any
 import jsonschema
 import pytest
 
+from services.registry import runtime
 from shared.core.scoring import ScoringCore
 from shared.errors import ConfigurationError
 from shared.events.envelope import make_event
 from shared.privacy import pseudonymise
-from services.registry import runtime
 from shared.settings import Settings
 from tests.fixtures.services import API_KEY, PSEUDONYM_KEY
 
@@ -56,6 +56,7 @@ def score(core: ScoringCore, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_healthy_assessment_is_routine_with_every_equation_and_model(core: ScoringCore) -> None:
+    """A healthy assessment is routine, with every equation and condition model applying."""
     decision = score(core, assessment())
     assert decision["decision"] == "routine" and decision["rule_hits"] == [] and decision["reasons"] == []
     assert all(e["applicable"] and e["reason"] is None for e in decision["details"]["equations"])
@@ -85,6 +86,7 @@ def test_diagnostic_fasting_glucose_is_urgent_whatever_the_model_says(core: Scor
 
 
 def test_units_do_not_change_the_decision(core: ScoringCore) -> None:
+    """The same assessment in mg/dL or mmol/L gets the same decision and score."""
     in_mmol = score(core, assessment())
     in_mg = score(
         core,
@@ -111,6 +113,7 @@ def test_equation_outside_its_range_says_why_and_gives_no_number(core: ScoringCo
 
 
 def test_missing_inputs_make_equations_and_models_not_applicable(core: ScoringCore) -> None:
+    """Missing inputs make equations and models 'not applicable, because ...' instead of a guessed number."""
     decision = score(core, assessment(hdl_cholesterol=None, glucose_2h=None, race=None))
     equations = {e["equation"]: e for e in decision["details"]["equations"]}
     assert equations["framingham_general_cvd"]["reason"] == "not applicable, because hdl_cholesterol was not given"
@@ -148,6 +151,7 @@ def test_nothing_applicable_is_referred_not_routine(core: ScoringCore) -> None:
 
 
 def test_reasons_are_in_clinical_language(core: ScoringCore) -> None:
+    """Reasons read in clinical words (e.g. 'systolic blood pressure 165 mmHg')."""
     decision = score(
         core,
         assessment(age=62, systolic_bp=165, diastolic_bp=95, bmi=34, smoker=True, cigarettes_per_day=20, sex="male"),
@@ -159,6 +163,7 @@ def test_reasons_are_in_clinical_language(core: ScoringCore) -> None:
 
 
 def test_patient_is_pseudonymised_and_the_name_never_kept(core: ScoringCore) -> None:
+    """The patient id becomes a keyed pseudonym and the patient's name appears nowhere in the decision."""
     decision = score(core, assessment(patient_name="Ada Quelqu'un"))
     text = json.dumps(decision)
     assert decision["entity_id"] == pseudonymise("MRN-000111", PSEUDONYM_KEY.encode())
@@ -166,6 +171,7 @@ def test_patient_is_pseudonymised_and_the_name_never_kept(core: ScoringCore) -> 
 
 
 def test_the_decision_matches_its_json_schema(core: ScoringCore) -> None:
+    """A disease decision validates against contracts/events/decision.v1.json."""
     from pathlib import Path
 
     schema = json.loads((Path(__file__).resolve().parents[2] / "contracts/events/decision.v1.json").read_text())
@@ -178,10 +184,11 @@ def test_the_decision_matches_its_json_schema(core: ScoringCore) -> None:
 
 
 def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
+    """The disease service refuses to start without RISK_PSEUDONYM_KEY."""
     from dataclasses import replace
 
     with pytest.raises(ConfigurationError, match="RISK_PSEUDONYM_KEY"):
-        runtime("disease", replace(disease_settings, pseudonym_key=b"")).core
+        runtime("disease", replace(disease_settings, pseudonym_key=b"")).holder.load()
 
 
 @pytest.mark.parametrize(
@@ -203,6 +210,7 @@ def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
 def test_bad_assessment_gets_422_naming_the_field(
     disease_settings: Settings, overrides: dict[str, Any], field: str
 ) -> None:
+    """A bad assessment gets a 422 naming the field at fault."""
     from tests.fixtures.services import scoring_app
 
     client = scoring_app("disease", disease_settings).test_client()
@@ -212,6 +220,7 @@ def test_bad_assessment_gets_422_naming_the_field(
 
 
 def test_equations_are_published_with_units_ranges_and_variants(disease_settings: Settings) -> None:
+    """GET /v1/equations publishes each equation's citation, variant, units and valid ranges."""
     from tests.fixtures.services import scoring_app
 
     client = scoring_app("disease", disease_settings).test_client()
@@ -237,6 +246,7 @@ def test_the_evaluation_report_is_served_beside_the_model(disease_settings: Sett
 
 
 def test_every_service_registers_a_report(claims_model_dir, fraud_model_dir) -> None:  # type: ignore[no-untyped-def]
+    """Training registers an evaluation report (ROC, importance) beside every model."""
     from shared.modeling.registry import ModelRegistry
 
     for service, root in (("claims", claims_model_dir), ("fraud", fraud_model_dir)):

@@ -58,6 +58,8 @@ def frame(model: TreeModel, rows: np.ndarray) -> pd.DataFrame:
 
 
 def test_fraud_model_is_compiled_and_agrees_with_catboost(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
+    """The fraud model compiles to oblivious trees whose raw scores, probabilities and SHAP values equal CatBoost's
+    to 1e-9."""
     assert fraud_model.forest is not None and fraud_model.forest.numeric
     assert_same_as_catboost(fraud_model.catboost, fraud_rows)
     probabilities = np.asarray(fraud_model.catboost.predict(fraud_rows, prediction_type="Probability"))[:, 1]
@@ -67,6 +69,7 @@ def test_fraud_model_is_compiled_and_agrees_with_catboost(fraud_model: TreeModel
 
 
 def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
+    """A row's score is bit-for-bit the same whether scored alone or inside batches of any size."""
     together = fraud_model.raw(frame(fraud_model, fraud_rows))  # crosses chunk boundaries too
     alone = np.array([fraud_model.raw(frame(fraud_model, fraud_rows[i : i + 1]))[0] for i in range(0, 3000, 37)])
     assert np.array_equal(alone, together[::37])
@@ -76,6 +79,7 @@ def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel
 
 
 def test_top_contributions_are_catboosts(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
+    """The top contributions from the compiled trees are those CatBoost's own SHAP values give."""
     frame = pd.DataFrame(fraud_rows[:200], columns=list(fraud_model.feature_names))
     compiled = top_contributions(fraud_model, frame)
     reference = top_contributions(fraud_model.catboost, frame)
@@ -87,6 +91,8 @@ def test_top_contributions_are_catboosts(fraud_model: TreeModel, fraud_rows: np.
 
 @pytest.mark.parametrize("nan_mode", ["Min", "Max"])
 def test_trees_of_several_depths_repeated_features_and_missing_values(nan_mode: str) -> None:
+    """Summed models with trees of several depths, repeated features, empty leaves and NaN either way compile
+    exactly."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(1500, 5))
     y = ((x[:, 0] > 0.3) ^ (x[:, 1] * x[:, 0] > 0.2) | (x[:, 2] > 1.5)).astype(int)
@@ -121,6 +127,7 @@ def test_trees_of_several_depths_repeated_features_and_missing_values(nan_mode: 
 
 
 def test_regression_models_with_a_bias_are_compiled_too() -> None:
+    """A regression model with a bias compiles to the same raw predictions and SHAP values as CatBoost."""
     rng = np.random.default_rng(4)
     x = rng.uniform(size=(600, 3))
     model = CatBoostRegressor(iterations=40, depth=3, verbose=0, random_seed=0, thread_count=1).fit(x, 10 + 3 * x[:, 0])
@@ -167,6 +174,7 @@ def test_one_hot_categories_take_catboosts_leaves_and_the_forests_tables() -> No
 
 
 def test_models_it_cannot_evaluate_exactly_are_left_to_catboost() -> None:
+    """Models the compiler cannot evaluate exactly (CTRs, several outputs, depthwise trees) are refused by it."""
     data = pd.DataFrame({"colour": ["red", "blue", "green", "grey", "pink"] * 60, "size": np.arange(300.0)})
     labels = (data["size"] % 3 == 0).astype(int)
     with_ctrs = CatBoostClassifier(iterations=10, depth=2, verbose=0, one_hot_max_size=2, cat_features=["colour"]).fit(
@@ -180,6 +188,7 @@ def test_models_it_cannot_evaluate_exactly_are_left_to_catboost() -> None:
 
 
 def test_a_model_of_other_trees_is_served_by_catboost_itself() -> None:
+    """A model the compiler refuses is still served, by CatBoost itself, with the same scores."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(500, 4))
     depthwise = CatBoostClassifier(iterations=20, depth=3, grow_policy="Depthwise", verbose=0, random_seed=0).fit(

@@ -67,6 +67,7 @@ def test_calibration_metrics_recognise_calibrated_and_miscalibrated_predictions(
 
 
 def test_platt_calibration_corrects_shifted_log_odds() -> None:
+    """Platt scaling recovers the true probabilities from log-odds that were scaled and shifted."""
     rng = np.random.default_rng(5)
     true_log_odds = rng.normal(-1.0, 1.2, 30_000)
     drawn = (rng.random(30_000) < 1 / (1 + np.exp(-true_log_odds))).astype(int)
@@ -76,6 +77,7 @@ def test_platt_calibration_corrects_shifted_log_odds() -> None:
 
 
 def test_selection_states_its_rule_and_keeps_the_simpler_model_on_a_near_tie() -> None:
+    """The selection rule is stated and keeps logistic regression unless CatBoost is clearly better out of fold."""
     training, _ = load_pima()
     selection = select_and_calibrate(training, outcome(training), PIMA_FEATURES)
     losses = selection.out_of_fold_log_loss
@@ -129,6 +131,7 @@ def _condition(name: str, model: CalibratedClassifier, population: Population): 
     ],
 )
 def test_population_says_why_a_model_does_not_apply(row: dict[str, float], reason: str | None) -> None:
+    """Outside a condition model's population the reason says why (sex, age range, diagnosis, missing input)."""
     population = Population(("female",), (21.0, 63.0), "diabetes", ("glucose_2h",))
     found = population.reasons({k: np.array([v]) for k, v in row.items()}, "diabetes")[0]
     if reason is None:
