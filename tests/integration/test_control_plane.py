@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from kafka import KafkaProducer
 
@@ -97,12 +99,20 @@ def test_ruleset_and_model_change_while_events_flow(
         approved = requests.post(approve_url, headers={"X-API-Key": CHECKER_KEY}, timeout=30)
         assert approved.status_code == 200 and approved.json()["announced"], approved.text
         rules_at = time.time()
-        time.sleep(3)
+        _poll_until(
+            lambda: any(m > rules_at and d["ruleset_version"] == "2026.11.2" for m, d in list(http_decisions)),
+            APPLY_WITHIN + 10,
+            "an HTTP decision under the new ruleset",
+        )
 
         promoted = _cli(settings, "models", "promote", "disease", second_model, "--api-key", MAKER_KEY)
         _cli(settings, "models", "approve", "disease", promoted["id"], "--api-key", CHECKER_KEY)
         model_at = time.time()
-        time.sleep(APPLY_WITHIN + 3)
+        _poll_until(
+            lambda: any(m > model_at + APPLY_WITHIN for m, _ in list(http_decisions)),
+            APPLY_WITHIN + 15,
+            "HTTP decisions past the model switch's window",
+        )
         stop.set()
         for flow in flows:
             flow.join(timeout=60)
@@ -223,6 +233,15 @@ def _score_over_http(
         into.append((_at(response.json()), response.json()))
         sent += 1
         time.sleep(0.02)
+
+
+def _poll_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds, or fail after `timeout` seconds naming what never came."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:g} s")
+        time.sleep(0.1)
 
 
 def _at(decision: dict[str, Any]) -> float:
