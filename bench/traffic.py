@@ -80,6 +80,7 @@ def _claims(settings: Settings, count: int) -> Traffic:
         policy_id = f"POL-{n:07d}"
         policies.append(
             {
+                "quote_id": f"Q-{n:07d}",
                 "policy_id": policy_id,
                 "kind": "renewal",
                 "timestamp": (now + timedelta(seconds=n)).isoformat(),

@@ -10,6 +10,7 @@ risk demo                                     everything at once, end to end
 risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
 risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
 risk audit SERVICE                            who changed what, when
+risk decisions show|search|prune SERVICE ...  recorded decisions: by event id, by search, by retention
 """
 
 from __future__ import annotations
@@ -117,8 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument(
         "--max-rejects", type=int, default=0, help="rejected rows tolerated before the run fails (default 0)"
     )
+    rescore.add_argument(
+        "--record",
+        action="store_true",
+        help="decide each event once against the decision store and record new decisions (a rerun replays)",
+    )
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
+
+    _decision_parsers(commands, services)
 
     contracts = commands.add_parser("contracts", help="write or check contracts/http/*.openapi.json")
     contracts.add_argument("--check", action="store_true", help="exit 1 when a committed document is stale")
@@ -192,9 +200,11 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.no_progress,
         history_paths=history,
         keep=args.keep,
+        record=_decision_store(parts) if args.record else None,
     )
+    replayed = f", {summary.replayed} replayed" if args.record else ""
     print(
-        f"{summary.scored} scored, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
+        f"{summary.scored} scored{replayed}, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "
         f"-> {summary.output}" + (f" (rejected rows: {summary.rejects})" if summary.rejects else "")
     )
     print("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items())))
@@ -205,6 +215,65 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _decision_store(parts: Runtime) -> Any:
+    if parts.decisions is None:
+        raise _usage("--record needs a decision store: set RISK_DECISIONS_URL (it is none)")
+    return parts.decisions
+
+
+def _decision_parsers(commands: Any, services: list[str]) -> None:
+    decisions = commands.add_parser("decisions", help="find recorded decisions; apply their retention")
+    verbs = decisions.add_subparsers(required=True, metavar="ACTION")
+    show = verbs.add_parser("show", help="the decision recorded for one event id")
+    show.add_argument("service", choices=services)
+    show.add_argument("event_id")
+    show.set_defaults(run=_run_decisions_show)
+    search = verbs.add_parser("search", help="decisions newest first, one JSON line each")
+    search.add_argument("service", choices=services)
+    search.add_argument("--entity-id", help="as sent in events (personal ids are pseudonymised first)")
+    search.add_argument("--from", dest="from_", metavar="TIME", help="scored at or after (RFC 3339 with offset)")
+    search.add_argument("--to", metavar="TIME", help="scored before (RFC 3339 with offset)")
+    search.add_argument("--decision")
+    search.add_argument("--rule", help="a rule id that hit")
+    search.add_argument("--limit", help="decisions per page (default 50, at most 500)")
+    search.add_argument("--cursor", help="the next page's cursor, as the previous page printed it")
+    search.set_defaults(run=_run_decisions_search)
+    prune = verbs.add_parser("prune", help="delete decisions older than RISK_DECISIONS_RETENTION_DAYS (audited)")
+    prune.add_argument("service", choices=services)
+    prune.set_defaults(run=_run_decisions_prune)
+
+
+def _run_decisions_show(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.doors.decisions import show
+
+    print(json.dumps(show(runtime(args.service, settings), args.event_id), indent=2))
+    return 0
+
+
+def _run_decisions_search(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.doors.decisions import search
+
+    given = {"entity_id": args.entity_id, "from": args.from_, "to": args.to, "decision": args.decision}
+    given |= {"rule": args.rule, "limit": args.limit, "cursor": args.cursor}
+    query = {name: value for name, value in given.items() if value is not None}
+    page = search(runtime(args.service, settings), query)
+    for decision in page.items:
+        print(json.dumps(decision.document, separators=(",", ":")))
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+    return 0
+
+
+def _run_decisions_prune(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    if settings.decisions_retention_days is None:
+        raise _usage("no retention is set: RISK_DECISIONS_RETENTION_DAYS=N deletes decisions older than N days")
+    deleted = runtime(args.service, settings).prune_decisions(identity=f"cli:{getpass.getuser()}")
+    print(f"{deleted} {args.service} decisions older than {settings.decisions_retention_days} days deleted")
     return 0
 
 

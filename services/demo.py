@@ -116,6 +116,7 @@ def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
     for n, row in enumerate(book.itertuples()):
         policies.append(
             {
+                "quote_id": f"Q-{n:06d}",
                 "policy_id": f"POL-{row.policy_id:06d}",
                 "kind": rng.choice(["quote", "renewal"]),
                 "timestamp": (now + timedelta(seconds=n)).isoformat(),

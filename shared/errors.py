@@ -40,6 +40,20 @@ class InvalidInputError(RiskError):
         return {**super().to_dict(), "fields": self.fields}
 
 
+class ConflictError(InvalidInputError):
+    """The input contradicts what is on record (an event id decided before for another payload)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class NotFoundError(RiskError):
+    """Nothing is on record under the key asked for."""
+
+    http_status = 404
+    code = "not_found"
+
+
 class UsageError(RiskError):
     """A command was asked for something it cannot do as asked; the message says how to ask instead."""
 

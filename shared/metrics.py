@@ -22,6 +22,13 @@ HTTP_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 REJECTED = Counter("risk_rejected_events_total", "Events refused by their contract", ["service", "door"])
+DECISION_REPLAYS = Counter(
+    "risk_decision_replays_total", "Events decided before: the recorded decision answered", ["service", "door"]
+)
+DECISION_CONFLICTS = Counter(
+    "risk_decision_conflicts_total", "Event ids decided before for another payload: refused", ["service", "door"]
+)
+DECISIONS_PRUNED = Counter("risk_decisions_pruned_total", "Recorded decisions deleted by retention", ["service"])
 
 
 def render() -> tuple[bytes, str]:

@@ -1,9 +1,9 @@
 """The composition root: one `Runtime` per process builds and owns every part that process runs.
 
 Settings, the model registry, the control store, the core holder (the scoring core in force), the
-window-state store, the announcer on `risk.control` and the control listener are each built once, on
+window-state store, the decision store, the announcer on `risk.control` and the control listener are each built once, on
 first use, and handed to every door (HTTP, stream, batch), the control commands, the demo and the tests.
-Nothing else constructs them. Parts that hold sockets or threads (state store, Kafka clients, listener)
+Nothing else constructs them. Parts that hold sockets or threads (stores, Kafka clients, listener)
 are made lazily, so a runtime built before gunicorn forks makes them in the worker that uses them.
 
 `CoreHolder` swaps in a new core when the ruleset in force or the champion changes (announced on
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -27,15 +28,17 @@ from shared.core.contract import Contract
 from shared.core.rulesets import packaged_ruleset, parse_ruleset
 from shared.core.scoring import ScoringCore
 from shared.core.service import Service
+from shared.decisions import DecisionStore
 from shared.errors import ConfigurationError, RiskError
 from shared.events.envelope import encode, make_event
 from shared.events.producer import make_producer
 from shared.events.topics import RISK_CONTROL
 from shared.logging import get_logger
-from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS
+from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS, DECISIONS_PRUNED
 from shared.modeling.registry import ModelRegistry, RegisteredModel
+from shared.privacy import pseudonymise
 from shared.rules.engine import Ruleset
-from shared.settings import Settings
+from shared.settings import NO_DECISION_STORE, Settings
 from shared.state import StateStore, open_state_store
 
 
@@ -54,6 +57,7 @@ class Runtime:
         self.holder = CoreHolder(self)
         self._lock = threading.Lock()
         self._state: StateStore | None = None
+        self._decisions: DecisionStore | None = None
         self._producer: KafkaProducer | None = None
         self._listener: ControlListener | None = None
         self._log = get_logger(f"{service.name}.runtime")
@@ -76,6 +80,37 @@ class Runtime:
                 if self._state is None:
                     self._state = open_state_store(self.settings.state_url, retention=self.service.state_retention)
         return self._state
+
+    @property
+    def decisions(self) -> DecisionStore | None:
+        """The decision store (None when `RISK_DECISIONS_URL=none`); it connects, and migrates its schema,
+        on first use in each process."""
+        if self._decisions is None and self.settings.decisions_url != NO_DECISION_STORE:
+            with self._lock:
+                if self._decisions is None:
+                    self._decisions = DecisionStore(self.settings.decisions_url)
+        return self._decisions
+
+    def entity_key(self, raw: str) -> str:
+        """An entity id as the store keeps it: pseudonymised with the service's key when it is personal, so a
+        look-up by a raw patient id finds that patient's decisions without the store ever holding the id."""
+        if self.service.entity_field in self.service.personal_fields:
+            return pseudonymise(raw, self.settings.pseudonym_key)
+        return raw
+
+    def prune_decisions(self, identity: str, now: datetime | None = None) -> int:
+        """Delete the decisions older than the retention setting (none without one), and audit it."""
+        days, store = self.settings.decisions_retention_days, self.decisions
+        if days is None or store is None:
+            return 0
+        before = (now or datetime.now(UTC)) - timedelta(days=days)
+        deleted = store.prune(self.service.name, before)
+        DECISIONS_PRUNED.labels(self.service.name).inc(deleted)
+        self.control.audit_action(
+            self.service.name, "decisions_pruned", identity, before=before.isoformat(), deleted=deleted, days=days
+        )
+        self._log.info("decisions_pruned", before=before.isoformat(), deleted=deleted, retention_days=days)
+        return deleted
 
     # ------------------------------------------------------------------ models and rulesets
 
@@ -150,14 +185,16 @@ class Runtime:
     def close(self) -> None:
         """Stop the listener and close the clients and stores this runtime opened."""
         with self._lock:
-            listener, producer, state = self._listener, self._producer, self._state
-            self._listener = self._producer = self._state = None
+            listener, producer, state, decisions = self._listener, self._producer, self._state, self._decisions
+            self._listener = self._producer = self._state = self._decisions = None
         if listener is not None:
             listener.stop()
         if producer is not None:
             producer.close(timeout=5)
         if state is not None:
             state.close()
+        if decisions is not None:
+            decisions.close()
 
     def __enter__(self) -> Runtime:
         return self

@@ -11,11 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TypedDict, Unpack, overload
 
 from shared.errors import ConfigurationError
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "risk-scoring"
+DECISION_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
+NO_DECISION_STORE = "none"
 
 
 class SettingsOverrides(TypedDict, total=False):
@@ -26,6 +28,8 @@ class SettingsOverrides(TypedDict, total=False):
     data_dir: Path
     control_dir: Path
     state_url: str
+    decisions_url: str
+    decisions_retention_days: int | None
     api_keys: tuple[str, ...]
     pseudonym_key: bytes
     log_level: str
@@ -42,6 +46,9 @@ class Settings:
     control_dir: Path = DEFAULT_DATA_DIR / "control"  # published rulesets, proposals, the audit log
     # sqlite:///path (embedded, shared by the processes of one machine) or redis://host:port/db
     state_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'state.sqlite3'}"
+    # sqlite:///path (embedded) or postgresql://user:password@host:port/db; "none" records nothing
+    decisions_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'decisions.sqlite3'}"
+    decisions_retention_days: int | None = None  # None keeps every decision
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     pseudonym_key: bytes = field(default=b"", repr=False)
     log_level: str = "INFO"
@@ -61,6 +68,8 @@ class Settings:
             data_dir=Path(env.get("RISK_DATA_DIR", str(defaults.data_dir))),
             control_dir=Path(env.get("RISK_CONTROL_DIR", str(defaults.control_dir))),
             state_url=env.get("RISK_STATE_URL", defaults.state_url),
+            decisions_url=env.get("RISK_DECISIONS_URL", defaults.decisions_url),
+            decisions_retention_days=_positive_int(env, "RISK_DECISIONS_RETENTION_DAYS", None),
             api_keys=tuple(k.strip() for k in env.get("RISK_API_KEYS", "").split(",") if k.strip()),
             pseudonym_key=env.get("RISK_PSEUDONYM_KEY", "").encode(),
             log_level=env.get("RISK_LOG_LEVEL", defaults.log_level).upper(),
@@ -77,6 +86,10 @@ class Settings:
             raise ConfigurationError("RISK_LOG_LEVEL", f"unknown level {self.log_level!r}")
         if not self.state_url.startswith(("sqlite:///", "redis://")):
             raise ConfigurationError("RISK_STATE_URL", "must start with sqlite:/// or redis://")
+        if self.decisions_url != NO_DECISION_STORE and not self.decisions_url.startswith(DECISION_STORE_SCHEMES):
+            raise ConfigurationError(
+                "RISK_DECISIONS_URL", "must start with sqlite:/// or postgresql://, or be none (nothing recorded)"
+            )
         if not self.kafka_bootstrap_servers.strip():
             raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS", "must not be empty")
 
@@ -97,7 +110,11 @@ class Settings:
         return found
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+@overload
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int: ...
+@overload
+def _positive_int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(name)
     if raw is None:
         return default

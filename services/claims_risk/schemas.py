@@ -1,5 +1,6 @@
 """The insurance contracts: policy quotes and renewals (`insurance.policies`, or an HTTP body) and claim
-notifications (`insurance.claims`). Both are keyed by policy id.
+notifications (`insurance.claims`). Both are keyed by policy id; each quote or renewal has an id of its own
+(`quote_id`), since one policy is quoted, renewed and renewed again, and each of those is decided apart.
 
 The categorical values are those the frequency model was trained on (the freMTPL2freq sample): a value
 the model has never seen is refused rather than guessed. A test keeps these lists equal to the data.
@@ -20,6 +21,11 @@ class PolicySchema(Schema):
     class Meta:
         unknown = RAISE
 
+    quote_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "this quote or renewal's own id", "example": "Q-2026-000981"},
+    )
     policy_id = fields.String(
         required=True, validate=validate.Length(min=1, max=64), metadata={"example": "POL-000123"}
     )

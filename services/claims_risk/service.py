@@ -26,7 +26,7 @@ class ClaimsService(Service):
 
     name = "claims"
     event_schema = PolicySchema
-    event_id_field = "policy_id"
+    event_id_field = "quote_id"
     entity_field = "policy_id"
     feature_set = features.FEATURE_SET
     ruleset_path = Path(__file__).with_name("rules.yaml")

@@ -193,6 +193,12 @@ class ControlStore:
         found = [Proposal(**json.loads(p.read_text())) for p in folder.glob("*.json")] if folder.is_dir() else []
         return sorted(found, key=lambda p: p.proposed_at)
 
+    def audit_action(self, service: str, action: str, identity: str, **detail: Any) -> None:
+        """Put an action that changes no version in force (e.g. pruning records by retention) in the audit log."""
+        self._append_audit(
+            service, {"at": _now(), "service": service, "action": action, "identity": identity, **detail}
+        )
+
     def audit(self, service: str) -> list[dict[str, Any]]:
         try:
             lines = (self.root / service / "audit.jsonl").read_text().splitlines()
@@ -245,6 +251,9 @@ class ControlStore:
             "previous": previous,
             **detail,
         }
+        self._append_audit(service, entry)
+
+    def _append_audit(self, service: str, entry: dict[str, Any]) -> None:
         path = self.root / service / "audit.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as stream:  # O_APPEND: entries are only ever added

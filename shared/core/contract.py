@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from marshmallow import Schema, ValidationError
 
+from shared.core.decision import fingerprint
 from shared.errors import ConfigurationError, InvalidInputError
 from shared.privacy import pseudonymise
 
@@ -15,11 +16,13 @@ Event = dict[str, Any]
 
 
 class ValidEvent(NamedTuple):
-    """An event that passed its contract: `data` as loaded (typed values, raw identifiers, for the features)
-    and `document`, its JSON form with personal fields pseudonymised (for rules, fingerprints, records)."""
+    """An event that passed its contract: `data` as loaded (typed values, raw identifiers, for the features),
+    `document`, its JSON form with personal fields pseudonymised (for rules and records), and the
+    `fingerprint` of that document (what tells a replay from another payload under the same id)."""
 
     data: Event
     document: dict[str, Any]
+    fingerprint: str
 
 
 class Contract:
@@ -41,7 +44,7 @@ class Contract:
         for name in self.personal_fields:
             if document.get(name) is not None:
                 document[name] = pseudonymise(document[name], self._key)
-        return ValidEvent(data, document)
+        return ValidEvent(data, document, fingerprint(document))
 
 
 def validate_event(schema: Schema, raw: object) -> Event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ class Shadow:
 @dataclass(frozen=True, slots=True)
 class Decision:
     event_id: str
+    decision_id: str  # derived from the service and event id: the same on every delivery, door and replay
     entity_id: str
     service: str
     score: float
@@ -65,6 +67,7 @@ class Decision:
     latency_ms: float
     shadow: Shadow | None = None
     details: Mapping[str, Any] | None = None
+    replayed: bool = False  # True when the event was decided before and this is the recorded decision
 
 
 class _Closed(Schema):
@@ -99,6 +102,13 @@ class ShadowSchema(_Closed):
 
 class DecisionSchema(_Closed):
     event_id = fields.String(required=True, validate=validate.Length(min=1))
+    decision_id = fields.String(
+        required=True,
+        metadata={
+            "description": "derived from the service and the event id: the same whenever this event is decided",
+            "format": "uuid",
+        },
+    )
     entity_id = fields.String(required=True, validate=validate.Length(min=1))
     service = fields.String(required=True)
     score = fields.Float(required=True)
@@ -132,6 +142,12 @@ class DecisionSchema(_Closed):
         keys=fields.String(),
         values=fields.Raw(),
         metadata={"description": "service-specific detail (disease: per-condition model risks and clinical equations)"},
+    )
+    replayed = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "true when the event id was decided before: this is the recorded decision, not rescored"
+        },
     )
 
     @post_dump
@@ -199,6 +215,15 @@ def _nullable(convert: Dump) -> Dump:
 
 def _same(value: Any) -> Any:
     return value
+
+
+_DECISION_IDS = uuid.UUID("7f4c2a9e-3b1d-5e8f-9a6c-1d2e3f4a5b6c")
+
+
+def decision_id_for(service: str, event_id: str) -> str:
+    """The decision's id, a UUID derived from what it decides (name-based, version 5), so a consumer can drop
+    a repeat whichever door or delivery it came by."""
+    return str(uuid.uuid5(_DECISION_IDS, f"{service}/{event_id}"))
 
 
 def fingerprint(validated: Mapping[str, Any]) -> str:

@@ -22,8 +22,8 @@ from shared.core.decision import (
     Shadow,
     VersionedName,
     compile_dump,
+    decision_id_for,
     drop_absent_parts,
-    fingerprint,
 )
 from shared.core.service import History, Prediction, Service
 from shared.features.featureset import FeatureBatch
@@ -117,9 +117,11 @@ class ScoringCore:
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         model = VersionedName(self._model_name, self.model.version)
         id_field, entity_field = service.event_id_field, service.entity_field
+        event_ids = [str(d[id_field]) for d in documents]
         return [
             Decision(
-                event_id=str(documents[i][id_field]),
+                event_id=event_ids[i],
+                decision_id=decision_id_for(service.name, event_ids[i]),
                 entity_id=str(documents[i][entity_field]),
                 service=service.name,
                 score=scores[i],
@@ -133,7 +135,7 @@ class ScoringCore:
                 model=model,
                 feature_set=self._feature_set,
                 ruleset_version=ruleset.version,
-                input_fingerprint=fingerprint(documents[i]),
+                input_fingerprint=events[i].fingerprint,
                 scored_at=scored_at,
                 latency_ms=latency_ms,
                 shadow=shadows[i] if shadows is not None else None,

@@ -14,9 +14,12 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.core.contract import Contract, ValidEvent
+from shared.core.idempotency import Answer, Conflict, decide_once
 from shared.doors.control_api import register_control_routes
+from shared.doors.decisions import register_decision_routes
 from shared.doors.openapi import build_openapi
 from shared.errors import (
+    ConflictError,
     InvalidInputError,
     ModelNotFoundError,
     NotReadyError,
@@ -104,13 +107,28 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         g.event_ids = [str(e.document[service.event_id_field]) for e in events]
         g.entity_ids = [str(e.document[service.entity_field]) for e in events]
         started = time.perf_counter()
-        decisions = core.score_online(events, runtime.state)
+        answers = decide_once(
+            core,
+            events,
+            lambda positions: core.score_online([events[p] for p in positions], runtime.state),
+            runtime.decisions,
+            "http",
+        )
         SCORING_SECONDS.labels(service.name, "http").observe(time.perf_counter() - started)
-        for decision in decisions:
-            DECISIONS.labels(service.name, "http", decision.decision).inc()
-        g.outcomes = [d.decision for d in decisions]
-        dumped = core.dump(decisions)
-        return jsonify(dumped[0] if single else {"decisions": dumped})
+        conflicts = {
+            (service.event_id_field if single else f"events.{i}.{service.event_id_field}"): [a.message]
+            for i, a in enumerate(answers)
+            if isinstance(a, Conflict)
+        }
+        if conflicts:
+            raise ConflictError(conflicts, "an event id was decided before for another payload")
+        decided = [a for a in answers if isinstance(a, Answer)]
+        for answer in decided:
+            if not answer.replayed:
+                DECISIONS.labels(service.name, "http", answer.decision).inc()
+        g.outcomes = [a.decision for a in decided]
+        documents = [a.document for a in decided]
+        return jsonify(documents[0] if single else {"decisions": documents})
 
     @app.get("/v1/model")
     def model_card() -> Response:
@@ -129,6 +147,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         app.add_url_rule(path, f"reference:{path}", lambda document=document: jsonify(document()), methods=["GET"])
 
     register_control_routes(app, runtime)
+    register_decision_routes(app, runtime)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -146,6 +165,12 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
             checks["state_store"] = "ok"
         except NotReadyError as error:
             checks["state_store"] = f"unavailable: {error}"
+        if runtime.decisions is not None:
+            try:
+                runtime.decisions.ping()
+                checks["decision_store"] = "ok"
+            except NotReadyError as error:
+                checks["decision_store"] = f"unavailable: {error}"
         ready = all(not v.startswith("unavailable") for v in checks.values())
         return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
 

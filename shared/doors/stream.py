@@ -1,7 +1,9 @@
 """The Kafka door: a stream handler that runs micro-batches through a service's scoring core.
 
-Invalid events become dead letters (the StreamWorker keeps the original bytes); valid ones are scored
-together and each decision is produced, as a CloudEvent keyed by the entity id, to the output topic.
+Invalid events become dead letters (the StreamWorker keeps the original bytes); valid ones are decided
+once (a redelivered event gets its recorded decision back, marked replayed; a recorded id with another
+payload is a dead letter), scored together, recorded, and each decision is produced to the output topic
+as a CloudEvent keyed by the entity id, whose id is the decision id, the same on every delivery.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from functools import partial
 from typing import Any
 
 from shared.core.contract import ValidEvent, validate_event
+from shared.core.idempotency import Conflict, decide_once
 from shared.core.scoring import ScoringCore
 from shared.core.service import Event
+from shared.decisions import DecisionStore
 from shared.errors import InvalidInputError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
@@ -23,11 +27,16 @@ from shared.privacy import redact_event_record
 from shared.runtime import Runtime
 from shared.state import StateStore
 
+CONFLICT = "conflict"
 
-def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Handler:
+
+def scoring_handler(
+    current: Callable[[], ScoringCore], store: StateStore, decisions: DecisionStore | None = None
+) -> Handler:
     """Scores the events of the input topics; records those of history topics (no output for them).
     History is recorded before the batch's scoring, so an event sees the notifications polled with it.
-    `current` gives the core in force; each batch is scored whole by the core it started with."""
+    `current` gives the core in force; each batch is scored whole by the core it started with. With a
+    decision store, each decision is recorded before it is produced (and before the offsets are committed)."""
     service = current().service
     output = service.output_topic
     histories = {h.topic.name: (h, h.schema()) for h in service.history_inputs}
@@ -53,21 +62,38 @@ def scoring_handler(current: Callable[[], ScoringCore], store: StateStore) -> Ha
                 results[index] = Reject(error.code, str(error), error.fields)
         for topic, events in updates.items():
             histories[topic][0].record(events, store)
+        if not valid:
+            return results
         started = time.perf_counter()
-        decisions = core.score_online(valid, store)
+        answers = decide_once(
+            core, valid, lambda chosen: core.score_online([valid[p] for p in chosen], store), decisions, "stream"
+        )
         SCORING_SECONDS.labels(service.name, "stream").observe(time.perf_counter() - started)
-        for index, decision, data in zip(positions, decisions, core.dump(decisions), strict=True):
-            DECISIONS.labels(service.name, "stream", decision.decision).inc()
-            event = make_event(output.event_type, source=f"/risk/{service.name}", data=data, subject=decision.event_id)
-            results[index] = [Produce(topic=output.name, key=decision.entity_id, event=event)]
-        if decisions:
-            log.info(
-                "stream_batch_scored",
-                events=len(batch),
-                scored=len(decisions),
-                event_ids=[d.event_id for d in decisions],
-                entity_ids=[d.entity_id for d in decisions],
+        replayed = 0
+        for index, answer in zip(positions, answers, strict=True):
+            if isinstance(answer, Conflict):
+                REJECTED.labels(service.name, "stream").inc()
+                results[index] = Reject(CONFLICT, answer.message, {service.event_id_field: [answer.message]})
+                continue
+            replayed += answer.replayed
+            if not answer.replayed:
+                DECISIONS.labels(service.name, "stream", answer.decision).inc()
+            event = make_event(
+                output.event_type,
+                source=f"/risk/{service.name}",
+                data=answer.document,
+                event_id=answer.document["decision_id"],
+                subject=answer.event_id,
             )
+            results[index] = [Produce(topic=output.name, key=answer.entity_id, event=event)]
+        log.info(
+            "stream_batch_scored",
+            events=len(batch),
+            decided=len(answers),
+            replayed=replayed,
+            event_ids=[a.event_id for a in answers],
+            entity_ids=[a.entity_id for a in answers if not isinstance(a, Conflict)],
+        )
         return results
 
     return handle
@@ -91,7 +117,7 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{service.name}",
         inputs=(*service.input_topics, *(h.topic for h in service.history_inputs)),
-        handler=scoring_handler(lambda: runtime.core, runtime.state),
+        handler=scoring_handler(lambda: runtime.core, runtime.state, runtime.decisions),
         batch_size=settings.stream_batch_size,
         **worker_options,
     )

@@ -3,6 +3,7 @@ topics, and batch rescoring with a claims history file; the same 1,000 policies 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -33,8 +34,13 @@ AUTH = {"X-API-Key": API_KEY}
 NOW = datetime(2026, 11, 2, 10, 30, tzinfo=UTC)
 
 
+_QUOTES = itertools.count(1)
+
+
 def policy(**overrides: Any) -> dict[str, Any]:
+    """A renewal of POL-1 with its fields overridden; each call is a new quote (a quote id of its own)."""
     base = {
+        "quote_id": f"Q-{next(_QUOTES)}",
         "policy_id": "POL-1",
         "kind": "renewal",
         "timestamp": NOW.isoformat(),
@@ -59,6 +65,7 @@ def sample_book(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         moment = NOW + timedelta(minutes=43 * n)
         policies.append(
             {
+                "quote_id": f"Q{n}",
                 "policy_id": f"P{row.policy_id}",
                 "kind": "renewal",
                 "timestamp": moment.isoformat(),
@@ -224,7 +231,7 @@ def test_batch_with_claims_history_reports_bad_rows(claims_settings: Settings, t
     )
     assert done.returncode == 0, done.stderr
     assert "20 scored, 1 rejected of 21 rows" in done.stdout
-    decisions = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
+    decisions = {d["entity_id"]: d for d in map(json.loads, output.read_text().splitlines())}
     assert decisions["B0"]["decision"] == "decline" and decisions["B2"]["decision"] == "accept"
     rejects = [json.loads(line) for line in (tmp_path / "decisions.jsonl.rejects.jsonl").read_text().splitlines()]
     assert {(r.get("source"), tuple(r["fields"])) for r in rejects} == {

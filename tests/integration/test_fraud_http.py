@@ -70,11 +70,11 @@ def test_one_event_gets_a_decision_matching_the_contract(server: RunningServer) 
 
 
 def test_same_input_same_fingerprint_different_input_different(server: RunningServer) -> None:
-    """The input fingerprint is a function of the validated input only."""
+    """The input fingerprint is a function of the validated input only (the event id is part of it)."""
     post = lambda event: requests.post(f"{server.base_url}/v1/score", json=event, headers=AUTH, timeout=10).json()
     first = post(transaction(transaction_id="fp-1", amount=10.0))
     again = post(transaction(transaction_id="fp-1", amount=10.0))
-    other = post(transaction(transaction_id="fp-1", amount=10.5))
+    other = post(transaction(transaction_id="fp-2", amount=10.0))
     assert first["input_fingerprint"] == again["input_fingerprint"] != other["input_fingerprint"]
 
 

@@ -16,6 +16,7 @@ from shared.core.decision import (
     Shadow,
     VersionedName,
     compile_dump,
+    decision_id_for,
     drop_absent_parts,
 )
 from shared.rules.engine import RuleHit
@@ -26,6 +27,7 @@ FINGERPRINT = "sha256:" + "0" * 64
 def _decision(**changes: Any) -> Decision:
     base: dict[str, Any] = {
         "event_id": "t1",
+        "decision_id": decision_id_for("fraud", "t1"),
         "entity_id": "c1",
         "service": "fraud",
         "score": 0.91,

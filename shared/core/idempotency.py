@@ -1,0 +1,141 @@
+"""Each event decided once: what every door runs between validation and its answer.
+
+An event id already in the decision store gets its recorded decision back, marked `replayed`, and is not
+scored again (so no window feature counts it twice and its score cannot drift); the same id with another
+payload (another input fingerprint) is a `Conflict`. The others are scored together and recorded in one
+transaction before the door answers, so whatever a door said is on record. Two doors racing with the same
+new id both score it, one record wins, and the other door answers with the winner's decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.core.contract import ValidEvent
+from shared.core.decision import Decision
+from shared.core.scoring import ScoringCore
+from shared.decisions import DecisionStore, NewDecision, StoredDecision
+from shared.metrics import DECISION_CONFLICTS, DECISION_REPLAYS
+
+Score = Callable[[Sequence[int]], list[Decision]]  # the events at these positions, scored by the door's path
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A door's answer for one event: the decision document, new or recorded."""
+
+    event_id: str
+    entity_id: str
+    decision: str
+    document: dict[str, Any]
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The event id was decided before for another payload: refused, never rescored."""
+
+    event_id: str
+    recorded_fingerprint: str
+    given_fingerprint: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"event id {self.event_id!r} was decided before for another payload "
+            f"(recorded input {self.recorded_fingerprint[:19]}..., this one {self.given_fingerprint[:19]}...): "
+            "send a new event id for a new event"
+        )
+
+
+def decide_once(
+    core: ScoringCore,
+    events: Sequence[ValidEvent],
+    score: Score,
+    store: DecisionStore | None,
+    door: str,
+) -> list[Answer | Conflict]:
+    """One answer per event, in order. Without a store every event is scored (nothing can be replayed)."""
+    service = core.service
+    ids = [str(e.document[service.event_id_field]) for e in events]
+    if store is None:
+        decisions = score(range(len(events)))
+        return [_answer(d, doc) for d, doc in zip(decisions, core.dump(decisions), strict=True)]
+
+    answers: list[Answer | Conflict | None] = [None] * len(events)
+    recorded = store.find(service.name, ids)
+    first_at: dict[str, int] = {}
+    to_score: list[int] = []
+    repeats: list[int] = []  # the same id twice in one batch: the later one is judged against the earlier
+    for position, (event_id, event) in enumerate(zip(ids, events, strict=True)):
+        if event_id in recorded:
+            answers[position] = _judged(recorded[event_id], event)
+        elif event_id in first_at:
+            repeats.append(position)
+        else:
+            first_at[event_id] = position
+            to_score.append(position)
+
+    decisions = score(to_score)
+    documents = core.dump(decisions)
+    inserted = store.record([_new(d, doc, door) for d, doc in zip(decisions, documents, strict=True)])
+    lost = [d.event_id for d in decisions if d.event_id not in inserted]
+    winners = store.find(service.name, lost) if lost else {}
+    for position, decision, document in zip(to_score, decisions, documents, strict=True):
+        if decision.event_id in inserted:
+            answers[position] = _answer(decision, document)
+        else:  # another door recorded it between our look-up and our write
+            answers[position] = _judged(winners[decision.event_id], events[position])
+    for position in repeats:
+        first = answers[first_at[ids[position]]]
+        earlier = events[first_at[ids[position]]]
+        if isinstance(first, Answer) and events[position].fingerprint == earlier.fingerprint:
+            answers[position] = Answer(first.event_id, first.entity_id, first.decision, _replayed(first.document), True)
+        else:
+            answers[position] = Conflict(ids[position], earlier.fingerprint, events[position].fingerprint)
+
+    done = [a for a in answers if a is not None]
+    assert len(done) == len(events)
+    for answer in done:
+        if isinstance(answer, Conflict):
+            DECISION_CONFLICTS.labels(service.name, door).inc()
+        elif answer.replayed:
+            DECISION_REPLAYS.labels(service.name, door).inc()
+    return done
+
+
+def _judged(recorded: StoredDecision, event: ValidEvent) -> Answer | Conflict:
+    if recorded.input_fingerprint != event.fingerprint:
+        return Conflict(recorded.event_id, recorded.input_fingerprint, event.fingerprint)
+    document = _replayed(recorded.document)
+    return Answer(recorded.event_id, recorded.entity_id, recorded.decision, document, True)
+
+
+def _replayed(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "replayed": True}
+
+
+def _answer(decision: Decision, document: dict[str, Any]) -> Answer:
+    return Answer(decision.event_id, decision.entity_id, decision.decision, document, False)
+
+
+def _new(decision: Decision, document: dict[str, Any], door: str) -> NewDecision:
+    return NewDecision(
+        service=decision.service,
+        event_id=decision.event_id,
+        decision_id=decision.decision_id,
+        entity_id=decision.entity_id,
+        decision=decision.decision,
+        score=decision.score,
+        risk_band=decision.risk_band,
+        model_version=decision.model.version,
+        ruleset_version=decision.ruleset_version,
+        input_fingerprint=decision.input_fingerprint,
+        scored_at=datetime.fromisoformat(decision.scored_at),
+        rule_ids=tuple(hit.rule_id for hit in decision.rule_hits),
+        document=document,
+        door=door,
+    )

@@ -1,0 +1,379 @@
+"""The decision store: every decision recorded once per (service, event id), and found again.
+
+PostgreSQL in production, SQLite in a file as the embedded default (the demo, a laptop), chosen by
+`RISK_DECISIONS_URL`; SQLAlchemy Core speaks to both, and the schema is built by the versioned migrations
+in `migrations/`, applied when the store is opened. A write returns only after its transaction committed,
+so a decision a door has answered survives the process being killed right after.
+
+The store knows no domain: it keeps what the scoring core decided (the dumped decision document and the
+columns it is searched by) and answers by exact keys; identifiers arrive already pseudonymised where the
+service pseudonymises them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from shared.decisions.tables import decision_rule_hits, decisions
+from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+_INSERT_ROWS = 500  # rows per INSERT statement: far below SQLite's limit of bound parameters
+_MIGRATION_LOCK_KEY = 0x5249534B  # "RISK": the PostgreSQL advisory lock that serialises migrations
+
+
+@dataclass(frozen=True, slots=True)
+class NewDecision:
+    """What a door hands the store for one decision it made."""
+
+    service: str
+    event_id: str
+    decision_id: str
+    entity_id: str
+    decision: str
+    score: float
+    risk_band: str
+    model_version: str
+    ruleset_version: str
+    input_fingerprint: str
+    scored_at: datetime
+    rule_ids: tuple[str, ...]
+    document: Mapping[str, Any]
+    door: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A decision as recorded."""
+
+    service: str
+    event_id: str
+    decision_id: str
+    entity_id: str
+    decision: str
+    score: float
+    input_fingerprint: str
+    door: str
+    scored_at: datetime
+    recorded_at: datetime
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What `search` filters on; every filter is optional, and they all hold together."""
+
+    entity_id: str | None = None
+    since: datetime | None = None  # scored at or after
+    until: datetime | None = None  # scored before
+    decision: str | None = None
+    rule_id: str | None = None
+    limit: int = DEFAULT_PAGE
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Decisions newest first, and the cursor of the next page (None when this is the last)."""
+
+    items: list[StoredDecision]
+    next_cursor: str | None
+
+
+class DecisionStore:
+    """One database of decisions. Connects lazily and per process (safe to build before a fork)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writing
+
+    def record(self, new: Sequence[NewDecision]) -> set[str]:
+        """Insert the decisions whose (service, event id) is not recorded yet, in one transaction; returns
+        the event ids inserted (the others were recorded before, by this door or another)."""
+        if not new:
+            return set()
+        inserted: set[str] = set()
+        with self._transaction() as connection:
+            insert = _insert_ignoring_duplicates(connection, decisions).returning(decisions.c.event_id)
+            for start in range(0, len(new), _INSERT_ROWS):
+                part = new[start : start + _INSERT_ROWS]
+                rows = [_row(d) for d in part]
+                inserted.update(connection.execute(insert.values(rows)).scalars())
+            hits = [
+                {"service": d.service, "event_id": d.event_id, "rule_id": rule}
+                for d in new
+                if d.event_id in inserted
+                for rule in dict.fromkeys(d.rule_ids)
+            ]
+            hit_insert = _insert_ignoring_duplicates(connection, decision_rule_hits)
+            for start in range(0, len(hits), _INSERT_ROWS * 4):
+                connection.execute(hit_insert.values(hits[start : start + _INSERT_ROWS * 4]))
+        return inserted
+
+    def prune(self, service: str, before: datetime) -> int:
+        """Delete the service's decisions scored before `before` (with their rule hits); returns how many."""
+        with self._transaction() as connection:
+            old = sa.select(decisions.c.event_id).where(decisions.c.service == service, decisions.c.scored_at < before)
+            connection.execute(
+                decision_rule_hits.delete().where(
+                    decision_rule_hits.c.service == service, decision_rule_hits.c.event_id.in_(old)
+                )
+            )
+            deleted = connection.execute(
+                decisions.delete().where(decisions.c.service == service, decisions.c.scored_at < before)
+            )
+        return int(deleted.rowcount or 0)
+
+    # ------------------------------------------------------------------ reading
+
+    def find(self, service: str, event_ids: Sequence[str]) -> dict[str, StoredDecision]:
+        """The recorded decisions among `event_ids`, by event id."""
+        if not event_ids:
+            return {}
+        found: dict[str, StoredDecision] = {}
+        unique = list(dict.fromkeys(event_ids))
+        with self._reading() as connection:
+            for start in range(0, len(unique), _INSERT_ROWS):
+                query = sa.select(decisions).where(
+                    decisions.c.service == service, decisions.c.event_id.in_(unique[start : start + _INSERT_ROWS])
+                )
+                found.update((row.event_id, _stored(row)) for row in connection.execute(query))
+        return found
+
+    def get(self, service: str, event_id: str) -> StoredDecision | None:
+        return self.find(service, [event_id]).get(event_id)
+
+    def search(self, service: str, search: Search) -> Page:
+        """Decisions newest first (scored_at, then event id), one page at a time: keyset pagination, so a
+        page costs the same however deep it is and decisions recorded meanwhile never shift a page."""
+        if not 1 <= search.limit <= MAX_PAGE:
+            raise InvalidInputError({"limit": [f"must be between 1 and {MAX_PAGE}"]})
+        query = sa.select(decisions).where(decisions.c.service == service)
+        if search.entity_id is not None:
+            query = query.where(decisions.c.entity_id == search.entity_id)
+        if search.since is not None:
+            query = query.where(decisions.c.scored_at >= search.since)
+        if search.until is not None:
+            query = query.where(decisions.c.scored_at < search.until)
+        if search.decision is not None:
+            query = query.where(decisions.c.decision == search.decision)
+        if search.rule_id is not None:
+            hits = decision_rule_hits.c
+            query = query.where(
+                sa.exists().where(
+                    hits.service == decisions.c.service,
+                    hits.event_id == decisions.c.event_id,
+                    hits.rule_id == search.rule_id,
+                )
+            )
+        if search.cursor is not None:
+            scored_at, event_id = _read_cursor(search.cursor)
+            query = query.where(sa.tuple_(decisions.c.scored_at, decisions.c.event_id) < (scored_at, event_id))
+        query = query.order_by(decisions.c.scored_at.desc(), decisions.c.event_id.desc()).limit(search.limit + 1)
+        with self._reading() as connection:
+            rows = [_stored(row) for row in connection.execute(query)]
+        items = rows[: search.limit]
+        more = len(rows) > search.limit
+        return Page(items, _make_cursor(items[-1]) if more and items else None)
+
+    def count(self, service: str) -> int:
+        with self._reading() as connection:
+            query = sa.select(sa.func.count()).select_from(decisions).where(decisions.c.service == service)
+            return int(connection.execute(query).scalar_one())
+
+    def ping(self) -> None:
+        """Raise NotReadyError when the database cannot be reached."""
+        with self._reading() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    # ------------------------------------------------------------------ connections
+
+    def _here(self) -> Engine:
+        """This process's engine, made (and the schema migrated) on first use; a forked child makes its own."""
+        pid = os.getpid()
+        engine = self._engine
+        if engine is not None and self._pid == pid:
+            return engine
+        with self._lock:
+            if self._engine is None or self._pid != pid:
+                if self._engine is not None:
+                    self._engine.dispose(close=False)  # the parent's connections are the parent's
+                engine = make_engine(self.url)
+                migrate(engine, self.url)
+                self._engine, self._pid = engine, pid
+            return self._engine
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with _unavailable_as_not_ready(self.url), self._here().begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with _unavailable_as_not_ready(self.url), self._here().connect() as connection:
+            yield connection
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a `RISK_DECISIONS_URL`: `sqlite:///ABSOLUTE/PATH` or `postgresql://...` (psycopg 3)."""
+    if url.startswith("sqlite:///"):
+        path = _sqlite_file(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        rest = url.split("://", 1)[1]
+        return sa.create_engine(f"postgresql+psycopg://{rest}", pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    raise ConfigurationError("RISK_DECISIONS_URL", f"{_masked(url)}: use sqlite:///ABSOLUTE/PATH or postgresql://")
+
+
+def migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to the newest migration; concurrent openers (gunicorn workers) wait for each other."""
+    with _migration_lock(url), _unavailable_as_not_ready(url), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    if not url.startswith("sqlite:///"):
+        yield  # PostgreSQL: the advisory lock, taken inside the migration's transaction
+        return
+    path = _sqlite_file(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    # WAL: readers never block the writer; NORMAL: a commit survives the process being killed (not a power cut)
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_file(url: str) -> Path:
+    raw = url.removeprefix("sqlite://")
+    if not raw.startswith("/") or not raw.strip("/"):
+        raise ConfigurationError("RISK_DECISIONS_URL", f"{url!r} names no file: use sqlite:///ABSOLUTE/PATH")
+    text = raw.lstrip("/")
+    return Path(text).expanduser() if text.startswith("~") else Path("/" + text)
+
+
+def _insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _row(decision: NewDecision) -> dict[str, Any]:
+    return {
+        "service": decision.service,
+        "event_id": decision.event_id,
+        "decision_id": decision.decision_id,
+        "entity_id": decision.entity_id,
+        "decision": decision.decision,
+        "score": decision.score,
+        "risk_band": decision.risk_band,
+        "model_version": decision.model_version,
+        "ruleset_version": decision.ruleset_version,
+        "input_fingerprint": decision.input_fingerprint,
+        "door": decision.door,
+        "scored_at": decision.scored_at,
+        "recorded_at": datetime.now(UTC),
+        "document": decision.document,
+    }
+
+
+def _stored(row: Any) -> StoredDecision:
+    return StoredDecision(
+        service=row.service,
+        event_id=row.event_id,
+        decision_id=row.decision_id,
+        entity_id=row.entity_id,
+        decision=row.decision,
+        score=row.score,
+        input_fingerprint=row.input_fingerprint,
+        door=row.door,
+        scored_at=row.scored_at,
+        recorded_at=row.recorded_at,
+        document=dict(row.document),
+    )
+
+
+def _make_cursor(last: StoredDecision) -> str:
+    raw = json.dumps([last.scored_at.isoformat(), last.event_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        scored_at, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = datetime.fromisoformat(scored_at)
+        if moment.tzinfo is None or not isinstance(event_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInputError(
+            {"cursor": ["not a cursor this service gave out: pass next_cursor unchanged"]}
+        ) from None
+    return moment, event_id
+
+
+@contextmanager
+def _unavailable_as_not_ready(url: str) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as error:
+        raise NotReadyError(f"decision store {_masked(url)} unavailable: {type(error.orig).__name__}") from error
+    except SQLAlchemyError as error:
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            raise NotReadyError(f"decision store {_masked(url)} unavailable (connection lost)") from error
+        raise
+
+
+def _masked(url: str) -> str:
+    """The URL without its password, as it may appear in messages and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://..."

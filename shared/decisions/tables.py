@@ -1,0 +1,69 @@
+"""The decision store's tables, defined once (SQLAlchemy Core). The migrations build exactly these; a test
+compares the migrated database with this metadata, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+VERSION_TABLE = "risk_decisions_schema_version"  # Alembic's record of the migrations applied
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A moment in UTC: `timestamptz` on PostgreSQL, UTC text on SQLite (which orders as time does);
+    aware datetimes in, aware UTC datetimes out, naive ones refused (guessing a zone would shift them)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("a naive datetime has no zone: give one in UTC")
+        moment = value.astimezone(UTC)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Document: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("decision_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("entity_id", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("risk_band", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("ruleset_version", sa.String(64), nullable=False),
+    sa.Column("input_fingerprint", sa.String(71), nullable=False),
+    sa.Column("door", sa.String(8), nullable=False),
+    sa.Column("scored_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("document", Document, nullable=False),  # the decision as its door answered it
+    sa.Index("ix_decisions_service_scored", "service", "scored_at", "event_id"),
+    sa.Index("ix_decisions_service_entity", "service", "entity_id", "scored_at", "event_id"),
+)
+
+decision_rule_hits = sa.Table(
+    "decision_rule_hits",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("rule_id", sa.String(128), primary_key=True),
+    sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
+    sa.Index("ix_rule_hits_rule", "service", "rule_id", "event_id"),
+)
