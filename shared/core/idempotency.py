@@ -59,52 +59,75 @@ def decide_once(
     door: str,
 ) -> list[Answer | Conflict]:
     """One answer per event, in order. Without a store every event is scored (nothing can be replayed)."""
-    service = core.service
-    ids = [str(e.document[service.event_id_field]) for e in events]
-    if store is None:
-        decisions = score(range(len(events)))
-        return [_answer(d, doc) for d, doc in zip(decisions, core.dump(decisions), strict=True)]
+    return look_up(core, events, store).decide(score, door)
 
-    answers: list[Answer | Conflict | None] = [None] * len(events)
-    recorded = store.find(service.name, ids)
-    first_at: dict[str, int] = {}
-    to_score: list[int] = []
-    repeats: list[int] = []  # the same id twice in one batch: the later one is judged against the earlier
-    for position, (event_id, event) in enumerate(zip(ids, events, strict=True)):
-        if event_id in recorded:
-            answers[position] = _judged(recorded[event_id], event)
-        elif event_id in first_at:
-            repeats.append(position)
+
+def look_up(core: ScoringCore, events: Sequence[ValidEvent], store: DecisionStore | None) -> Lookup:
+    """What the store already holds for `events`: a door that refuses a batch whole (HTTP) reads the
+    conflicts before anything is scored, then decides."""
+    return Lookup(core, events, store)
+
+
+class Lookup:
+    """The events of one batch against the store: replays and conflicts known, the rest still to score."""
+
+    def __init__(self, core: ScoringCore, events: Sequence[ValidEvent], store: DecisionStore | None) -> None:
+        self._core, self._events, self._store = core, events, store
+        self._ids = [str(e.document[core.service.event_id_field]) for e in events]
+        self._answers: list[Answer | Conflict | None] = [None] * len(events)
+        self._first_at: dict[str, int] = {}
+        self._to_score: list[int] = []
+        self._repeats: list[int] = []  # the same id twice in one batch: the later one is judged against the first
+        recorded = store.find(core.service.name, self._ids) if store is not None else {}
+        for position, (event_id, event) in enumerate(zip(self._ids, events, strict=True)):
+            if event_id in recorded:
+                self._answers[position] = _judged(recorded[event_id], event)
+            elif store is not None and event_id in self._first_at:
+                self._repeats.append(position)
+            else:
+                self._first_at.setdefault(event_id, position)
+                self._to_score.append(position)
+
+    @property
+    def conflicts(self) -> list[tuple[int, Conflict]]:
+        """The events whose id is recorded for another payload, by position."""
+        return [(i, a) for i, a in enumerate(self._answers) if isinstance(a, Conflict)]
+
+    def decide(self, score: Score, door: str) -> list[Answer | Conflict]:
+        """Score what is new, record it, and answer every event in order."""
+        core, events, store, answers = self._core, self._events, self._store, self._answers
+        decisions = score(self._to_score)
+        documents = core.dump(decisions)
+        if store is None:
+            inserted = {d.event_id for d in decisions}
+            winners: dict[str, StoredDecision] = {}
         else:
-            first_at[event_id] = position
-            to_score.append(position)
-
-    decisions = score(to_score)
-    documents = core.dump(decisions)
-    inserted = store.record([_new(d, doc, door) for d, doc in zip(decisions, documents, strict=True)])
-    lost = [d.event_id for d in decisions if d.event_id not in inserted]
-    winners = store.find(service.name, lost) if lost else {}
-    for position, decision, document in zip(to_score, decisions, documents, strict=True):
-        if decision.event_id in inserted:
-            answers[position] = _answer(decision, document)
-        else:  # another door recorded it between our look-up and our write
-            answers[position] = _judged(winners[decision.event_id], events[position])
-    for position in repeats:
-        first = answers[first_at[ids[position]]]
-        earlier = events[first_at[ids[position]]]
-        if isinstance(first, Answer) and events[position].fingerprint == earlier.fingerprint:
-            answers[position] = Answer(first.event_id, first.entity_id, first.decision, _replayed(first.document), True)
-        else:
-            answers[position] = Conflict(ids[position], earlier.fingerprint, events[position].fingerprint)
-
-    done = [a for a in answers if a is not None]
-    assert len(done) == len(events)
-    for answer in done:
-        if isinstance(answer, Conflict):
-            DECISION_CONFLICTS.labels(service.name, door).inc()
-        elif answer.replayed:
-            DECISION_REPLAYS.labels(service.name, door).inc()
-    return done
+            inserted = store.record([_new(d, doc, door) for d, doc in zip(decisions, documents, strict=True)])
+            lost = [d.event_id for d in decisions if d.event_id not in inserted]
+            winners = store.find(core.service.name, lost) if lost else {}
+        for position, decision, document in zip(self._to_score, decisions, documents, strict=True):
+            if decision.event_id in inserted:
+                answers[position] = _answer(decision, document)
+            else:  # another door recorded it between our look-up and our write
+                answers[position] = _judged(winners[decision.event_id], events[position])
+        for position in self._repeats:
+            first_position = self._first_at[self._ids[position]]
+            first, earlier = answers[first_position], events[first_position]
+            if isinstance(first, Answer) and events[position].fingerprint == earlier.fingerprint:
+                answers[position] = Answer(
+                    first.event_id, first.entity_id, first.decision, _replayed(first.document), True
+                )
+            else:
+                answers[position] = Conflict(self._ids[position], earlier.fingerprint, events[position].fingerprint)
+        done = [a for a in answers if a is not None]
+        assert len(done) == len(events)
+        service = core.service.name
+        for answer in done:
+            if isinstance(answer, Conflict):
+                DECISION_CONFLICTS.labels(service, door).inc()
+            elif answer.replayed:
+                DECISION_REPLAYS.labels(service, door).inc()
+        return done
 
 
 def _judged(recorded: StoredDecision, event: ValidEvent) -> Answer | Conflict:

@@ -14,7 +14,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.core.contract import Contract, ValidEvent
-from shared.core.idempotency import Answer, Conflict, decide_once
+from shared.core.idempotency import Answer, Conflict, look_up
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
 from shared.doors.openapi import build_openapi
@@ -107,21 +107,16 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         g.event_ids = [str(e.document[service.event_id_field]) for e in events]
         g.entity_ids = [str(e.document[service.entity_field]) for e in events]
         started = time.perf_counter()
-        answers = decide_once(
-            core,
-            events,
-            lambda positions: core.score_online([events[p] for p in positions], runtime.state),
-            runtime.decisions,
-            "http",
+        lookup = look_up(core, events, runtime.decisions)
+        if lookup.conflicts:  # the batch is refused whole, before anything is scored
+            raise _conflicts(service.event_id_field, single, lookup.conflicts)
+        answers = lookup.decide(
+            lambda positions: core.score_online([events[p] for p in positions], runtime.state), "http"
         )
         SCORING_SECONDS.labels(service.name, "http").observe(time.perf_counter() - started)
-        conflicts = {
-            (service.event_id_field if single else f"events.{i}.{service.event_id_field}"): [a.message]
-            for i, a in enumerate(answers)
-            if isinstance(a, Conflict)
-        }
-        if conflicts:
-            raise ConflictError(conflicts, "an event id was decided before for another payload")
+        raced = [(i, a) for i, a in enumerate(answers) if isinstance(a, Conflict)]
+        if raced:  # another door recorded one of these ids, for another payload, while we scored
+            raise _conflicts(service.event_id_field, single, raced)
         decided = [a for a in answers if isinstance(a, Answer)]
         for answer in decided:
             if not answer.replayed:
@@ -184,6 +179,13 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         return jsonify(openapi)
 
     return app
+
+
+def _conflicts(id_field: str, single: bool, conflicts: list[tuple[int, Conflict]]) -> ConflictError:
+    return ConflictError(
+        {(id_field if single else f"events.{i}.{id_field}"): [c.message] for i, c in conflicts},
+        "an event id was decided before for another payload",
+    )
 
 
 def _read_events(contract: Contract, limit: int) -> tuple[list[ValidEvent], bool]:
