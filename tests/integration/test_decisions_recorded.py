@@ -5,6 +5,7 @@ is refused; and the decisions are found by id and by search, over HTTP and in th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -162,10 +163,8 @@ def test_a_decision_answered_by_gunicorn_survives_sigkill_right_after(settings: 
 def _kill_process_tree(pid: int) -> None:
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     for process in [pid, *map(int, children)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(process, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # ------------------------------------------------------------------ Kafka, and across doors
@@ -226,9 +225,9 @@ def test_stream_decisions_are_recorded_replayed_across_doors_and_survive_sigkill
 
 
 def _rescore(settings: Settings, source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = ["rescore", "fraud", "--input", str(source), "--output", str(output), "--no-progress", "--record"]
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "rescore", "fraud", "--input", str(source), "--output", str(output)]
-        + ["--no-progress", "--record", *extra],
+        [sys.executable, "-m", "services.cli", *command, *extra],
         env=service_environment(settings),
         capture_output=True,
         text=True,
