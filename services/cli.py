@@ -11,6 +11,7 @@ risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets wit
 risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
 risk audit SERVICE                            who changed what, when
 risk decisions show|search|prune SERVICE ...  recorded decisions: by event id, by search, by retention
+risk outcomes import SERVICE FILE             what became of decided events (confirmed fraud, diagnoses)
 """
 
 from __future__ import annotations
@@ -245,6 +246,23 @@ def _decision_parsers(commands: Any, services: list[str]) -> None:
     prune.add_argument("service", choices=services)
     prune.set_defaults(run=_run_decisions_prune)
 
+    outcomes = commands.add_parser("outcomes", help="what became of decided events").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    load = outcomes.add_parser("import", help="learn the outcomes of a file (CSV, JSON Lines or Parquet)")
+    load.add_argument("service", choices=services)
+    load.add_argument("file", type=Path)
+    load.set_defaults(run=_run_outcomes_import)
+
+
+def _run_outcomes_import(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.doors.outcomes import import_outcomes
+
+    summary = import_outcomes(runtime(args.service, settings), args.file)
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(summary.statuses.items())) or "none"
+    print(f"{summary.rows} rows: {counts}" + (f"; rejected rows: {summary.rejects}" if summary.rejects else ""))
+    return 1 if summary.rejected else 0
+
 
 def _run_decisions_show(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.decisions import show
@@ -293,13 +311,21 @@ def _name_and_path(item: str) -> tuple[str, Path]:
 def contract_documents() -> dict[Path, str]:
     """The documents generated from the code: each service's OpenAPI document and the decision's JSON Schema."""
     from services.registry import service
+    from shared.core.outcomes import outcome_schema
     from shared.doors.openapi import build_openapi
-    from shared.events.contracts import DecisionVariant, decision_json_schema
+    from shared.events.contracts import DecisionVariant, decision_json_schema, outcome_json_schema
 
     limit = Settings().max_batch_events
     documents = {
         CONTRACTS / "http" / f"{name}.openapi.json": build_openapi(service(name), limit) for name in service_names()
     }
+    for name in service_names():
+        found = service(name)
+        if found.outcome_topic is not None:
+            short = found.outcome_topic.event_type.removeprefix("com.riskscoring.")
+            documents[CONTRACTS / "events" / f"{short}.json"] = outcome_json_schema(
+                found.outcome_topic, outcome_schema(found), name
+            )
     documents[CONTRACTS / "events" / "decision.v1.json"] = decision_json_schema(
         {
             name: DecisionVariant(

@@ -47,6 +47,13 @@ class ConflictError(InvalidInputError):
     code = "conflict"
 
 
+class UnknownEventError(InvalidInputError):
+    """The input names an event that has no recorded decision (e.g. an outcome for it)."""
+
+    http_status = 404
+    code = "unknown_event"
+
+
 class NotFoundError(RiskError):
     """Nothing is on record under the key asked for."""
 

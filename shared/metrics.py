@@ -28,6 +28,11 @@ DECISION_REPLAYS = Counter(
 DECISION_CONFLICTS = Counter(
     "risk_decision_conflicts_total", "Event ids decided before for another payload: refused", ["service", "door"]
 )
+OUTCOMES = Counter(
+    "risk_outcomes_total",
+    "Outcomes learnt, by what became of them (recorded, duplicate...)",
+    ["service", "door", "status"],
+)
 DECISIONS_PRUNED = Counter("risk_decisions_pruned_total", "Recorded decisions deleted by retention", ["service"])
 
 

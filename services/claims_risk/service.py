@@ -5,7 +5,9 @@ ruleset deciding accept / refer / decline."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -13,11 +15,14 @@ import numpy as np
 from services.claims_risk import features
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from shared.core.service import Event, History, HistoryInput, Prediction, Service
+from shared.decisions import DecisionStore, OutcomeReport
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.features.featureset import FeatureBatch
 from shared.modeling.registry import RegisteredModel
 from shared.modeling.trees import TreeModel, load_tree_model
 from shared.state import StateStore
+
+CLAIM_HORIZON = timedelta(days=365)  # a quote prices a year of cover: the claims in it are its outcome
 
 
 class ClaimsService(Service):
@@ -35,6 +40,9 @@ class ClaimsService(Service):
     history_inputs = (HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, features.record_claims),)
     extra_features = features.HISTORY_COLUMNS
     measure_names = ("expected_frequency", "relative_risk")
+    outcomes = MappingProxyType(
+        {"claimed": 1}
+    )  # learnt from insurance.claims: a claim within the year after a decided quote
 
     def online_features(self, events: Sequence[Event], store: StateStore) -> FeatureBatch:
         return features.policy_features(events, features.claims_history_online(events, store))
@@ -42,6 +50,18 @@ class ClaimsService(Service):
     def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
         claims = features.claims_history_offline(events, history.get("claims", []))
         return features.policy_features(events, claims)
+
+    def outcomes_from_history(
+        self, history: HistoryInput, events: Sequence[Event], decisions: DecisionStore
+    ) -> list[OutcomeReport]:
+        """Each claim is the outcome of its policy's latest quote or renewal decided in the year before the loss."""
+        reports = []
+        for claim in events:
+            loss = claim["timestamp"]
+            decided = decisions.latest_for_entity(self.name, str(claim["policy_id"]), loss - CLAIM_HORIZON, loss)
+            if decided is not None:
+                reports.append(OutcomeReport(decided.event_id, "claimed", 1, history.topic.name, loss))
+        return reports
 
     def predict(self, model: RegisteredModel, batch: FeatureBatch) -> Prediction:
         """Expected claims per policy-year (the Poisson model's mean for an exposure of one year), and that

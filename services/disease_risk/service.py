@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from services.disease_risk.features import (
 from services.disease_risk.models import CONDITION_TITLES, DiseaseModels
 from services.disease_risk.schemas import PERSONAL_FIELDS, AssessmentSchema, DiseaseDecisionSchema
 from shared.core.service import Event, History, Prediction, Service
-from shared.events.topics import DISEASE_DECISIONS, HEALTH_ASSESSMENTS
+from shared.events.topics import DISEASE_DECISIONS, HEALTH_ASSESSMENTS, HEALTH_OUTCOMES
 from shared.features.featureset import FeatureBatch
 from shared.modeling.explain import Contribution
 from shared.modeling.registry import RegisteredModel
@@ -48,6 +49,10 @@ class DiseaseService(Service):
     ruleset_path = Path(__file__).with_name("rules.yaml")
     input_topics = (HEALTH_ASSESSMENTS,)
     output_topic = DISEASE_DECISIONS
+    outcomes = MappingProxyType(
+        {"diagnosed": 1, "no_diagnosis": 0}
+    )  # a confirmed diagnosis of a scored condition, or its absence
+    outcome_topic = HEALTH_OUTCOMES
     extra_features = EXTRA_COLUMNS
     measure_names = MEASURE_NAMES
     decision_schema = DiseaseDecisionSchema

@@ -201,6 +201,15 @@ def record_history(store: StateStore, frame: pd.DataFrame) -> None:
     store.append(TERMINAL_NAMESPACE, terminals)
 
 
+def record_labels(labelled: Sequence[tuple[Mapping[str, Any], int]], store: StateStore) -> None:
+    """Confirmed outcomes (a transaction as recorded, its label) into the terminal windows, where later
+    payments' terminal-risk features read them once the label delay has passed, as offline."""
+    store.set_labels(
+        TERMINAL_NAMESPACE,
+        [(str(event["terminal_id"]), str(event["transaction_id"]), label) for event, label in labelled],
+    )
+
+
 def _ratio(amount: Any, average: Any) -> Any:
     """The amount against the card's average; 1 when there is no average. Scalars or arrays alike."""
     if np.ndim(average) == 0:

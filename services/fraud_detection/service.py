@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from services.fraud_detection import features
 from services.fraud_detection.schemas import TransactionSchema
 from shared.core.service import Event, History, Prediction, Service
-from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.decisions import OutcomeResult
+from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_OUTCOMES, PAYMENTS_TRANSACTIONS
 from shared.features.featureset import FeatureBatch
 from shared.modeling.registry import RegisteredModel
 from shared.modeling.trees import TreeModel, load_tree_model
@@ -27,6 +29,8 @@ class FraudService(Service):
     input_topics = (PAYMENTS_TRANSACTIONS,)
     output_topic = FRAUD_DECISIONS
     state_retention = features.STATE_RETENTION
+    outcomes = MappingProxyType({"fraud": 1, "genuine": 0})  # confirmed by a chargeback, the cardholder or an analyst
+    outcome_topic = PAYMENTS_OUTCOMES
 
     def online_features(self, events: Sequence[Event], store: StateStore) -> FeatureBatch:
         return features.online_features(events, store)
@@ -40,6 +44,9 @@ class FraudService(Service):
 
     def reason_text(self, feature: str, row: Mapping[str, Any]) -> str:
         return features.reason_text(feature, row)
+
+    def apply_outcomes(self, learnt: Sequence[OutcomeResult], store: StateStore) -> None:
+        features.record_labels([(r.decision.event, r.report.label) for r in learnt if r.decision is not None], store)
 
     def load_model(self, version_dir: Path) -> TreeModel:
         return load_tree_model(version_dir)

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, post_dump, validate
@@ -68,6 +69,9 @@ class Decision:
     shadow: Shadow | None = None
     details: Mapping[str, Any] | None = None
     replayed: bool = False  # True when the event was decided before and this is the recorded decision
+    # Kept beside the decision (the store records them), never part of what a door answers:
+    event_time: datetime | None = None  # when the decided event happened
+    features: Mapping[str, Any] | None = None  # the feature row the model and rules read
 
 
 class _Closed(Schema):

@@ -102,7 +102,9 @@ class Lookup:
             inserted = {d.event_id for d in decisions}
             winners: dict[str, StoredDecision] = {}
         else:
-            inserted = store.record([_new(d, doc, door) for d, doc in zip(decisions, documents, strict=True)])
+            inserted = store.record(
+                [_new(d, doc, events[p], door) for p, d, doc in zip(self._to_score, decisions, documents, strict=True)]
+            )
             lost = [d.event_id for d in decisions if d.event_id not in inserted]
             winners = store.find(core.service.name, lost) if lost else {}
         for position, decision, document in zip(self._to_score, decisions, documents, strict=True):
@@ -145,7 +147,8 @@ def _answer(decision: Decision, document: dict[str, Any]) -> Answer:
     return Answer(decision.event_id, decision.entity_id, decision.decision, document, False)
 
 
-def _new(decision: Decision, document: dict[str, Any], door: str) -> NewDecision:
+def _new(decision: Decision, document: dict[str, Any], event: ValidEvent, door: str) -> NewDecision:
+    scored_at = datetime.fromisoformat(decision.scored_at)
     return NewDecision(
         service=decision.service,
         event_id=decision.event_id,
@@ -157,8 +160,11 @@ def _new(decision: Decision, document: dict[str, Any], door: str) -> NewDecision
         model_version=decision.model.version,
         ruleset_version=decision.ruleset_version,
         input_fingerprint=decision.input_fingerprint,
-        scored_at=datetime.fromisoformat(decision.scored_at),
+        event_time=decision.event_time or scored_at,
+        scored_at=scored_at,
         rule_ids=tuple(hit.rule_id for hit in decision.rule_hits),
         document=document,
+        event=event.document,
+        features=decision.features or {},
         door=door,
     )

@@ -116,7 +116,7 @@ class ScoringCore:
         scored_at = datetime.now(UTC).isoformat()
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         model = VersionedName(self._model_name, self.model.version)
-        id_field, entity_field = service.event_id_field, service.entity_field
+        id_field, entity_field, time_field = service.event_id_field, service.entity_field, service.event_time_field
         event_ids = [str(d[id_field]) for d in documents]
         return [
             Decision(
@@ -140,6 +140,8 @@ class ScoringCore:
                 latency_ms=latency_ms,
                 shadow=shadows[i] if shadows is not None else None,
                 details=details[i] if details is not None else None,
+                event_time=events[i].data[time_field],
+                features=rows[i],
             )
             for i in range(len(events))
         ]

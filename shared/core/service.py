@@ -17,6 +17,7 @@ import numpy as np
 from marshmallow import Schema
 
 from shared.core.decision import DecisionSchema
+from shared.decisions import DecisionStore, OutcomeReport, OutcomeResult
 from shared.events.topics import Topic
 from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.modeling.explain import Contribution, top_contributions
@@ -65,6 +66,7 @@ class Service(ABC):
     event_schema: ClassVar[type[Schema]]
     event_id_field: ClassVar[str]
     entity_field: ClassVar[str]
+    event_time_field: ClassVar[str] = "timestamp"  # when the event happened (an aware datetime once loaded)
     feature_set: ClassVar[FeatureSet]
     ruleset_path: ClassVar[Path]
     input_topics: ClassVar[tuple[Topic, ...]]
@@ -76,6 +78,10 @@ class Service(ABC):
     decision_schema: ClassVar[type[DecisionSchema]] = DecisionSchema
     state_retention: ClassVar[Mapping[str, float]] = {}
     explain_top_k: ClassVar[int] = 3
+    # What became of a decided event, in the domain's words, each with its label (1: what the score
+    # predicts happened); sent on `outcome_topic`, over POST /v1/outcomes, or imported from a file.
+    outcomes: ClassVar[Mapping[str, int]] = {}
+    outcome_topic: ClassVar[Topic | None] = None
 
     # ------------------------------------------------------------------ required
 
@@ -119,6 +125,17 @@ class Service(ABC):
     def reference_documents(self) -> Mapping[str, tuple[str, Callable[[], Any]]]:
         """Read-only documents served over HTTP: path -> (summary, document), e.g. the clinical equations."""
         return {}
+
+    def apply_outcomes(self, learnt: Sequence[OutcomeResult], store: StateStore) -> None:
+        """Bring the window state in line with outcomes just learnt (e.g. confirmed-fraud labels that later
+        payments' terminal-risk features read). Most services' features read no outcome: nothing to do."""
+        return None
+
+    def outcomes_from_history(
+        self, history: HistoryInput, events: Sequence[Event], decisions: DecisionStore
+    ) -> list[OutcomeReport]:
+        """Outcomes that history events reveal (e.g. a claim on a policy decided before), or none."""
+        return []
 
     def train(self, model_dir: Path, data_dir: Path, size: str) -> dict[str, Any]:
         """Train, evaluate and register a model; the model card. (`size` matters where data is simulated.)"""

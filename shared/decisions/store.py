@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from shared.decisions.tables import decision_rule_hits, decisions
+from shared.decisions.tables import decision_rule_hits, decisions, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -56,9 +57,12 @@ class NewDecision:
     model_version: str
     ruleset_version: str
     input_fingerprint: str
+    event_time: datetime
     scored_at: datetime
     rule_ids: tuple[str, ...]
     document: Mapping[str, Any]
+    event: Mapping[str, Any]
+    features: Mapping[str, Any]
     door: str
 
 
@@ -74,9 +78,57 @@ class StoredDecision:
     score: float
     input_fingerprint: str
     door: str
+    event_time: datetime
     scored_at: datetime
     recorded_at: datetime
     document: dict[str, Any]
+    event: dict[str, Any]
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReport:
+    """What became of one decided event, as a source reported it."""
+
+    event_id: str
+    outcome: str  # in the domain's words
+    label: int  # 1 when the outcome is what the score predicts (fraud, a claim, a diagnosis)
+    source: str
+    reported_at: datetime
+
+
+class OutcomeStatus(StrEnum):
+    RECORDED = "recorded"  # the first outcome of the event
+    DUPLICATE = "duplicate"  # the outcome it already has: nothing changes
+    REVISED = "revised"  # another outcome, reported later than the one on record: it replaces it
+    STALE = "stale"  # another outcome, reported no later than the one on record: ignored
+    UNKNOWN_EVENT = "unknown_event"  # no decision is recorded under the event id: refused
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeResult:
+    report: OutcomeReport
+    status: OutcomeStatus
+    decision: StoredDecision | None  # the decision it joins (None for an unknown event)
+
+    @property
+    def changed(self) -> bool:
+        """True when the event's label is now what the report says, and was not before."""
+        return self.status in (OutcomeStatus.RECORDED, OutcomeStatus.REVISED)
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A recorded decision with its outcome (label None while none is known): what quality is measured on."""
+
+    event_id: str
+    model_version: str
+    score: float
+    decision: str
+    rule_ids: tuple[str, ...]
+    label: int | None
+    scored_at: datetime
+    features: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +252,147 @@ class DecisionStore:
         more = len(rows) > search.limit
         return Page(items, _make_cursor(items[-1]) if more and items else None)
 
+    def latest_for_entity(
+        self, service: str, entity_id: str, since: datetime, until: datetime
+    ) -> StoredDecision | None:
+        """The entity's decision whose event happened last in (since, until], if any."""
+        query = (
+            sa.select(decisions)
+            .where(
+                decisions.c.service == service,
+                decisions.c.entity_id == entity_id,
+                decisions.c.event_time > since,
+                decisions.c.event_time <= until,
+            )
+            .order_by(decisions.c.event_time.desc(), decisions.c.event_id.desc())
+            .limit(1)
+        )
+        with self._reading() as connection:
+            row = connection.execute(query).first()
+        return _stored(row) if row is not None else None
+
+    # ------------------------------------------------------------------ outcomes
+
+    def record_outcomes(self, service: str, reports: Sequence[OutcomeReport]) -> list[OutcomeResult]:
+        """Join each report to its decision, in one transaction, and say what became of it (OutcomeStatus).
+        Reports are applied in order, so of two about one event in one call, the second meets the first."""
+        if not reports:
+            return []
+        ids = list(dict.fromkeys(r.event_id for r in reports))
+        results: list[OutcomeResult] = []
+        with self._transaction() as connection:
+            known = {
+                row.event_id: _stored(row)
+                for part in _parts(ids)
+                for row in connection.execute(
+                    sa.select(decisions).where(decisions.c.service == service, decisions.c.event_id.in_(part))
+                )
+            }
+            held = {
+                row.event_id: row
+                for part in _parts(ids)
+                for row in connection.execute(
+                    sa.select(outcomes).where(outcomes.c.service == service, outcomes.c.event_id.in_(part))
+                )
+            }
+            for report in reports:
+                decision = known.get(report.event_id)
+                status = self._apply(connection, service, report, decision, held)
+                results.append(OutcomeResult(report, status, decision))
+        return results
+
+    @staticmethod
+    def _apply(
+        connection: Connection,
+        service: str,
+        report: OutcomeReport,
+        decision: StoredDecision | None,
+        held: dict[str, Any],
+    ) -> OutcomeStatus:
+        if decision is None:
+            return OutcomeStatus.UNKNOWN_EVENT
+        now = datetime.now(UTC)
+        current = held.get(report.event_id)
+        if current is None:
+            row = {
+                "service": service,
+                "event_id": report.event_id,
+                "outcome": report.outcome,
+                "label": report.label,
+                "source": report.source,
+                "reported_at": report.reported_at,
+                "recorded_at": now,
+                "revisions": 0,
+            }
+            connection.execute(_insert_ignoring_duplicates(connection, outcomes).values([row]))
+            held[report.event_id] = _HeldOutcome(report.outcome, report.reported_at, 0)
+            return OutcomeStatus.RECORDED
+        if current.outcome == report.outcome:
+            return OutcomeStatus.DUPLICATE
+        if report.reported_at <= current.reported_at:
+            return OutcomeStatus.STALE
+        connection.execute(
+            outcomes.update()
+            .where(outcomes.c.service == service, outcomes.c.event_id == report.event_id)
+            .values(
+                outcome=report.outcome,
+                label=report.label,
+                source=report.source,
+                reported_at=report.reported_at,
+                recorded_at=now,
+                revisions=outcomes.c.revisions + 1,
+            )
+        )
+        held[report.event_id] = _HeldOutcome(report.outcome, report.reported_at, current.revisions + 1)
+        return OutcomeStatus.REVISED
+
+    def labelled(self, service: str, since: datetime | None = None, until: datetime | None = None) -> list[Labelled]:
+        """The service's decisions scored in [since, until), each with its outcome's label (or None)."""
+        query = (
+            sa.select(
+                decisions.c.event_id,
+                decisions.c.model_version,
+                decisions.c.score,
+                decisions.c.decision,
+                decisions.c.scored_at,
+                decisions.c.features,
+                outcomes.c.label,
+            )
+            .select_from(
+                decisions.outerjoin(
+                    outcomes,
+                    sa.and_(outcomes.c.service == decisions.c.service, outcomes.c.event_id == decisions.c.event_id),
+                )
+            )
+            .where(decisions.c.service == service)
+            .order_by(decisions.c.scored_at, decisions.c.event_id)
+        )
+        if since is not None:
+            query = query.where(decisions.c.scored_at >= since)
+        if until is not None:
+            query = query.where(decisions.c.scored_at < until)
+        hits: dict[str, list[str]] = {}
+        with self._reading() as connection:
+            rows = list(connection.execute(query))
+            rule_query = sa.select(decision_rule_hits.c.event_id, decision_rule_hits.c.rule_id).where(
+                decision_rule_hits.c.service == service
+            )
+            for event_id, rule_id in connection.execute(rule_query):
+                hits.setdefault(event_id, []).append(rule_id)
+        return [
+            Labelled(
+                row.event_id,
+                row.model_version,
+                row.score,
+                row.decision,
+                tuple(sorted(hits.get(row.event_id, ()))),
+                row.label,
+                row.scored_at,
+                dict(row.features),
+            )
+            for row in rows
+        ]
+
     def count(self, service: str) -> int:
         with self._reading() as connection:
             query = sa.select(sa.func.count()).select_from(decisions).where(decisions.c.service == service)
@@ -319,9 +512,12 @@ def _row(decision: NewDecision) -> dict[str, Any]:
         "ruleset_version": decision.ruleset_version,
         "input_fingerprint": decision.input_fingerprint,
         "door": decision.door,
+        "event_time": decision.event_time,
         "scored_at": decision.scored_at,
         "recorded_at": datetime.now(UTC),
         "document": decision.document,
+        "event": decision.event,
+        "features": decision.features,
     }
 
 
@@ -335,10 +531,25 @@ def _stored(row: Any) -> StoredDecision:
         score=row.score,
         input_fingerprint=row.input_fingerprint,
         door=row.door,
+        event_time=row.event_time,
         scored_at=row.scored_at,
         recorded_at=row.recorded_at,
         document=dict(row.document),
+        event=dict(row.event),
+        features=dict(row.features),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldOutcome:
+    outcome: str
+    reported_at: datetime
+    revisions: int
+
+
+def _parts(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _INSERT_ROWS):
+        yield items[start : start + _INSERT_ROWS]
 
 
 def _make_cursor(last: StoredDecision) -> str:

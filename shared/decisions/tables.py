@@ -51,9 +51,12 @@ decisions = sa.Table(
     sa.Column("ruleset_version", sa.String(64), nullable=False),
     sa.Column("input_fingerprint", sa.String(71), nullable=False),
     sa.Column("door", sa.String(8), nullable=False),
+    sa.Column("event_time", UtcDateTime, nullable=False),  # when the decided event happened
     sa.Column("scored_at", UtcDateTime, nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
     sa.Column("document", Document, nullable=False),  # the decision as its door answered it
+    sa.Column("event", Document, nullable=False),  # the validated input, personal fields pseudonymised
+    sa.Column("features", Document, nullable=False),  # the model's inputs, by name (drift, the desk)
     sa.Index("ix_decisions_service_scored", "service", "scored_at", "event_id"),
     sa.Index("ix_decisions_service_entity", "service", "entity_id", "scored_at", "event_id"),
 )
@@ -66,4 +69,19 @@ decision_rule_hits = sa.Table(
     sa.Column("rule_id", sa.String(128), primary_key=True),
     sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
     sa.Index("ix_rule_hits_rule", "service", "rule_id", "event_id"),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("outcome", sa.String(32), nullable=False),  # in the domain's words, e.g. fraud / genuine
+    sa.Column("label", sa.Integer, nullable=False),  # 1 when the outcome is what the score predicts
+    sa.Column("source", sa.String(64), nullable=False),  # who said so: chargeback, analyst, clinic...
+    sa.Column("reported_at", UtcDateTime, nullable=False),  # when the source established it
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("revisions", sa.Integer, nullable=False),  # times a later report replaced an earlier one
+    sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
+    sa.Index("ix_outcomes_service_reported", "service", "reported_at"),
 )

@@ -18,6 +18,7 @@ from shared.core.idempotency import Answer, Conflict, look_up
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
 from shared.doors.openapi import build_openapi
+from shared.doors.outcomes import register_outcome_routes
 from shared.errors import (
     ConflictError,
     InvalidInputError,
@@ -143,6 +144,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
 
     register_control_routes(app, runtime)
     register_decision_routes(app, runtime)
+    register_outcome_routes(app, runtime, settings.max_batch_events)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -90,6 +90,10 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                         },
                     },
                     "401": {"description": "missing or unknown API key", "content": error},
+                    "409": {
+                        "description": "an event id was decided before for another payload; nothing scored",
+                        "content": error,
+                    },
                     "413": {"description": "body or batch too large", "content": error},
                     "422": {"description": "the input breaks the contract; `fields` names what", "content": error},
                     "503": {"description": "no model loaded yet", "content": error},
@@ -124,6 +128,8 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
             }
         },
     )
+    _decision_paths(spec, service)
+    _outcome_paths(spec, service, max_batch_events)
     _control_paths(spec)
     for path, (summary, _) in service.reference_documents().items():
         spec.path(
@@ -147,6 +153,143 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
     ):
         spec.path(path=path, operations={"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}})
     return spec.to_dict()
+
+
+def _decision_paths(spec: APISpec, service: Service) -> None:
+    from shared.doors.decisions import DecisionQuerySchema
+
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    page = Schema.from_dict(
+        {
+            "decisions": fields.List(fields.Nested(service.decision_schema), required=True),
+            "next_cursor": fields.String(
+                required=True, allow_none=True, metadata={"description": "pass as cursor for the next page; null"}
+            ),
+        },
+        name="DecisionPage",
+    )
+    spec.components.schema("DecisionPage", schema=page)
+    denied = {"401": {"description": "missing or unknown API key", "content": error}}
+    spec.path(
+        path="/v1/decisions/{event_id}",
+        operations={
+            "get": {
+                "summary": "The decision recorded for an event id, as its door answered it",
+                "security": [{"apiKey": []}],
+                "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "the decision",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}},
+                    },
+                    "404": {"description": "no decision is recorded for this event id", "content": error},
+                    **denied,
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/decisions",
+        operations={
+            "get": {
+                "summary": "Recorded decisions, newest first, filtered and paged (keyset: pass next_cursor back)",
+                "security": [{"apiKey": []}],
+                "parameters": [{"in": "query", "schema": DecisionQuerySchema}],
+                "responses": {
+                    "200": {
+                        "description": "one page",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DecisionPage"}}},
+                    },
+                    "422": {
+                        "description": "a parameter is wrong, unknown or repeated; `fields` names it",
+                        "content": error,
+                    },
+                    **denied,
+                },
+            }
+        },
+    )
+
+
+def _outcome_paths(spec: APISpec, service: Service, max_batch_events: int) -> None:
+    if not service.outcomes:
+        return
+    from shared.core.outcomes import outcome_schema
+
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    name = outcome_schema(service).__name__.removesuffix("Schema")
+    spec.components.schema(name, schema=outcome_schema(service))
+    outcome_ref = {"$ref": f"#/components/schemas/{name}"}
+    status = {
+        "type": "object",
+        "properties": {
+            service.event_id_field: {"type": "string"},
+            "status": {"type": "string", "enum": ["recorded", "duplicate", "revised", "stale"]},
+        },
+    }
+    spec.path(
+        path="/v1/outcomes",
+        operations={
+            "post": {
+                "summary": f"What became of decided events (one outcome, or a batch of up to {max_batch_events}): "
+                "joined to their decisions, fed to the features and the quality figures",
+                "security": [{"apiKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    outcome_ref,
+                                    {
+                                        "type": "object",
+                                        "required": ["outcomes"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "outcomes": {
+                                                "type": "array",
+                                                "items": outcome_ref,
+                                                "minItems": 1,
+                                                "maxItems": max_batch_events,
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "each outcome's status: recorded (the first), duplicate (the same again), "
+                        "revised (another, reported later: it replaces the one on record), stale (another, "
+                        "reported no later: ignored)",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        status,
+                                        {
+                                            "type": "object",
+                                            "properties": {"outcomes": {"type": "array", "items": status}},
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "401": {"description": "missing or unknown API key", "content": error},
+                    "404": {
+                        "description": "an outcome names an event with no recorded decision; nothing recorded",
+                        "content": error,
+                    },
+                    "413": {"description": "batch too large", "content": error},
+                    "422": {"description": "an outcome breaks the contract; `fields` names what", "content": error},
+                    "503": {"description": "this service records no decisions", "content": error},
+                },
+            }
+        },
+    )
 
 
 def _control_paths(spec: APISpec) -> None:

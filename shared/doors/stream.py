@@ -15,9 +15,10 @@ from typing import Any
 
 from shared.core.contract import ValidEvent, validate_event
 from shared.core.idempotency import Conflict, decide_once
+from shared.core.outcomes import learn, report_of, validate_outcome
 from shared.core.scoring import ScoringCore
 from shared.core.service import Event
-from shared.decisions import DecisionStore
+from shared.decisions import DecisionStore, OutcomeReport, OutcomeStatus
 from shared.errors import InvalidInputError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
@@ -28,19 +29,38 @@ from shared.runtime import Runtime
 from shared.state import StateStore
 
 CONFLICT = "conflict"
+UNKNOWN_EVENT = "unknown_event"
+NO_DECISION_STORE = "no_decision_store"
 
 
 def scoring_handler(
     current: Callable[[], ScoringCore], store: StateStore, decisions: DecisionStore | None = None
 ) -> Handler:
-    """Scores the events of the input topics; records those of history topics (no output for them).
-    History is recorded before the batch's scoring, so an event sees the notifications polled with it.
-    `current` gives the core in force; each batch is scored whole by the core it started with. With a
-    decision store, each decision is recorded before it is produced (and before the offsets are committed)."""
+    """Scores the events of the input topics; records those of history topics and learns those of the
+    outcome topic (no output for either). History and outcomes are taken in before the batch's scoring, so
+    an event sees the notifications polled with it. `current` gives the core in force; each batch is scored
+    whole by the core it started with. With a decision store, each decision is recorded before it is
+    produced (and before the offsets are committed)."""
     service = current().service
     output = service.output_topic
     histories = {h.topic.name: (h, h.schema()) for h in service.history_inputs}
+    outcome_topic = service.outcome_topic.name if service.outcome_topic is not None else None
     log = get_logger(f"{service.name}.stream")
+
+    def take_outcomes(reports: list[tuple[int | None, OutcomeReport]], results: list[list[Produce] | Reject]) -> None:
+        """Learn outcomes (from the outcome topic, or revealed by history events: no position of their own)."""
+        if not reports:
+            return
+        if decisions is None:
+            for index, _ in reports:
+                if index is not None:
+                    results[index] = Reject(NO_DECISION_STORE, "outcomes join recorded decisions; none are recorded")
+            return
+        learnt = learn(service, [r for _, r in reports], decisions, store, "stream")
+        for (index, report), result in zip(reports, learnt, strict=True):
+            if index is not None and result.status is OutcomeStatus.UNKNOWN_EVENT:
+                message = f"no decision is recorded for {report.event_id!r}"
+                results[index] = Reject(UNKNOWN_EVENT, message, {service.event_id_field: [message]})
 
     def handle(batch: Sequence[Inbound]) -> list[list[Produce] | Reject]:
         core = current()
@@ -48,9 +68,12 @@ def scoring_handler(
         valid: list[ValidEvent] = []
         positions: list[int] = []
         updates: dict[str, list[Event]] = {}
+        reports: list[tuple[int | None, OutcomeReport]] = []
         for index, inbound in enumerate(batch):
             try:
-                if inbound.topic in histories:
+                if inbound.topic == outcome_topic:
+                    reports.append((index, report_of(service, validate_outcome(service, inbound.event.get("data")))))
+                elif inbound.topic in histories:
                     updates.setdefault(inbound.topic, []).append(
                         validate_event(histories[inbound.topic][1], inbound.event.get("data"))
                     )
@@ -61,7 +84,11 @@ def scoring_handler(
                 REJECTED.labels(service.name, "stream").inc()
                 results[index] = Reject(error.code, str(error), error.fields)
         for topic, events in updates.items():
-            histories[topic][0].record(events, store)
+            history = histories[topic][0]
+            history.record(events, store)
+            if decisions is not None:
+                reports.extend((None, r) for r in service.outcomes_from_history(history, events, decisions))
+        take_outcomes(reports, results)
         if not valid:
             return results
         started = time.perf_counter()
@@ -116,7 +143,11 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{service.name}",
-        inputs=(*service.input_topics, *(h.topic for h in service.history_inputs)),
+        inputs=(
+            *service.input_topics,
+            *(h.topic for h in service.history_inputs),
+            *((service.outcome_topic,) if service.outcome_topic is not None else ()),
+        ),
         handler=scoring_handler(lambda: runtime.core, runtime.state, runtime.decisions),
         batch_size=settings.stream_batch_size,
         **worker_options,

@@ -12,6 +12,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
+from shared.events.topics import Topic
 from shared.privacy import PSEUDONYM_PATTERN
 
 CONTRACT_BASE = "https://risk-scoring.example/contracts/events/"
@@ -64,6 +65,37 @@ def decision_json_schema(variants: Mapping[str, DecisionVariant]) -> dict[str, A
             "data": {"oneOf": [{"$ref": f"#/$defs/{service}_decision"} for service in sorted(variants)]},
         },
         "$defs": defs,
+    }
+
+
+def outcome_json_schema(topic: Topic, schema: type[Schema], service: str) -> dict[str, Any]:
+    """The schema of an outcome CloudEvent on `topic`, whose data is one outcome of `service`."""
+    spec = APISpec(title="outcomes", version="1", openapi_version="3.1.0", plugins=[MarshmallowPlugin()])
+    name = schema.__name__.removesuffix("Schema")
+    spec.components.schema(name, schema=schema)
+    data = _local_refs(spec.to_dict()["components"]["schemas"])[name]
+    short = topic.event_type.removeprefix("com.riskscoring.")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": CONTRACT_BASE + f"{short}.json",
+        "title": f"Outcome of a {service} decision (topic {topic.name})",
+        "description": (
+            "A CloudEvents 1.0 event in structured JSON mode whose data says what became of one decided event; "
+            "it joins the recorded decision and feeds the features and the quality figures. Kafka key: the "
+            "decided event's id. Generated from the code by `risk contracts`."
+        ),
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {"type": "string", "minLength": 1},
+            "source": {"type": "string", "minLength": 1},
+            "type": {"const": topic.event_type},
+            "time": {"type": "string", "format": "date-time"},
+            "subject": {"type": "string"},
+            "datacontenttype": {"const": "application/json"},
+            "data": data,
+        },
     }
 
 

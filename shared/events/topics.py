@@ -48,6 +48,10 @@ PAYMENTS_TRANSACTIONS = Topic("payments.transactions", f"{EVENT_TYPE_PREFIX}.pay
 INSURANCE_POLICIES = Topic("insurance.policies", f"{EVENT_TYPE_PREFIX}.insurance.policy.v1")
 INSURANCE_CLAIMS = Topic("insurance.claims", f"{EVENT_TYPE_PREFIX}.insurance.claim.v1")
 HEALTH_ASSESSMENTS = Topic("health.assessments", f"{EVENT_TYPE_PREFIX}.health.assessment.v1")
+# What became of decided events (confirmed fraud or genuine, a diagnosis or none): back into the features
+# and the quality figures. Claims learns its outcomes from insurance.claims.
+PAYMENTS_OUTCOMES = Topic("payments.outcomes", f"{EVENT_TYPE_PREFIX}.payments.outcome.v1")
+HEALTH_OUTCOMES = Topic("health.outcomes", f"{EVENT_TYPE_PREFIX}.health.outcome.v1")
 
 FRAUD_DECISIONS = Topic("fraud.decisions", f"{EVENT_TYPE_PREFIX}.fraud.decision.v1")
 CLAIMS_DECISIONS = Topic("claims.decisions", f"{EVENT_TYPE_PREFIX}.claims.decision.v1")
@@ -56,7 +60,14 @@ DISEASE_DECISIONS = Topic("disease.decisions", f"{EVENT_TYPE_PREFIX}.disease.dec
 # Model and ruleset changes: one partition, so every worker sees them in the order they were made.
 RISK_CONTROL = Topic("risk.control", f"{EVENT_TYPE_PREFIX}.control.v1", partitions=1)
 
-INPUT_TOPICS: tuple[Topic, ...] = (PAYMENTS_TRANSACTIONS, INSURANCE_POLICIES, INSURANCE_CLAIMS, HEALTH_ASSESSMENTS)
+INPUT_TOPICS: tuple[Topic, ...] = (
+    PAYMENTS_TRANSACTIONS,
+    INSURANCE_POLICIES,
+    INSURANCE_CLAIMS,
+    HEALTH_ASSESSMENTS,
+    PAYMENTS_OUTCOMES,
+    HEALTH_OUTCOMES,
+)
 DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(topic.dead_letter for topic in INPUT_TOPICS)
 OUTPUT_TOPICS: tuple[Topic, ...] = (FRAUD_DECISIONS, CLAIMS_DECISIONS, DISEASE_DECISIONS)
 ALL_TOPICS: tuple[Topic, ...] = (*INPUT_TOPICS, *DEAD_LETTER_TOPICS, *OUTPUT_TOPICS, RISK_CONTROL)

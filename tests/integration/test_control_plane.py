@@ -227,7 +227,7 @@ def _score_over_http(
     session = requests.Session()
     sent = 0
     while not stop.is_set():
-        event = {**events[sent % len(events)], "assessment_id": f"H{id(into) % 97}-{sent:06d}"}
+        event = {**events[sent % len(events)], "assessment_id": f"H{threading.get_native_id()}-{sent:06d}"}
         response = session.post(f"{base_url}/v1/score", json=event, headers=auth, timeout=10)
         assert response.status_code == 200, response.text
         into.append((_at(response.json()), response.json()))

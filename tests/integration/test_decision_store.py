@@ -48,9 +48,12 @@ def decision(n: int, *, service: str = "fraud", at: datetime | None = None, **ch
         "model_version": "m1",
         "ruleset_version": "r1",
         "input_fingerprint": f"sha256:{n:064x}",
+        "event_time": (at or T0 + timedelta(minutes=n)) - timedelta(seconds=1),
         "scored_at": at or T0 + timedelta(minutes=n),
         "rule_ids": ("high_score",) if n % 4 == 0 else (),
         "document": {"event_id": f"tx{n:04d}", "score": n / 100},
+        "event": {"transaction_id": f"tx{n:04d}", "terminal_id": f"t{n % 2}"},
+        "features": {"amount": float(n), "is_night": None},
         "door": "http",
     }
     return NewDecision(**{**fields, **changes})  # type: ignore[arg-type]
@@ -81,7 +84,8 @@ def test_a_recorded_decision_comes_back_as_it_was_written(store: DecisionStore) 
     )
     assert got.scored_at == written.scored_at and got.scored_at.tzinfo is not None
     assert got.input_fingerprint == written.input_fingerprint and got.door == "http"
-    assert got.document == written.document
+    assert got.event_time == written.event_time
+    assert (got.document, got.event, got.features) == (written.document, written.event, written.features)
 
 
 def test_search_pages_newest_first_without_gaps_or_repeats(store: DecisionStore) -> None:
@@ -148,7 +152,7 @@ def test_the_migrations_build_exactly_the_tables_the_code_defines(store: Decisio
                 connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
             )
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
     finally:
         engine.dispose()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,22 @@ REPO = Path(__file__).resolve().parents[2]
 DECISION_EVENT_SCHEMA = json.loads((REPO / "contracts/events/decision.v1.json").read_text())
 
 
+RUN = uuid.uuid4().hex[:8]  # the broker is shared by the session: this module's records carry its own tag
+
+
 def tx(i: int, **overrides: Any) -> dict[str, Any]:
     return {
-        "transaction_id": f"s-{i}",
+        "transaction_id": f"s{RUN}-{i}",
         "timestamp": f"2018-08-08T10:{i % 60:02d}:00+00:00",
         "customer_id": f"card-{i % 7}",
         "terminal_id": f"term-{i % 11}",
         "amount": 20.0 + i,
         **overrides,
     }
+
+
+def _ours(records: list[Any]) -> list[Any]:
+    return [r for r in records if RUN.encode() in r.value]
 
 
 def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(
@@ -40,14 +48,16 @@ def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(
     settings = replace(fraud_settings, kafka_bootstrap_servers=kafka_broker.bootstrap_servers)
     good = [tx(i) for i in range(40)]
     bad_event = tx(99, amount=-10)
-    undecodable = b"\x00\x01 definitely not json"
+    undecodable = b"\x00\x01 definitely not json " + RUN.encode()
     with running_worker("fraud", settings, tmp_path / "worker.log") as worker:
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, good[:20], "customer_id")
         publish_raw(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [(b"card-x", undecodable)])
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [bad_event], "customer_id")
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, good[20:], "customer_id")
-        records = collect(settings.kafka_bootstrap_servers, FRAUD_DECISIONS, lambda r: len(r) >= 40)
-        dead = collect(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS.dead_letter, lambda r: len(r) >= 2)
+        records = _ours(collect(settings.kafka_bootstrap_servers, FRAUD_DECISIONS, lambda r: len(_ours(r)) >= 40))
+        dead = _ours(
+            collect(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS.dead_letter, lambda r: len(_ours(r)) >= 2)
+        )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
 
@@ -62,6 +72,6 @@ def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(
     by_value = {r.value: dict(r.headers) for r in dead}
     assert undecodable in by_value
     invalid = next(v for v in by_value if v != undecodable)
-    assert json.loads(invalid)["data"]["transaction_id"] == "s-99"
+    assert json.loads(invalid)["data"]["transaction_id"] == f"s{RUN}-99"
     error = json.loads(by_value[invalid]["error"])
     assert error["code"] == "invalid_input" and "amount" in error["fields"]

@@ -33,9 +33,12 @@ def upgrade() -> None:
         sa.Column("ruleset_version", sa.String(64), nullable=False),
         sa.Column("input_fingerprint", sa.String(71), nullable=False),
         sa.Column("door", sa.String(8), nullable=False),
+        sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("document", DOCUMENT, nullable=False),
+        sa.Column("event", DOCUMENT, nullable=False),
+        sa.Column("features", DOCUMENT, nullable=False),
     )
     op.create_index("ix_decisions_service_scored", "decisions", ["service", "scored_at", "event_id"])
     op.create_index("ix_decisions_service_entity", "decisions", ["service", "entity_id", "scored_at", "event_id"])
