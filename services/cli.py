@@ -12,6 +12,7 @@ risk models list|promote|approve|refuse|rollback SERVICE ...       the champion 
 risk audit SERVICE                            who changed what, when
 risk decisions show|search|prune SERVICE ...  recorded decisions: by event id, by search, by retention
 risk outcomes import SERVICE FILE             what became of decided events (confirmed fraud, diagnoses)
+risk monitor SERVICE                          precision, recall, calibration and drift in production
 """
 
 from __future__ import annotations
@@ -246,6 +247,13 @@ def _decision_parsers(commands: Any, services: list[str]) -> None:
     prune.add_argument("service", choices=services)
     prune.set_defaults(run=_run_decisions_prune)
 
+    monitor = commands.add_parser("monitor", help="quality, calibration and drift from recorded decisions")
+    monitor.add_argument("service", choices=services)
+    monitor.add_argument("--from", dest="from_", metavar="TIME", help="decisions scored at or after (RFC 3339)")
+    monitor.add_argument("--to", metavar="TIME", help="decisions scored before (RFC 3339)")
+    monitor.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    monitor.set_defaults(run=_run_monitor)
+
     outcomes = commands.add_parser("outcomes", help="what became of decided events").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -253,6 +261,44 @@ def _decision_parsers(commands: Any, services: list[str]) -> None:
     load.add_argument("service", choices=services)
     load.add_argument("file", type=Path)
     load.set_defaults(run=_run_outcomes_import)
+
+
+def _run_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    report = runtime(args.service, settings).monitor(_moment("--from", args.from_), _moment("--to", args.to))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{args.service}: {report['decisions']} decisions, {report['labelled']} with a known outcome")
+    for version, section in report["models"].items():
+        calibration = section["calibration"] or {}
+        drift = section["drift"]
+        worst = max(drift.get("features", {}).items(), key=lambda item: item[1] or 0.0, default=("-", None))
+        print(
+            f"  model {version}: {section['decisions']} decisions, {section['labelled']} labelled; "
+            f"brier {calibration.get('brier')}, slope {calibration.get('slope')}, "
+            f"intercept {calibration.get('intercept')}; score PSI {drift.get('score')}, "
+            f"highest feature PSI {worst[1]} ({worst[0]})"
+        )
+        for decision, figures in section["outcomes"].items():
+            shown = f"precision {figures['precision']}, recall {figures['recall']}"
+            print(f"    {decision}: {shown} ({figures['labelled']} labelled)")
+    for alert in report["alerts"]:
+        print(f"  ALERT {alert['kind']} {alert['name']} = {alert['value']} (threshold {alert['threshold']})")
+    return 0
+
+
+def _moment(flag: str, text: str | None) -> Any:
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _usage(f"{flag} takes an RFC 3339 time with its offset, e.g. 2026-11-01T00:00:00+00:00") from None
+    if moment.tzinfo is None:
+        raise _usage(f"{flag} {text}: give the offset (e.g. +00:00), or the time is ambiguous")
+    return moment
 
 
 def _run_outcomes_import(args: argparse.Namespace, settings: Settings) -> int:

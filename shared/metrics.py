@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 DECISIONS = Counter("risk_decisions_total", "Decisions made", ["service", "door", "decision"])
 SCORING_SECONDS = Histogram(
@@ -34,15 +38,77 @@ OUTCOMES = Counter(
     ["service", "door", "status"],
 )
 DECISIONS_PRUNED = Counter("risk_decisions_pruned_total", "Recorded decisions deleted by retention", ["service"])
+QUALITY_ALERTS = Counter(
+    "risk_quality_alerts_total", "Drift or calibration alerts raised by the monitor", ["service", "kind"]
+)
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text, aggregated over processes when running multiprocess."""
+def render(report: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
+    """The exposition text, aggregated over processes when running multiprocess, and the gauges of the
+    latest monitoring report when there is one (the report is the one source of those figures, so every
+    process exports the same ones)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        text = generate_latest(registry)
+    else:
+        text = generate_latest()
+    if report is not None:
+        quality = CollectorRegistry()
+        quality.register(_QualityGauges(report))
+        text += generate_latest(quality)
+    return text, CONTENT_TYPE_LATEST
+
+
+class _QualityGauges(Collector):
+    """The figures of one monitoring report as gauges, labelled by service and model version."""
+
+    def __init__(self, report: Mapping[str, Any]) -> None:
+        self._report = report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        service = str(self._report["service"])
+        psi = GaugeMetricFamily(
+            "risk_drift_psi",
+            "Population stability index against the training reference",
+            labels=["service", "model_version", "name"],
+        )
+        slope = GaugeMetricFamily(
+            "risk_calibration_slope",
+            "Calibration slope in production (1 is ideal)",
+            labels=["service", "model_version"],
+        )
+        brier = GaugeMetricFamily("risk_brier_score", "Brier score in production", labels=["service", "model_version"])
+        precision = GaugeMetricFamily(
+            "risk_outcome_precision",
+            "Share of a decision outcome's known outcomes that were positive",
+            labels=["service", "model_version", "decision"],
+        )
+        recall = GaugeMetricFamily(
+            "risk_outcome_recall",
+            "Share of known positives given this decision outcome",
+            labels=["service", "model_version", "decision"],
+        )
+        labelled = GaugeMetricFamily(
+            "risk_labelled_decisions", "Recorded decisions whose outcome is known", labels=["service", "model_version"]
+        )
+        for version, section in self._report["models"].items():
+            drift = section["drift"]
+            for name, value in ({"score": drift.get("score"), **drift.get("features", {})}).items():
+                if value is not None:
+                    psi.add_metric([service, version, name], value)
+            calibration = section["calibration"] or {}
+            if calibration.get("slope") is not None:
+                slope.add_metric([service, version], calibration["slope"])
+            if calibration.get("brier") is not None:
+                brier.add_metric([service, version], calibration["brier"])
+            for decision, figures in section["outcomes"].items():
+                if figures["precision"] is not None:
+                    precision.add_metric([service, version, decision], figures["precision"])
+                if figures["recall"] is not None:
+                    recall.add_metric([service, version, decision], figures["recall"])
+            labelled.add_metric([service, version], section["labelled"])
+        yield from (psi, slope, brier, precision, recall, labelled)
 
 
 STREAM_RECORDS = Counter("risk_stream_records_total", "Records consumed by stream workers", ["topic"])

@@ -25,6 +25,7 @@ from kafka.errors import KafkaError
 from shared.control.listener import ControlListener
 from shared.control.store import Change, ControlStore
 from shared.core.contract import Contract
+from shared.core.monitoring import quality_report
 from shared.core.rulesets import packaged_ruleset, parse_ruleset
 from shared.core.scoring import ScoringCore
 from shared.core.service import Service
@@ -111,6 +112,24 @@ class Runtime:
         )
         self._log.info("decisions_pruned", before=before.isoformat(), deleted=deleted, retention_days=days)
         return deleted
+
+    def monitor(self, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+        """Quality, calibration and drift of the decisions scored in [since, until) (all by default), per
+        model version; saved as the service's latest monitoring snapshot, which /v1/monitoring serves."""
+        store = self.decisions
+        if store is None:
+            raise ConfigurationError("RISK_DECISIONS_URL", "monitoring reads recorded decisions, and none are recorded")
+        labelled = store.labelled(self.service.name, since, until)
+        cards = {}
+        for version in {row.model_version for row in labelled}:
+            try:
+                cards[version] = self.registry.card(self.service.name, version)
+            except (RiskError, OSError):  # a version since deleted from the registry: no drift reference
+                cards[version] = {}
+        now = datetime.now(UTC)
+        report = quality_report(self.service, labelled, cards, now, (since, until))
+        store.save_snapshot(self.service.name, now, report)
+        return report
 
     # ------------------------------------------------------------------ models and rulesets
 

@@ -51,6 +51,10 @@ class ClaimsService(Service):
         claims = features.claims_history_offline(events, history.get("claims", []))
         return features.policy_features(events, claims)
 
+    def probability_of(self, scores: np.ndarray) -> np.ndarray:
+        """The score is expected claims per year: the Poisson chance of at least one claim in a year."""
+        return -np.expm1(-scores)
+
     def outcomes_from_history(
         self, history: HistoryInput, events: Sequence[Event], decisions: DecisionStore
     ) -> list[OutcomeReport]:

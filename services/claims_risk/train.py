@@ -21,6 +21,7 @@ from services.claims_risk.models import (
     predict_frequency,
 )
 from shared.logging import get_logger
+from shared.modeling.drift import reference_distribution
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
 from shared.modeling.report import REPORT_FILE, Section, evaluation_report
 
@@ -52,6 +53,12 @@ def train(model_dir: Path) -> dict[str, Any]:
         },
         "data_fingerprint": fingerprint_frame(training),
         "metrics": metrics,
+        "drift_reference": reference_distribution(
+            {
+                **{name: training[name].tolist() for name in FEATURE_SET.features},
+                "score": predict_frequency(model, training).tolist(),
+            }
+        ),
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }

@@ -28,6 +28,7 @@ from shared.modeling.binary import (
     reliability_png,
     select_and_calibrate,
 )
+from shared.modeling.drift import reference_distribution
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
 from shared.modeling.report import REPORT_FILE, Section, evaluation_report
 
@@ -115,6 +116,7 @@ def train(model_dir: Path) -> dict[str, Any]:
         "conditions": cards,
         "data_fingerprint": fingerprint_frame(pd.concat([pima_training, chd_training], ignore_index=True)),
         "metrics": {name: card_["held_out_metrics"][card_["chosen"]] for name, card_ in cards.items()},
+        "drift_reference": _drift_reference(splits, conditions),
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
@@ -122,6 +124,20 @@ def train(model_dir: Path) -> dict[str, Any]:
     registered = ModelRegistry(model_dir).register("disease", bundle, card, attachments=charts)
     log.info("disease_model_registered", version=registered, metrics=card["metrics"])
     return {**card, "version": registered}
+
+
+def _drift_reference(
+    splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]], conditions: dict[str, ConditionModel]
+) -> dict[str, dict[str, Any]]:
+    """Each feature as its condition's training data has it (pooled where both conditions read it), and
+    the score as the conditions' calibrated risks on their own training data: no one population carries
+    every input, so the service's score (the highest applicable risk) has no single training distribution."""
+    columns: dict[str, list[Any]] = {}
+    for name, (training, _) in splits.items():
+        for feature in CONDITION_FEATURES[name]:
+            columns.setdefault(feature, []).extend(training[feature].tolist())
+        columns.setdefault("score", []).extend(conditions[name].classifier.probability(training).tolist())
+    return reference_distribution(columns)
 
 
 def importance(model: CalibratedClassifier) -> dict[str, float]:

@@ -24,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from services.fraud_detection.dataset import handbook_split, load_or_simulate
 from services.fraud_detection.features import FEATURE_SET, frame_from_simulation, offline_features
 from shared.logging import get_logger
+from shared.modeling.drift import reference_distribution
 from shared.modeling.metrics import classification_report
 from shared.modeling.registry import ModelRegistry, fingerprint_frame, library_versions
 from shared.modeling.report import REPORT_FILE, Section, evaluation_report
@@ -118,6 +119,12 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         "data_fingerprint": fingerprint_frame(pd.concat([x_train, y_train], axis=1)),
         "metrics": metrics,
         "reference": {"handbook_logistic_regression": PUBLISHED_LOGISTIC_REGRESSION},
+        "drift_reference": reference_distribution(
+            {
+                **{name: x_train[name].tolist() for name in FEATURE_SET.features},
+                "score": model.predict_proba(x_train)[:, 1].tolist(),
+            }
+        ),
         "library_versions": library_versions(),
         "training_seconds": round(time.perf_counter() - started, 1),
     }

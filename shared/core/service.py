@@ -126,6 +126,10 @@ class Service(ABC):
         """Read-only documents served over HTTP: path -> (summary, document), e.g. the clinical equations."""
         return {}
 
+    def probability_of(self, scores: np.ndarray) -> np.ndarray:
+        """The probability of a positive outcome that a score stands for, for calibration (most scores are one)."""
+        return scores
+
     def apply_outcomes(self, learnt: Sequence[OutcomeResult], store: StateStore) -> None:
         """Bring the window state in line with outcomes just learnt (e.g. confirmed-fraud labels that later
         payments' terminal-risk features read). Most services' features read no outcome: nothing to do."""

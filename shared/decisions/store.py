@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from shared.decisions.tables import decision_rule_hits, decisions, outcomes
+from shared.decisions.tables import decision_rule_hits, decisions, monitoring_snapshots, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -374,8 +374,13 @@ class DecisionStore:
         hits: dict[str, list[str]] = {}
         with self._reading() as connection:
             rows = list(connection.execute(query))
+            chosen = sa.select(decisions.c.event_id).where(decisions.c.service == service)
+            if since is not None:
+                chosen = chosen.where(decisions.c.scored_at >= since)
+            if until is not None:
+                chosen = chosen.where(decisions.c.scored_at < until)
             rule_query = sa.select(decision_rule_hits.c.event_id, decision_rule_hits.c.rule_id).where(
-                decision_rule_hits.c.service == service
+                decision_rule_hits.c.service == service, decision_rule_hits.c.event_id.in_(chosen)
             )
             for event_id, rule_id in connection.execute(rule_query):
                 hits.setdefault(event_id, []).append(rule_id)
@@ -392,6 +397,25 @@ class DecisionStore:
             )
             for row in rows
         ]
+
+    # ------------------------------------------------------------------ monitoring snapshots
+
+    def save_snapshot(self, service: str, computed_at: datetime, report: Mapping[str, Any]) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                monitoring_snapshots.insert().values(service=service, computed_at=computed_at, report=report)
+            )
+
+    def latest_snapshot(self, service: str) -> dict[str, Any] | None:
+        query = (
+            sa.select(monitoring_snapshots.c.report)
+            .where(monitoring_snapshots.c.service == service)
+            .order_by(monitoring_snapshots.c.computed_at.desc())
+            .limit(1)
+        )
+        with self._reading() as connection:
+            report = connection.execute(query).scalar()
+        return dict(report) if report is not None else None
 
     def count(self, service: str) -> int:
         with self._reading() as connection:

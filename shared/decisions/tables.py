@@ -85,3 +85,11 @@ outcomes = sa.Table(
     sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
     sa.Index("ix_outcomes_service_reported", "service", "reported_at"),
 )
+
+monitoring_snapshots = sa.Table(
+    "monitoring_snapshots",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("computed_at", UtcDateTime, primary_key=True),
+    sa.Column("report", Document, nullable=False),  # quality, calibration and drift per model version
+)

@@ -17,6 +17,7 @@ from shared.core.contract import Contract, ValidEvent
 from shared.core.idempotency import Answer, Conflict, look_up
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
+from shared.doors.monitoring import LatestReport, register_monitoring_routes
 from shared.doors.openapi import build_openapi
 from shared.doors.outcomes import register_outcome_routes
 from shared.errors import (
@@ -145,6 +146,8 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     register_control_routes(app, runtime)
     register_decision_routes(app, runtime)
     register_outcome_routes(app, runtime, settings.max_batch_events)
+    latest_report = LatestReport(runtime)
+    register_monitoring_routes(app, runtime, latest_report)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -173,7 +176,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        body, content_type = render()
+        body, content_type = render(latest_report.get())
         return Response(body, content_type=content_type)
 
     @app.get("/openapi.json")

@@ -131,6 +131,29 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
     _decision_paths(spec, service)
     _outcome_paths(spec, service, max_batch_events)
     _control_paths(spec)
+    for path, summary, content in (
+        (
+            "/v1/monitoring",
+            "The latest quality report: precision and recall per outcome and per rule, calibration and "
+            "drift per model version, and the alerts (computed by `risk monitor`)",
+            "application/json",
+        ),
+        ("/v1/monitoring/report", "The latest quality report as a page with charts", "text/html"),
+    ):
+        spec.path(
+            path=path,
+            operations={
+                "get": {
+                    "summary": summary,
+                    "security": [{"apiKey": []}],
+                    "responses": {
+                        "200": {"description": "the report", "content": {content: {}}},
+                        "401": {"description": "missing or unknown API key", "content": error},
+                        "404": {"description": "no report computed yet", "content": error},
+                    },
+                }
+            },
+        )
     for path, (summary, _) in service.reference_documents().items():
         spec.path(
             path=path,

@@ -125,3 +125,105 @@ def _draw(draw: Callable[[Any], None], height: float = 3.6) -> str:
     figure.savefig(buffer, format="png")
     pyplot.close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def monitoring_page(report: Mapping[str, Any]) -> bytes:
+    """The monitoring report as a page for the data scientist: alerts first, then per model version the
+    drift of the score and every feature (PSI against training, with the 0.1 and 0.2 marks), calibration in
+    production (reliability by score bin, Brier, slope, intercept), precision and recall per decision
+    outcome and per rule."""
+    title = f"{report['service']}: quality in production"
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>computed {html.escape(str(report['computed_at']))}; {report['decisions']} decisions, "
+        f"{report['labelled']} with a known outcome</p>",
+        "<h2>Alerts</h2>",
+        _alert_list(report["alerts"]),
+    ]
+    for version, section in report["models"].items():
+        parts.append(f"<h2>Model {html.escape(version)}</h2>")
+        parts.append(
+            f"<p>{section['decisions']} decisions, {section['labelled']} labelled, {section['positives']} positive</p>"
+        )
+        drift = section["drift"]
+        if "unavailable" in drift:
+            parts.append(f"<p>Drift: {html.escape(drift['unavailable'])}</p>")
+        else:
+            values = {"score": drift["score"], **drift["features"]}
+            shown = {k: v for k, v in values.items() if v is not None}
+            parts.append(f"<img alt='drift' src='data:image/png;base64,{_psi_png(shown)}'>")
+        calibration = section["calibration"]
+        if calibration is None:
+            parts.append("<p>Calibration: no outcome known yet.</p>")
+        else:
+            parts.append(f"<img alt='reliability' src='data:image/png;base64,{_reliability_png(calibration)}'>")
+            figures = {k: calibration[k] for k in ("brier", "slope", "intercept", "mean_predicted", "observed_rate")}
+            parts.append(_table("Calibration", ["figure", "value"], [[k, v] for k, v in figures.items()]))
+        for kind in ("outcomes", "rules"):
+            rows = [
+                [name, f["labelled"], f["positives"], f["precision"], f["recall"]] for name, f in section[kind].items()
+            ]
+            parts.append(_table(f"Per {kind[:-1]}", [kind[:-1], "labelled", "positive", "precision", "recall"], rows))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "img{margin:0.5em;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:0.2em 0.6em;text-align:right}th{background:#f3f3f3}"
+        ".alert{color:#a00}</style></head><body>" + "".join(parts) + "</body></html>\n"
+    ).encode()
+
+
+def _alert_list(alerts: Sequence[Mapping[str, Any]]) -> str:
+    if not alerts:
+        return "<p>None: no drift above PSI 0.2, calibration slope within 0.8 to 1.2.</p>"
+    items = "".join(
+        f"<li class='alert'>{html.escape(a['kind'])} of {html.escape(str(a['name']))} (model "
+        f"{html.escape(a['model_version'])}): {a['value']} against {html.escape(json.dumps(a['threshold']))}</li>"
+        for a in alerts
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _table(caption: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_shown(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><caption>{html.escape(caption)}</caption><tr>{head}</tr>{body}</table>"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _psi_png(values: Mapping[str, float]) -> str:
+    names = sorted(values, key=values.__getitem__)
+
+    def draw(axes: Any) -> None:
+        axes.barh(names, [values[n] for n in names], color=["#c33" if values[n] > 0.2 else "#48a" for n in names])
+        for mark in (0.1, 0.2):
+            axes.axvline(mark, linestyle="--", color="grey", linewidth=1)
+        axes.set(title="drift: PSI against training", xlabel="population stability index")
+
+    return _draw(draw, height=max(3.0, 0.28 * len(names) + 1))
+
+
+def _reliability_png(calibration: Mapping[str, Any]) -> str:
+    bins = calibration["reliability"]
+
+    def draw(axes: Any) -> None:
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+        axes.scatter(
+            [b["mean_predicted"] for b in bins],
+            [b["observed_rate"] for b in bins],
+            s=[20 + 180 * b["count"] / max(c["count"] for c in bins) for b in bins],
+        )
+        axes.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="predicted (bin mean)",
+            ylabel="observed rate",
+            title="reliability in production",
+        )
+
+    return _draw(draw, height=4.2)
