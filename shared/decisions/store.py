@@ -418,8 +418,15 @@ class DecisionStore:
         return dict(report) if report is not None else None
 
     def count(self, service: str) -> int:
+        """How many decisions of the service are recorded."""
         with self._reading() as connection:
             query = sa.select(sa.func.count()).select_from(decisions).where(decisions.c.service == service)
+            return int(connection.execute(query).scalar_one())
+
+    def count_outcomes(self, service: str) -> int:
+        """How many of the service's decisions have a known outcome."""
+        with self._reading() as connection:
+            query = sa.select(sa.func.count()).select_from(outcomes).where(outcomes.c.service == service)
             return int(connection.execute(query).scalar_one())
 
     def ping(self) -> None:

@@ -146,10 +146,11 @@ def metric(name: str, **labels: str) -> float:
 
 
 def test_registry_names_each_topic_once_with_its_dead_letter_topic() -> None:
-    """ALL_TOPICS holds the inputs, one `.dlq` per input, the outputs and the control topic, each name
-    once; lookups by name work and unknown names or illegal topics fail loudly."""
+    """ALL_TOPICS holds the inputs (events, history and outcomes), one `.dlq` per input, the outputs and the
+    control topic, each name once; lookups by name work and unknown names or illegal topics fail loudly."""
     names = [topic.name for topic in ALL_TOPICS]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 2 * len(INPUT_TOPICS) + 3 + 1
+    assert {"payments.outcomes", "health.outcomes"} <= set(names)
     for topic in INPUT_TOPICS:
         assert topic_by_name(f"{topic.name}.dlq") == topic.dead_letter
         assert topic.dead_letter.partitions == topic.partitions
