@@ -11,11 +11,13 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
-from bench.common import bench_settings, record, workdir
+from bench.common import add_decision_store_option, bench_settings, decision_store_url, record, result_name, workdir
 from bench.traffic import traffic
 from services.registry import runtime, service_names
 from shared.doors.http import create_app
+from shared.settings import Settings
 
 WARM_UP = 200
 
@@ -24,9 +26,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--requests", type=int, default=3000)
+    add_decision_store_option(parser)
     args = parser.parse_args()
     work = workdir()
-    settings = bench_settings(work, args.service)
+    with decision_store_url(work, args.decisions) as decisions_url:
+        run(args, work, bench_settings(work, args.service, decisions_url))
+
+
+def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     load = traffic(args.service, settings, args.requests + WARM_UP)
     parts = runtime(args.service, settings)
     load.warm(parts.state)
@@ -42,10 +49,12 @@ def main() -> None:
         seconds.append(time.perf_counter() - started)
         if response.status_code != 200:
             raise SystemExit(f"request failed: {response.status_code} {response.text[:200]}")
+    parts.close()
     record(
-        f"http_inprocess_{args.service}",
+        result_name("http_inprocess", args.service, args.decisions),
         {
             "service": args.service,
+            "decision_store": args.decisions,
             "requests": len(seconds),
             "traffic": load.description,
             "median_us": round(statistics.median(seconds) * 1e6),

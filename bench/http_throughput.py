@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import bench_settings, record, workdir
+from bench.common import add_decision_store_option, bench_settings, decision_store_url, record, result_name, workdir
 from bench.traffic import traffic
 from services.registry import runtime, service_names
 from shared.doors.gunicorn import gunicorn_command
@@ -75,13 +75,18 @@ def main() -> None:
     parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
+    add_decision_store_option(parser)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     work = workdir()
-    settings = bench_settings(work, args.service)
+    with decision_store_url(work, args.decisions) as decisions_url:
+        run(args, work, bench_settings(work, args.service, decisions_url))
+
+
+def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     bodies, description = prepare_traffic(args.service, settings, work)
-    results: dict[str, object] = {"service": args.service, "traffic": description}
+    results: dict[str, object] = {"service": args.service, "decision_store": args.decisions, "traffic": description}
     with running_server(args.service, settings, work / "service.log", workers=2) as server:
         results["service"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
         decisions = decision_counts(server.base_url)
@@ -93,7 +98,7 @@ def main() -> None:
     assert isinstance(service, dict) and isinstance(bare_figures, dict)
     results["service_to_bare_ratio"] = round(service["requests_per_second"] / bare_figures["requests_per_second"], 3)
     record(
-        f"http_throughput_{args.service}",
+        result_name("http_throughput", args.service, args.decisions),
         {
             "workers": 2,
             "connections": args.connections,

@@ -2,6 +2,7 @@
 `risk stream SERVICE` worker, decisions read back. Events/s from the first publish to the last decision.
 
     .venv/bin/python -m bench.stream_throughput [--service fraud|claims|disease] [--events 20000]
+        [--decisions sqlite|postgresql|none]
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from bench.common import bench_settings, record, workdir
+from bench.common import add_decision_store_option, bench_settings, decision_store_url, record, result_name, workdir
 from bench.traffic import traffic
 from services.registry import runtime, service_names
 from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import ALL_TOPICS
+from shared.settings import Settings
 from tests.fixtures.kafka_io import collect, publish
 from tests.fixtures.services import running_worker
 
@@ -25,9 +28,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--events", type=int, default=20_000)
+    add_decision_store_option(parser)
     args = parser.parse_args()
     work = workdir()
-    settings = bench_settings(work, args.service)
+    with decision_store_url(work, args.decisions) as decisions_url:
+        run(args, work, bench_settings(work, args.service, decisions_url))
+
+
+def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     load = traffic(args.service, settings, args.events + WARM_UP)
     with runtime(args.service, settings) as parts:
         load.warm(parts.state)
@@ -46,9 +54,10 @@ def main() -> None:
             elapsed = time.perf_counter() - started
     scored = len(records) - WARM_UP
     record(
-        f"stream_throughput_{args.service}",
+        result_name("stream_throughput", args.service, args.decisions),
         {
             "service": args.service,
+            "decision_store": args.decisions,
             "events": scored,
             "traffic": load.description,
             "partitions": load.input_topic.partitions,

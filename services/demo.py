@@ -3,7 +3,9 @@
 Starts the embedded broker; for fraud, claims and disease, trains a model if the registry has none, starts the
 HTTP server (gunicorn, 2 workers) and the stream worker, publishes simulated or real events (and one
 malformed record each, to show the dead-letter path), collects the decisions, scores a few more over
-HTTP, prints a readable summary, and shuts everything down.
+HTTP, prints a readable summary, and shuts everything down. Every decision is recorded (a SQLite file in the
+run's folder): the demo finds a few again by event id, sends one event again to show it replayed, reports
+the fraud outcomes (confirmed fraud or genuine) back, and prints the quality figures the monitor computes.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def run_demo(settings: Settings, events: int = 300) -> int:
         settings = Settings.from_env(
             kafka_bootstrap_servers=broker.bootstrap_servers,
             state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
+            decisions_url=f"sqlite:///{workdir / 'decisions.sqlite3'}",
             pseudonym_key=pseudonym_key,
         )
         _fraud_demo(settings, workdir, events)
@@ -100,7 +103,11 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
     with _running("fraud", settings, workdir) as service:
         decisions = _publish_and_collect(settings, PAYMENTS_TRANSACTIONS, stream, "customer_id", FRAUD_DECISIONS)
         http_decisions, refusal = _over_http(service, http, {"amount": -5, "timestamp": "yesterday"})
-    _summary("fraud", decisions, http_decisions, refusal, PAYMENTS_TRANSACTIONS)
+        _summary("fraud", decisions, http_decisions, refusal, PAYMENTS_TRANSACTIONS)
+        _found_again(service, decisions[0]["event_id"], http[0])
+        labels = dict(zip(chosen["transaction_id"].astype(str), chosen["is_fraud"].astype(int), strict=True))
+        _report_outcomes(service, [*decisions, *http_decisions], labels)
+    _monitoring(settings, "fraud")
 
 
 # ------------------------------------------------------------------ claims
@@ -182,6 +189,7 @@ def _running(service: str, settings: Settings, workdir: Path) -> Iterator[Runnin
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "RISK_STATE_URL": settings.state_url,
+        "RISK_DECISIONS_URL": settings.decisions_url,
         "RISK_MODEL_DIR": str(settings.model_dir),
         "RISK_LOG_LEVEL": "WARNING",
         "RISK_PSEUDONYM_KEY": settings.pseudonym_key.decode(),
@@ -297,6 +305,65 @@ def _summary(
             f"\n  model {stream[0]['model']['version']}, ruleset {stream[0]['ruleset_version']}; "
             f"the malformed Kafka record went to {topic.dead_letter.name}\n"
         )
+
+
+def _found_again(service: RunningService, streamed_id: str, posted: dict[str, Any]) -> None:
+    """Decisions are recorded: found by event id whichever door made them; an event sent again is replayed."""
+    print(f"=== {service.name}: recorded decisions ===")
+    found = requests.get(f"{service.base_url}/v1/decisions/{streamed_id}", timeout=10).json()
+    print(f"  GET /v1/decisions/{streamed_id} (decided over Kafka): {found['decision']}, score {found['score']:.3f}")
+    again = requests.post(f"{service.base_url}/v1/score", json=posted, timeout=10).json()
+    print(
+        f"  the same event posted again: {again['decision']}, score {again['score']:.3f}, replayed "
+        f"{str(again['replayed']).lower()} (not scored twice, counted once in every window)"
+    )
+    page = requests.get(f"{service.base_url}/v1/decisions", params={"decision": "review", "limit": "3"}, timeout=10)
+    shown = ", ".join(d["event_id"] for d in page.json()["decisions"]) or "none"
+    print(f"  GET /v1/decisions?decision=review&limit=3: {shown}")
+
+
+def _report_outcomes(service: RunningService, decided: list[dict[str, Any]], labels: dict[str, int]) -> None:
+    """Outcomes a week later: the simulation's truth, confirmed fraud or genuine, posted back."""
+    outcomes = [
+        {
+            "transaction_id": d["event_id"],
+            "outcome": "fraud" if labels[d["event_id"]] else "genuine",
+            "source": "chargeback" if labels[d["event_id"]] else "cardholder",
+            "reported_at": (datetime.now(UTC)).isoformat(),
+        }
+        for d in decided
+        if d["event_id"] in labels
+    ]
+    response = requests.post(f"{service.base_url}/v1/outcomes", json={"outcomes": outcomes}, timeout=30)
+    statuses = Counter(o["status"] for o in response.json()["outcomes"])
+    frauds = sum(o["outcome"] == "fraud" for o in outcomes)
+    print(
+        f"  POST /v1/outcomes: {len(outcomes)} outcomes ({frauds} confirmed fraud), "
+        + ", ".join(f"{k} {v}" for k, v in statuses.items())
+        + "; confirmed frauds now raise their terminals' risk for later payments"
+    )
+
+
+def _monitoring(settings: Settings, service: str) -> None:
+    """The monitor over the recorded decisions and their outcomes (`risk monitor SERVICE` does the same)."""
+    with runtime(service, settings) as parts:
+        report = parts.monitor()
+    print(f"\n=== {service}: quality in production (risk monitor {service}) ===")
+    for version, section in report["models"].items():
+        calibration = section["calibration"] or {}
+        print(f"  model {version}: {section['decisions']} decisions, {section['labelled']} with an outcome")
+        for decision, figures in section["outcomes"].items():
+            print(f"    {decision:<8} precision {figures['precision']}, recall {figures['recall']}")
+        print(
+            f"    calibration: Brier {calibration.get('brier')}, slope {calibration.get('slope')}, "
+            f"intercept {calibration.get('intercept')}"
+        )
+        drift = section["drift"]
+        if "features" in drift:
+            worst = sorted(drift["features"].items(), key=lambda item: -(item[1] or 0.0))[:3]
+            print(f"    drift (PSI): score {drift['score']}; highest " + ", ".join(f"{k} {v}" for k, v in worst))
+    alerts = ", ".join(f"{a['kind']} {a['name']} {a['value']}" for a in report["alerts"]) or "none"
+    print(f"  alerts: {alerts} (a few hundred decisions of one day: figures for show, not for judging)\n")
 
 
 def _split(items: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

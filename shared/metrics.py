@@ -89,6 +89,11 @@ class _QualityGauges(Collector):
             "Share of known positives given this decision outcome",
             labels=["service", "model_version", "decision"],
         )
+        alerts = GaugeMetricFamily(
+            "risk_quality_alerts", "Alerts in the latest monitoring report", labels=["service", "kind"]
+        )
+        for kind in ("drift", "calibration"):
+            alerts.add_metric([service, kind], sum(a["kind"] == kind for a in self._report["alerts"]))
         labelled = GaugeMetricFamily(
             "risk_labelled_decisions", "Recorded decisions whose outcome is known", labels=["service", "model_version"]
         )
@@ -108,7 +113,7 @@ class _QualityGauges(Collector):
                 if figures["recall"] is not None:
                     recall.add_metric([service, version, decision], figures["recall"])
             labelled.add_metric([service, version], section["labelled"])
-        yield from (psi, slope, brier, precision, recall, labelled)
+        yield from (psi, slope, brier, precision, recall, labelled, alerts)
 
 
 STREAM_RECORDS = Counter("risk_stream_records_total", "Records consumed by stream workers", ["topic"])

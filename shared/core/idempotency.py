@@ -17,7 +17,7 @@ from typing import Any
 from shared.core.contract import ValidEvent
 from shared.core.decision import Decision
 from shared.core.scoring import ScoringCore
-from shared.decisions import DecisionStore, NewDecision, StoredDecision
+from shared.decisions import DecisionStore, NewDecision, Recorded
 from shared.metrics import DECISION_CONFLICTS, DECISION_REPLAYS
 
 Score = Callable[[Sequence[int]], list[Decision]]  # the events at these positions, scored by the door's path
@@ -59,17 +59,12 @@ def decide_once(
     door: str,
 ) -> list[Answer | Conflict]:
     """One answer per event, in order. Without a store every event is scored (nothing can be replayed)."""
-    return look_up(core, events, store).decide(score, door)
-
-
-def look_up(core: ScoringCore, events: Sequence[ValidEvent], store: DecisionStore | None) -> Lookup:
-    """What the store already holds for `events`: a door that refuses a batch whole (HTTP) reads the
-    conflicts before anything is scored, then decides."""
-    return Lookup(core, events, store)
+    return Lookup(core, events, store).decide(score, door)
 
 
 class Lookup:
-    """The events of one batch against the store: replays and conflicts known, the rest still to score."""
+    """The events of one batch against the store: replays and conflicts known, the rest still to score. A
+    door that refuses a batch whole (HTTP) reads `conflicts` before anything is scored, then decides."""
 
     def __init__(self, core: ScoringCore, events: Sequence[ValidEvent], store: DecisionStore | None) -> None:
         self._core, self._events, self._store = core, events, store
@@ -78,7 +73,7 @@ class Lookup:
         self._first_at: dict[str, int] = {}
         self._to_score: list[int] = []
         self._repeats: list[int] = []  # the same id twice in one batch: the later one is judged against the first
-        recorded = store.find(core.service.name, self._ids) if store is not None else {}
+        recorded = store.answers(core.service.name, self._ids) if store is not None else {}
         for position, (event_id, event) in enumerate(zip(self._ids, events, strict=True)):
             if event_id in recorded:
                 self._answers[position] = _judged(recorded[event_id], event)
@@ -100,13 +95,13 @@ class Lookup:
         documents = core.dump(decisions)
         if store is None:
             inserted = {d.event_id for d in decisions}
-            winners: dict[str, StoredDecision] = {}
+            winners: dict[str, Recorded] = {}
         else:
             inserted = store.record(
                 [_new(d, doc, events[p], door) for p, d, doc in zip(self._to_score, decisions, documents, strict=True)]
             )
             lost = [d.event_id for d in decisions if d.event_id not in inserted]
-            winners = store.find(core.service.name, lost) if lost else {}
+            winners = store.answers(core.service.name, lost) if lost else {}
         for position, decision, document in zip(self._to_score, decisions, documents, strict=True):
             if decision.event_id in inserted:
                 answers[position] = _answer(decision, document)
@@ -132,7 +127,7 @@ class Lookup:
         return done
 
 
-def _judged(recorded: StoredDecision, event: ValidEvent) -> Answer | Conflict:
+def _judged(recorded: Recorded, event: ValidEvent) -> Answer | Conflict:
     if recorded.input_fingerprint != event.fingerprint:
         return Conflict(recorded.event_id, recorded.input_fingerprint, event.fingerprint)
     document = _replayed(recorded.document)

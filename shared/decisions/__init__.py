@@ -13,6 +13,7 @@ from shared.decisions.store import (
     OutcomeResult,
     OutcomeStatus,
     Page,
+    Recorded,
     Search,
     StoredDecision,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "OutcomeResult",
     "OutcomeStatus",
     "Page",
+    "Recorded",
     "Search",
     "StoredDecision",
 ]

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData()
@@ -35,14 +34,16 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-Document: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# Plain JSON on both backends (PostgreSQL's `json`, not `jsonb`): the documents are written on every door's
+# hot path and read whole, never queried inside, so jsonb's parsing on insert would buy nothing.
+Document: Any = sa.JSON()
 
 decisions = sa.Table(
     "decisions",
     metadata,
     sa.Column("service", sa.String(32), primary_key=True),
     sa.Column("event_id", sa.String(128), primary_key=True),
-    sa.Column("decision_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("decision_id", sa.String(36), nullable=False),  # derived from the key: unique with it
     sa.Column("entity_id", sa.String(128), nullable=False),
     sa.Column("decision", sa.String(32), nullable=False),
     sa.Column("score", sa.Float, nullable=False),

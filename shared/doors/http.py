@@ -14,7 +14,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.core.contract import Contract, ValidEvent
-from shared.core.idempotency import Answer, Conflict, look_up
+from shared.core.idempotency import Answer, Conflict, Lookup
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
 from shared.doors.monitoring import LatestReport, register_monitoring_routes
@@ -109,7 +109,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         g.event_ids = [str(e.document[service.event_id_field]) for e in events]
         g.entity_ids = [str(e.document[service.entity_field]) for e in events]
         started = time.perf_counter()
-        lookup = look_up(core, events, runtime.decisions)
+        lookup = Lookup(core, events, runtime.decisions)
         if lookup.conflicts:  # the batch is refused whole, before anything is scored
             raise _conflicts(service.event_id_field, single, lookup.conflicts)
         answers = lookup.decide(

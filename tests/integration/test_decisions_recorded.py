@@ -282,3 +282,31 @@ def test_the_terminal_shows_and_searches_recorded_decisions(fraud_settings: Sett
     assert "--cursor" in searched.stderr
     missing = risk("show", "fraud", "cli-404")
     assert missing.returncode == 2 and "cli-404" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_retention_deletes_only_decisions_older_than_the_setting_and_audits_it(fraud_settings: Settings) -> None:
+    """With RISK_DECISIONS_RETENTION_DAYS=30, pruning 29 days from now deletes nothing and 31 days from now
+    deletes every decision made today, outcomes with them; each run leaves an audit entry saying how many."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.registry import runtime
+
+    settings = replace(fraud_settings, decisions_retention_days=30)
+    client = scoring_app("fraud", settings).test_client()
+    client.post("/v1/score", json={"events": [tx("keep", i) for i in range(5)]}, headers=AUTH)
+    outcome = {
+        "transaction_id": "keep-1",
+        "outcome": "fraud",
+        "source": "analyst",
+        "reported_at": "2018-08-20T00:00:00+00:00",
+    }
+    assert client.post("/v1/outcomes", json=outcome, headers=AUTH).status_code == 200
+    parts = runtime("fraud", settings)
+    now = datetime.now(UTC)
+    assert parts.prune_decisions("ops", now=now + timedelta(days=29)) == 0
+    assert parts.prune_decisions("ops", now=now + timedelta(days=31)) == 5
+    assert parts.decisions is not None
+    assert parts.decisions.count("fraud") == 0 and parts.decisions.count_outcomes("fraud") == 0
+    audit = [e for e in parts.control.audit("fraud") if e["action"] == "decisions_pruned"]
+    assert [(e["identity"], e["deleted"], e["days"]) for e in audit] == [("ops", 0, 30), ("ops", 5, 30)]
+    parts.close()

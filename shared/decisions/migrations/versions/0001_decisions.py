@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+DOCUMENT = sa.JSON()
 
 
 def upgrade() -> None:
@@ -24,7 +23,7 @@ def upgrade() -> None:
         "decisions",
         sa.Column("service", sa.String(32), primary_key=True),
         sa.Column("event_id", sa.String(128), primary_key=True),
-        sa.Column("decision_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("decision_id", sa.String(36), nullable=False),  # derived from the key: unique with it
         sa.Column("entity_id", sa.String(128), nullable=False),
         sa.Column("decision", sa.String(32), nullable=False),
         sa.Column("score", sa.Float, nullable=False),

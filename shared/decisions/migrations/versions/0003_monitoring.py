@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0003"
 down_revision = "0002"
@@ -22,7 +21,7 @@ def upgrade() -> None:
         "monitoring_snapshots",
         sa.Column("service", sa.String(32), primary_key=True),
         sa.Column("computed_at", sa.DateTime(timezone=True), primary_key=True),
-        sa.Column("report", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column("report", sa.JSON(), nullable=False),
     )
 
 
