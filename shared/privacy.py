@@ -10,6 +10,8 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from shared.jsonlimits import too_deep
+
 PSEUDONYM_PREFIX = "pid_"
 PSEUDONYM_PATTERN = "^pid_[0-9a-f]{20}$"  # what `pseudonymise` makes
 
@@ -33,8 +35,10 @@ def redact_event_record(
     safe_key = None if key is None else pseudonymise(key.decode("utf-8", "replace"), secret).encode()
     try:
         event = json.loads(value) if value else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         event = None
+    if isinstance(event, dict) and too_deep(event):
+        return safe_key, None, [("payload", b"withheld: nested too deeply to redact")]
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
         return safe_key, None, [("payload", b"withheld: not a JSON event, so personal data could not be redacted")]
     data: dict[str, Any] = event["data"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.privacy import pseudonymise, redact_event_record
 
 KEY = b"unit-test-key"
@@ -49,3 +51,14 @@ def test_a_record_without_key_stays_without_key() -> None:
     """Redaction invents no key for a record that had none."""
     key, value, _ = redact(None, json.dumps({"data": {"age": 50}}).encode())
     assert key is None and json.loads(value) == {"data": {"age": 50}}
+
+
+@pytest.mark.parametrize("depth", [500, 10_000])
+def test_a_payload_nested_too_deeply_is_withheld_instead_of_raising(depth: int) -> None:
+    """A poison record nested 500 levels deep (parsable, but too deep to walk) or 10,000 (past the parser's
+    recursion limit) is withheld from the dead letter; the redactor does not raise RecursionError."""
+    nested = "[" * depth + "]" * depth
+    raw = ('{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"age":' + nested + "}}").encode()
+    key, value, headers = redact(b"MRN-42", raw)
+    assert value is None and dict(headers)["payload"].startswith(b"withheld")
+    assert key == pseudonymise("MRN-42", KEY).encode()
