@@ -7,16 +7,35 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterable
 from typing import Any
+
+from shared.jsonlimits import too_deep
 
 PSEUDONYM_PREFIX = "pid_"
 PSEUDONYM_PATTERN = "^pid_[0-9a-f]{20}$"  # what `pseudonymise` makes
+MASK = "***"
+# scheme://user:password@host -> scheme://user:***@host (redis://:secret@host too)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*):(?P<password>\S+)@")
+# password=..., token=..., api_key=... in query strings and messages
+_SECRET_PARAMETER = re.compile(r"(?i)\b(?P<name>password|passwd|pwd|secret|token|api[_-]?key)=(?P<value>[^&\s;,)]+)")
+MIN_SECRET_LENGTH = 4  # shorter known values would mask ordinary words
 
 
 def pseudonymise(value: object, key: bytes) -> str:
     digest = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
     return f"{PSEUDONYM_PREFIX}{digest[:20]}"
+
+
+def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` safe to show a client: passwords in URLs and `password=`-like parameters masked, and every
+    known secret value (API keys, the pseudonym key, ...) wherever it appears."""
+    masked = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+    masked = _SECRET_PARAMETER.sub(rf"\g<name>={MASK}", masked)
+    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
+        masked = masked.replace(secret, MASK)
+    return masked
 
 
 def redact_event_record(
@@ -33,8 +52,10 @@ def redact_event_record(
     safe_key = None if key is None else pseudonymise(key.decode("utf-8", "replace"), secret).encode()
     try:
         event = json.loads(value) if value else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         event = None
+    if isinstance(event, dict) and too_deep(event):
+        return safe_key, None, [("payload", b"withheld: nested too deeply to redact")]
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
         return safe_key, None, [("payload", b"withheld: not a JSON event, so personal data could not be redacted")]
     data: dict[str, Any] = event["data"]

@@ -3,6 +3,7 @@ once, into a `ValidEvent` that keeps both the typed values and the serialised fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -10,9 +11,12 @@ from marshmallow import Schema, ValidationError
 
 from shared.core.decision import fingerprint
 from shared.errors import ConfigurationError, InvalidInputError
+from shared.jsonlimits import MAX_NESTING, too_deep
 from shared.privacy import pseudonymise
 
 Event = dict[str, Any]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ValidEvent(NamedTuple):
@@ -51,11 +55,44 @@ def validate_event(schema: Schema, raw: object) -> Event:
     """One raw event (parsed JSON) through a contract, or InvalidInputError naming every field at fault."""
     if not isinstance(raw, Mapping):
         raise InvalidInputError({"_schema": ["the event must be a JSON object"]})
+    if too_deep(raw):
+        raise InvalidInputError({"_schema": [f"the event nests more than {MAX_NESTING} levels deep"]})
+    surrogates = surrogate_problems(raw)
+    if surrogates:
+        raise InvalidInputError(surrogates)
     try:
         loaded: Event = schema.load(raw)
     except ValidationError as error:
         raise InvalidInputError(_flatten(error.normalized_messages())) from None
     return loaded
+
+
+def surrogate_problems(raw: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every string of an event (values, and keys, at any depth) holding a lone surrogate, by field path.
+    JSON's `"\\ud800"` escape decodes to one; it is not Unicode text, so it cannot be encoded as UTF-8 for
+    the state store, the rules engine, the logs or the decision, and is refused here, at the contract."""
+    problems: dict[str, list[str]] = {}
+    stack: list[tuple[str, Any]] = [("", raw)]
+    while stack:
+        prefix, value = stack.pop()
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            path = f"{prefix}{_printable(str(key))}"
+            if isinstance(key, str) and _SURROGATE.search(key):
+                problems[path] = ["the field name holds a lone surrogate, which is not Unicode text"]
+            elif isinstance(item, str) and not item.isascii() and (found := _SURROGATE.search(item)):
+                problems[path] = [
+                    f"holds a lone surrogate (\\u{ord(found.group()):04x}) at character {found.start()}, "
+                    "which is not Unicode text"
+                ]
+            elif isinstance(item, Mapping | list):
+                stack.append((f"{path}.", item))
+    return problems
+
+
+def _printable(text: str) -> str:
+    """`text` with lone surrogates written as `\\udXXX` escapes, so a message naming it can be encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

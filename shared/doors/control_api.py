@@ -53,7 +53,7 @@ def register_control_routes(app: Flask, runtime: Runtime) -> None:
     @app.post("/v1/control/promotions")
     def propose_promotion() -> tuple[Response, int]:
         who = identity()
-        body = request.get_json(silent=True)
+        body = _json_body()
         if not isinstance(body, dict) or not isinstance(body.get("version"), str):
             raise InvalidInputError({"version": ["a model version from the registry is required"]})
         return jsonify(asdict(store.propose_promotion(service, body["version"], who))), 201
@@ -64,7 +64,7 @@ def register_control_routes(app: Flask, runtime: Runtime) -> None:
 
     @app.post("/v1/control/proposals/<proposal_id>/refuse")
     def refuse(proposal_id: str) -> Response:
-        body = request.get_json(silent=True) or {}
+        body = _json_body() or {}
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError({"reason": ["say why the proposal is refused"]})
@@ -79,3 +79,12 @@ def register_control_routes(app: Flask, runtime: Runtime) -> None:
     def audit() -> Response:
         identity()
         return jsonify({"entries": store.audit(service)})
+
+
+def _json_body() -> Any:
+    """The request's JSON, or None when it is not JSON or nests too deeply for the parser (a 4xx for the
+    caller to report, never a RecursionError and a 500)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None

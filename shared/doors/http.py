@@ -6,8 +6,10 @@ Errors come from the one hierarchy in shared.errors; no client input, however ma
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import structlog
 from flask import Flask, Response, g, jsonify, request
@@ -32,9 +34,13 @@ from shared.errors import (
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
 from shared.modeling.report import REPORT_FILE
+from shared.privacy import mask_secrets
 from shared.runtime import Runtime
+from shared.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# A caller's X-Request-ID is kept only when it is a plain token: it is in every log line of the request.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
@@ -43,7 +49,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     settings, service = runtime.settings, runtime.service
     configure_logging(settings.log_level, settings.pseudonym_key)
     log = get_logger(f"{service.name}.http")
-    app = Flask(f"risk-{service.name}")
+    app = Flask(f"risk-{service.name}", static_folder=None)  # nothing under ./static is ever served
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     try:
         runtime.holder.load()  # the model now, not on the first request
@@ -52,11 +58,12 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     if follow_control:
         runtime.follow_control()
     openapi = build_openapi(service, settings.max_batch_events)
+    secrets = _secrets_of(settings)
 
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.request_id = _request_id(request.headers.get("X-Request-ID"))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id, service=service.name)
         if settings.auth_required and request.path not in OPEN_PATHS:
@@ -88,14 +95,20 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     def _risk_error(error: RiskError) -> tuple[Response, int]:
         if isinstance(error, InvalidInputError):
             REJECTED.labels(service.name, "http").inc()
-        return jsonify(error.to_dict()), error.http_status
+        body = error.to_dict()
+        body["message"] = mask_secrets(str(body.get("message", "")), secrets)  # e.g. a store URL's password
+        return jsonify(body), error.http_status
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int]:
         if isinstance(error, RequestEntityTooLarge):
             return _risk_error(PayloadTooLargeError(f"the body is larger than {settings.max_body_bytes} bytes"))
         code = error.code or 500
-        return jsonify({"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description}), code
+        response = jsonify({"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description})
+        for name, value in error.get_headers():  # such as Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, code
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
@@ -104,7 +117,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
 
     @app.post("/v1/score")
     def score() -> Response:
-        events, single = _read_events(runtime.contract, settings.max_batch_events)
+        events, single = _read_events(runtime.contract, settings.max_batch_events, service.event_id_field)
         core = runtime.core
         g.event_ids = [str(e.document[service.event_id_field]) for e in events]
         g.entity_ids = [str(e.document[service.entity_field]) for e in events]
@@ -159,18 +172,18 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         try:
             checks["model"] = runtime.core.model.version
         except ModelNotFoundError as error:
-            checks["model"] = f"unavailable: {error}"
+            checks["model"] = f"unavailable: {mask_secrets(str(error), secrets)}"
         try:
             runtime.state.ping()
             checks["state_store"] = "ok"
         except NotReadyError as error:
-            checks["state_store"] = f"unavailable: {error}"
+            checks["state_store"] = f"unavailable: {mask_secrets(str(error), secrets)}"
         if runtime.decisions is not None:
             try:
                 runtime.decisions.ping()
                 checks["decision_store"] = "ok"
             except NotReadyError as error:
-                checks["decision_store"] = f"unavailable: {error}"
+                checks["decision_store"] = f"unavailable: {mask_secrets(str(error), secrets)}"
         ready = all(not v.startswith("unavailable") for v in checks.values())
         return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
 
@@ -193,8 +206,22 @@ def _conflicts(id_field: str, single: bool, conflicts: list[tuple[int, Conflict]
     )
 
 
-def _read_events(contract: Contract, limit: int) -> tuple[list[ValidEvent], bool]:
-    """The request's events, validated all or nothing: one bad event refuses the whole batch."""
+def _request_id(presented: str | None) -> str:
+    """The caller's X-Request-ID when it is at most 64 of [A-Za-z0-9._-], else a new one: it goes into every
+    log line of the request, so nobody may make those lines 8 KB long or put their own text in them."""
+    return presented if presented and REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
+
+
+def _secrets_of(settings: Settings) -> tuple[str, ...]:
+    """Values no answer may show: the API keys, the pseudonym key, the stores' passwords."""
+    keys = tuple(entry.partition(":")[2] or entry for entry in settings.api_keys)
+    passwords = [urlsplit(url).password for url in (settings.state_url, settings.decisions_url)]
+    return (*keys, settings.pseudonym_key.decode("utf-8", "replace"), *(p for p in passwords if p))
+
+
+def _read_events(contract: Contract, limit: int, id_field: str) -> tuple[list[ValidEvent], bool]:
+    """The request's events, validated all or nothing: one bad event refuses the whole batch, and so does
+    an event id given twice (the second would be counted twice in the window state and decided twice)."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:
@@ -210,11 +237,19 @@ def _read_events(contract: Contract, limit: int) -> tuple[list[ValidEvent], bool
         if len(raw_events) > limit:
             raise PayloadTooLargeError(f"a batch holds at most {limit} events; this one has {len(raw_events)}")
         events, problems = [], {}
+        first_index: dict[str, int] = {}
         for index, raw in enumerate(raw_events):
             try:
-                events.append(contract.validate(raw))
+                event = contract.validate(raw)
             except InvalidInputError as error:
                 problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
+                continue
+            events.append(event)
+            earlier = first_index.setdefault(str(event.data.get(id_field)), index)
+            if earlier != index:
+                problems[f"events.{index}.{id_field}"] = [
+                    f"the same {id_field} as events.{earlier}: each event of a batch needs its own id"
+                ]
         if problems:
             raise InvalidInputError(problems)
         return events, False

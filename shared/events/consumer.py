@@ -7,8 +7,11 @@ commit the batch's offsets. A crash anywhere before the commit means the batch i
 consumers of the outputs must tolerate duplicates (decisions carry the input event id for that).
 
 The policy for failures, in one place:
-- a record that cannot be decoded, or carries the wrong event type, or that the handler refuses:
-  dead letter (original key and bytes, the reason in headers), carry on;
+- a record that cannot be decoded (not UTF-8, not JSON, not an object, nested too deeply, not a
+  CloudEvent), or carries the wrong event type, or that the handler refuses: dead letter (original key
+  and bytes, the reason in headers), carry on;
+- a dead letter larger than the producer may send (a 2 MiB input): its first DEAD_LETTER_EXCERPT_BYTES
+  instead, with every header and `truncated: true`, carry on; an output that large: a dead letter;
 - the handler raising on a batch: retry record by record; a record that still raises: dead letter
   with code "internal_error", carry on: one poisonous record never stops the worker;
 - the handler raising NotReadyError (a dependency such as the state store is down): raise without
@@ -39,7 +42,7 @@ from kafka.structs import OffsetAndMetadata
 
 from shared.errors import InvalidInputError, NotReadyError
 from shared.events.envelope import decode, encode, rfc3339
-from shared.events.producer import make_producer
+from shared.events.producer import PRODUCER_DEFAULTS, make_producer
 from shared.events.topics import Topic
 from shared.logging import get_logger
 from shared.metrics import STREAM_BATCH_SECONDS, STREAM_DEAD_LETTERS, STREAM_PRODUCED, STREAM_RECORDS
@@ -57,6 +60,16 @@ DELIVERY_BUDGET_SECONDS = 90.0
 FLUSH_TIMEOUT_SECONDS = 35.0  # above the producer's delivery_timeout_ms: by then every send has an outcome
 COMMIT_TIMEOUT_MS = 10_000
 CLOSE_TIMEOUT_SECONDS = 5.0
+
+# Dead letters must always be sendable, or one poison record would stop its partition for good.
+DEAD_LETTER_EXCERPT_BYTES = 64 * 1024  # what is kept of a value too large to send whole
+KEY_EXCERPT_BYTES = 1024  # likewise of a key (keys are entity ids: short, unless the record is poison)
+MAX_HEADER_BYTES = 8 * 1024  # each header but `error`, which is bounded field by field
+MAX_ERROR_FIELDS = 10  # in a bounded `error` header: fields named, messages per field, characters per text
+MAX_ERROR_MESSAGES = 3
+MAX_ERROR_TEXT = 200
+RECORD_OVERHEAD_BYTES = 1024  # above kafka-python's own estimate of a record's framing
+TRUNCATED_HEADER = "truncated"
 
 UNDECODABLE = "undecodable"
 WRONG_EVENT_TYPE = "wrong_event_type"
@@ -177,6 +190,9 @@ class StreamWorker:
             **(consumer_overrides or {}),
         }
         self._producer_options: dict[str, Any] = {"client_id": client_id or group_id, **(producer_overrides or {})}
+        self._max_record_bytes = int(
+            {**KafkaProducer.DEFAULT_CONFIG, **PRODUCER_DEFAULTS, **self._producer_options}["max_request_size"]
+        )
         # A plain attribute, not a threading.Event: assigning it is atomic, so stop() is safe from any thread
         # and from a signal handler (Event.set takes a lock the interrupted main thread might be holding).
         self._stop_requested = False
@@ -307,21 +323,27 @@ class StreamWorker:
         if isinstance(outcome, Reject):
             return [self._dead_letter(record, outcome)]
         try:
-            return [_Outgoing(item.topic, item.key.encode(), encode(item.event), [], record) for item in outcome]
+            outgoing = [_Outgoing(item.topic, item.key.encode(), encode(item.event), [], record) for item in outcome]
         except (TypeError, ValueError) as error:  # not JSON-serialisable, NaN, lone surrogates
             _log().exception(
                 "stream_output_not_encodable", topic=record.topic, partition=record.partition, offset=record.offset
             )
             reject = Reject(INTERNAL_ERROR, f"the handler's output could not be encoded ({type(error).__name__})")
             return [self._dead_letter(record, reject)]
+        if any(_record_bytes(item.key, item.value, item.headers) > self._max_record_bytes for item in outgoing):
+            _log().error(
+                "stream_output_too_large", topic=record.topic, partition=record.partition, offset=record.offset
+            )
+            reject = Reject(INTERNAL_ERROR, f"the handler's output is larger than {self._max_record_bytes} bytes")
+            return [self._dead_letter(record, reject)]
+        return outgoing
 
     def _dead_letter(self, record: ConsumerRecord, reject: Reject) -> _Outgoing:
         """The original key and bytes, unchanged, to `<input>.dlq`; the reason and the origin in headers.
         With a redactor (inputs carrying personal data), its redacted copy instead: the original stays only
-        on the input topic, findable by the source headers."""
-        error = json.dumps({"code": reject.code, "message": reject.message, "fields": reject.fields}, default=str)
+        on the input topic, findable by the source headers. Too large to send whole: an excerpt (`_sendable`)."""
         headers = [
-            ("error", error.encode()),
+            ("error", _error_header(reject)),
             ("source_topic", record.topic.encode()),
             ("source_partition", str(record.partition).encode()),
             ("source_offset", str(record.offset).encode()),
@@ -329,10 +351,11 @@ class StreamWorker:
         ]
         key, value = record.key, record.value
         if self._redact is not None:
-            key, value, redaction_headers = self._redact(key, value)
+            key, value, redaction_headers = _redacted(self._redact, record)
             headers.extend(redaction_headers)
         # kafka-python cannot send a record with neither key nor value; an empty value is the closest copy.
         value = b"" if value is None and key is None else value
+        key, value, headers = _sendable(self._max_record_bytes, key, value, headers)
         return _Outgoing(self.inputs[record.topic].dead_letter.name, key, value, headers, record, reject.code)
 
     def _commit(self, consumer: KafkaConsumer, records: list[ConsumerRecord]) -> bool:
@@ -344,6 +367,78 @@ class StreamWorker:
             _log().warning("stream_commit_refused_after_rebalance", group_id=self.group_id)
             return False
         return True
+
+
+def _redacted(
+    redact: DeadLetterRedactor, record: ConsumerRecord
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The redactor's copy; if it fails on a poison record, nothing of the record (it may hold personal
+    data), so the dead letter is still sent and the partition moves on."""
+    try:
+        return redact(record.key, record.value)
+    except Exception:
+        _log().exception(
+            "dead_letter_redaction_failed", topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        return None, None, [("payload", b"withheld: the redaction failed on this record")]
+
+
+def _error_header(reject: Reject) -> bytes:
+    """The reason as JSON {code, message, fields}. A poison record can make it huge (a 2 MiB event type is
+    quoted in the message, each of 100,000 unknown fields gets an entry): then the first MAX_ERROR_FIELDS
+    fields, each text clipped, with `fields_omitted` and `truncated: true`."""
+    full = json.dumps({"code": reject.code, "message": reject.message, "fields": reject.fields}, default=str)
+    if len(full) <= MAX_HEADER_BYTES:
+        return full.encode()
+    shown = list(reject.fields.items())[:MAX_ERROR_FIELDS]
+    bounded = {
+        "code": reject.code,
+        "message": _clip(reject.message),
+        "fields": {_clip(str(name)): _clipped_messages(messages) for name, messages in shown},
+        "fields_omitted": len(reject.fields) - len(shown),
+        TRUNCATED_HEADER: True,
+    }
+    return json.dumps(bounded, default=str).encode()
+
+
+def _clipped_messages(messages: Any) -> list[str]:
+    listed = messages if isinstance(messages, list) else [messages]
+    return [_clip(str(message)) for message in listed[:MAX_ERROR_MESSAGES]]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else f"{text[:MAX_ERROR_TEXT]}... ({len(text)} characters)"
+
+
+def _sendable(
+    limit: int, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The dead letter as it is if the producer can send it (`limit`: its max_request_size). Otherwise the
+    same headers (each but `error` clipped to MAX_HEADER_BYTES), `truncated: true`, the original sizes, and
+    the first DEAD_LETTER_EXCERPT_BYTES of the value (and KEY_EXCERPT_BYTES of the key), or less if that is
+    all the room left: the original stays on the input topic, found by the source headers."""
+    headers = [(name, data if name == "error" else data[:MAX_HEADER_BYTES]) for name, data in headers]
+    if _record_bytes(key, value, headers) <= limit:
+        return key, value, headers
+    headers = [
+        *headers,
+        (TRUNCATED_HEADER, b"true"),
+        ("original_key_bytes", str(len(key or b"")).encode()),
+        ("original_value_bytes", str(len(value or b"")).encode()),
+    ]
+    room = max(0, limit - _record_bytes(None, None, headers))
+    if key is not None:
+        key = key[: min(KEY_EXCERPT_BYTES, room)]
+        room -= len(key)
+    if value is not None:
+        value = value[: min(DEAD_LETTER_EXCERPT_BYTES, room)]
+    return key, value, headers
+
+
+def _record_bytes(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """An upper estimate of a record's size as the producer counts it against max_request_size."""
+    header_bytes = sum(len(name.encode()) + len(data) for name, data in headers)
+    return len(key or b"") + len(value or b"") + header_bytes + RECORD_OVERHEAD_BYTES
 
 
 def _checked(results: Any, expected: int) -> list[list[Produce] | Reject]:

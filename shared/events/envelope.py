@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import InvalidInputError
+from shared.jsonlimits import MAX_NESTING, too_deep
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -82,16 +83,26 @@ def _utf8(raw: bytes | None) -> str:
 
 
 def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object in `text`. Nesting is bounded (MAX_NESTING), whether the parser itself gives up
+    (RecursionError) or not: what it can still nest into, validation or redaction later might not."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as error:  # JSONDecodeError is a ValueError
         raise InvalidInputError({RECORD_FIELD: [f"not JSON: {error}"]}, "the record is not JSON") from None
+    if too_deep(value):
+        raise _too_deep()
     if not isinstance(value, dict):
         raise InvalidInputError(
             {RECORD_FIELD: [f"a CloudEvent must be a JSON object, not {_json_kind(value)}"]},
             "the record is not a JSON object",
         )
     return value
+
+
+def _too_deep() -> InvalidInputError:
+    return InvalidInputError({RECORD_FIELD: [f"nested more than {MAX_NESTING} levels deep"]}, "the record is too deep")
 
 
 def _refuse_constant(name: str) -> Any:

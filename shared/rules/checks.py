@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from shared.jsonlimits import MAX_NESTING
 from shared.rules import templates
 from shared.rules.conditions import evaluate_once, syntax_problem, zen_message
 from shared.rules.conditions import plain as plain_context
@@ -31,9 +32,41 @@ RULE_ID = re.compile(r"[a-z0-9_]+")
 # ------------------------------------------------------------------ YAML
 
 
+class _RefusedYAMLError(yaml.MarkedYAMLError):
+    """Valid YAML that a ruleset may not use: aliases, anchors, nesting deeper than MAX_NESTING."""
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.safe_load, except that a key given twice in one mapping is an error: plain YAML keeps the last
-    one silently, so a rule with two `when:` lines would quietly test only the second."""
+    """yaml.safe_load, except that:
+    - a key given twice in one mapping is an error: plain YAML keeps the last one silently, so a rule with
+      two `when:` lines would quietly test only the second;
+    - anchors and aliases are refused: a ruleset has no use for them, and a few hundred bytes of aliases
+      ("billion laughs") expand into a document of billions of nodes;
+    - nesting is bounded (MAX_NESTING): the composer recurses once per level, so a document nested
+      50,000 deep would raise RecursionError instead of a problem an analyst can read."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _refused(f"an alias (*{event.anchor}) is not allowed in a ruleset: write the value out", event)
+        if getattr(event, "anchor", None) is not None:
+            raise _refused(f"an anchor (&{event.anchor}) is not allowed in a ruleset: write the value out", event)
+        if self._depth >= MAX_NESTING:
+            raise _refused(f"the ruleset nests more than {MAX_NESTING} levels deep", event)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refused(problem: str, event: yaml.Event) -> _RefusedYAMLError:
+    mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
+    return _RefusedYAMLError(problem=problem, problem_mark=mark)
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -63,7 +96,8 @@ def parse_yaml(text: str) -> tuple[Any, list[str]]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
-        return None, [f"not valid YAML{where}: {problem}"]
+        kind = "refused YAML" if isinstance(error, _RefusedYAMLError) else "not valid YAML"
+        return None, [f"{kind}{where}: {problem}"]
 
 
 # ------------------------------------------------------------------ the whole document

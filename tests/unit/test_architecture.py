@@ -14,7 +14,15 @@ PACKAGES = ("shared", "services")
 
 # Lowest first. A module may import its own layer or any layer below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("shared.errors", "shared.settings", "shared.logging", "shared.metrics", "shared.privacy", "shared.files"),
+    (
+        "shared.errors",
+        "shared.settings",
+        "shared.logging",
+        "shared.metrics",
+        "shared.privacy",
+        "shared.files",
+        "shared.jsonlimits",
+    ),
     (
         "shared.events",
         "shared.features",

@@ -11,6 +11,7 @@ import pytest
 
 from shared.errors import InvalidInputError
 from shared.events.envelope import decode, encode, make_event
+from shared.jsonlimits import MAX_NESTING
 
 VALID = {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {}}
 
@@ -109,3 +110,17 @@ def test_decode_accepts_a_minimal_valid_event_with_extensions() -> None:
     """Only the required attributes are checked: optional and extension attributes pass through."""
     event = decode(json.dumps({**VALID, "traceparent": "00-abc-def-01"}).encode())
     assert event["traceparent"] == "00-abc-def-01" and event["data"] == {}
+
+
+@pytest.mark.parametrize("depth", [40, 500, 10_000])
+def test_decode_refuses_a_record_nested_too_deeply_whatever_the_depth(depth: int) -> None:
+    """A record nested beyond MAX_NESTING is refused with one message naming the limit, both when the JSON
+    parser could read it (40, 500 levels: validation or redaction would recurse into it later) and when it
+    could not (10,000 levels: RecursionError inside json); the limit leaves room for every real event."""
+    nested = "[" * depth + "]" * depth
+    raw = f'{{"specversion":"1.0","id":"1","source":"s","type":"t","data":{{"x":{nested}}}}}'.encode()
+    with pytest.raises(InvalidInputError) as error:
+        decode(raw)
+    assert error.value.fields == {"_record": [f"nested more than {MAX_NESTING} levels deep"]}
+    shallow = "[" * (MAX_NESTING - 2) + "]" * (MAX_NESTING - 2)
+    assert decode(raw.replace(nested.encode(), shallow.encode()))["data"]["x"] is not None

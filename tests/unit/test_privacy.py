@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from shared.privacy import pseudonymise, redact_event_record
+import pytest
+
+from shared.privacy import mask_secrets, pseudonymise, redact_event_record
 
 KEY = b"unit-test-key"
 KNOWN = {"patient_id", "patient_name", "age", "sex"}
@@ -49,3 +51,24 @@ def test_a_record_without_key_stays_without_key() -> None:
     """Redaction invents no key for a record that had none."""
     key, value, _ = redact(None, json.dumps({"data": {"age": 50}}).encode())
     assert key is None and json.loads(value) == {"data": {"age": 50}}
+
+
+@pytest.mark.parametrize("depth", [500, 10_000])
+def test_a_payload_nested_too_deeply_is_withheld_instead_of_raising(depth: int) -> None:
+    """A poison record nested 500 levels deep (parsable, but too deep to walk) or 10,000 (past the parser's
+    recursion limit) is withheld from the dead letter; the redactor does not raise RecursionError."""
+    nested = "[" * depth + "]" * depth
+    raw = ('{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"age":' + nested + "}}").encode()
+    key, value, headers = redact(b"MRN-42", raw)
+    assert value is None and dict(headers)["payload"].startswith(b"withheld")
+    assert key == pseudonymise("MRN-42", KEY).encode()
+
+
+def test_mask_secrets_hides_url_passwords_secret_parameters_and_known_values_only() -> None:
+    """Passwords in URLs (with or without a user), password/token-like parameters and the listed values are
+    masked; URLs without a password, file paths and short listed values (which would mask words) are not."""
+    text = "redis://:pw1@h:6379/0 redis://u:p@w2@h/1 https://x/y?token=t0k&a=1 sqlite:///tmp/s.db key-0123 ab"
+    assert mask_secrets(text, ["key-0123", "ab"]) == (
+        "redis://:***@h:6379/0 redis://u:***@h/1 https://x/y?token=***&a=1 sqlite:///tmp/s.db *** ab"
+    )
+    assert mask_secrets("redis://cache:6379/0 is down") == "redis://cache:6379/0 is down"
