@@ -36,6 +36,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shared.decisions.tables import decision_rule_hits, decisions, monitoring_snapshots, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
+from shared.sqlite_wal import Checkpointer, tune
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MAX_PAGE = 500
@@ -182,6 +183,7 @@ class DecisionStore:
         self._writer_fd: int | None = None
         self._writer_pid = 0
         self._writers = threading.Lock()
+        self._checkpointer: Checkpointer | None = None
 
     # ------------------------------------------------------------------ writing
 
@@ -192,13 +194,11 @@ class DecisionStore:
             return set()
         inserted: set[str] = set()
         with self._transaction() as connection:
-            insert = _insert_ignoring_duplicates(connection, decisions)
-            if len(new) == 1:  # one event (an HTTP request): a plain INSERT, whose row count says it all
-                if connection.execute(insert, _row(new[0])).rowcount == 1:
-                    inserted.add(new[0].event_id)
+            insert = _RECORDING[connection.dialect.name == "postgresql"]
+            if len(new) == 1:  # one event (an HTTP request): one plain INSERT
+                inserted.update(connection.execute(insert, _row(new[0])).scalars())
             else:  # executemany of one statement: compiled once and cached, sent as batched multi-row INSERTs
-                returning = insert.returning(decisions.c.event_id)
-                inserted.update(connection.execute(returning, [_row(d) for d in new]).scalars())
+                inserted.update(connection.execute(insert, [_row(d) for d in new]).scalars())
             hits = [
                 {"service": d.service, "event_id": d.event_id, "rule_id": rule}
                 for d in new
@@ -365,7 +365,7 @@ class DecisionStore:
                 "recorded_at": now,
                 "revisions": 0,
             }
-            connection.execute(_insert_ignoring_duplicates(connection, outcomes).values([row]))
+            connection.execute(_insert_ignoring_duplicates(connection, outcomes), row)
             held[report.event_id] = _HeldOutcome(report.outcome, report.reported_at, 0)
             return OutcomeStatus.RECORDED
         if current.outcome == report.outcome:
@@ -478,6 +478,10 @@ class DecisionStore:
     def close(self) -> None:
         with self._lock:
             engine, self._engine = self._engine, None
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None and self._pid == os.getpid():
+            checkpointer.stopped.set()
+            checkpointer.join(timeout=5)
         if engine is not None:
             engine.dispose()
         with self._writers:
@@ -500,6 +504,9 @@ class DecisionStore:
                 engine = make_engine(self.url)
                 migrate(engine, self.url)
                 self._engine, self._pid = engine, pid
+                if self.url.startswith("sqlite:///"):  # this process's checkpoints, off the writes' path
+                    self._checkpointer = Checkpointer(_sqlite_file(self.url), self)
+                    self._checkpointer.start()
             return self._engine
 
     @contextmanager
@@ -579,9 +586,8 @@ def _migration_lock(url: str) -> Iterator[None]:
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor = connection.cursor()
-    # WAL: readers never block the writer; NORMAL: a commit survives the process being killed (not a power cut)
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    tune(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -595,8 +601,18 @@ def _sqlite_file(url: str) -> Path:
 
 
 def _insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect, built once (building one per call
+    costs more than SQLite takes to run it)."""
+    return _IGNORING_INSERTS[(connection.dialect.name == "postgresql", table.name)]
+
+
+_IGNORING_INSERTS: dict[tuple[bool, str], Any] = {
+    (on_postgresql, table.name): (postgresql if on_postgresql else sqlite).insert(table).on_conflict_do_nothing()
+    for on_postgresql in (False, True)
+    for table in (decisions, decision_rule_hits, outcomes)
+}
+# A decision's insert says which event ids it inserted (the others were recorded before).
+_RECORDING = {pg: _IGNORING_INSERTS[(pg, "decisions")].returning(decisions.c.event_id) for pg in (False, True)}
 
 
 def _row(decision: NewDecision) -> dict[str, Any]:

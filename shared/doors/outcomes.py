@@ -27,7 +27,11 @@ def register_outcome_routes(app: Flask, runtime: Runtime, max_events: int) -> No
 
     @app.post("/v1/outcomes")
     def outcomes() -> Response:
-        raw, single = _body(request.get_json(silent=True), max_events)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # nested beyond the parser: not a document anyone sends
+            body = None
+        raw, single = _body(body, max_events)
         validated, problems = [], {}
         for index, item in enumerate(raw):
             try:

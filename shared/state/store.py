@@ -28,7 +28,6 @@ import os
 import re
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
 from shared.errors import ConfigurationError, NotReadyError
+from shared.sqlite_wal import Checkpointer, tune
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -180,15 +180,6 @@ _SCHEMA = (
     " PRIMARY KEY (namespace, key, ts, id), UNIQUE (namespace, key, id)) WITHOUT ROWID"
 )
 _KEYS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
-# Checkpoints copy the WAL back into the file, with an fsync. SQLite runs them inside the write that crosses
-# 1,000 pages: every few hundredth write then waited ~7 ms, and a write cost 75 us on average. Here each
-# process's checkpointer thread runs a passive checkpoint every 0.1 s on its own connection, off the
-# requests' path; under steady writes those never quite catch up (new frames keep arriving), so a write
-# still checkpoints at 10,000 pages, which finds little left to copy and lets the WAL restart. Measured on
-# a 100,000-record file: 47 us a write, p99.9 0.34 ms (SQLite's default: 75 us, 6.7 ms).
-_CHECKPOINT_SECONDS = 0.1
-_WAL_PAGES_BEFORE_A_WRITE_CHECKPOINTS = 10_000
-_WAL_BYTES_KEPT = 64 * 1024 * 1024  # the WAL file is truncated to this after a reset
 _PRUNE_CHUNK = 2000  # rows deleted per write transaction, so scorers' appends queue behind short ones
 
 # Connections inherited through fork are kept referenced and never used or closed in the child: closing
@@ -216,33 +207,7 @@ class _SqliteProcess:
     connection: sqlite3.Connection
     lock: threading.Lock
     writer_lock_fd: int
-    checkpointer: _Checkpointer
-
-
-class _Checkpointer(threading.Thread):
-    """Passive WAL checkpoints every `_CHECKPOINT_SECONDS` on a connection of its own, until the store is
-    closed or dropped. A passive checkpoint never blocks readers or writers; Python's sqlite3 releases
-    the GIL while SQLite works."""
-
-    def __init__(self, path: Path, owner: object) -> None:
-        super().__init__(name=f"sqlite-checkpoint:{path}", daemon=True)
-        self.path = path
-        self.stopped = threading.Event()
-        self._owner = weakref.ref(owner)
-
-    def run(self) -> None:
-        try:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error:
-            return  # the scorers' own writes checkpoint at the fallback size
-        try:
-            while not self.stopped.wait(_CHECKPOINT_SECONDS) and self._owner() is not None:
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    continue  # e.g. the file is busy or gone for a moment: the next round tries again
-        finally:
-            connection.close()
+    checkpointer: Checkpointer
 
 
 def _open_sqlite(path: Path, busy_timeout_seconds: float, owner: object) -> _SqliteProcess:
@@ -263,14 +228,12 @@ def _open_sqlite(path: Path, busy_timeout_seconds: float, owner: object) -> _Sql
             connection.execute(_SCHEMA)
         finally:
             fcntl.flock(writer_lock_fd, fcntl.LOCK_UN)
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES_BEFORE_A_WRITE_CHECKPOINTS}")
-        connection.execute(f"PRAGMA journal_size_limit={_WAL_BYTES_KEPT}")
+        tune(connection)
     except BaseException:
         connection.close()
         os.close(writer_lock_fd)
         raise
-    checkpointer = _Checkpointer(path, owner)
+    checkpointer = Checkpointer(path, owner)
     checkpointer.start()
     return _SqliteProcess(os.getpid(), connection, threading.Lock(), writer_lock_fd, checkpointer)
 
