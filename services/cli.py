@@ -283,7 +283,7 @@ def _run_monitor(args: argparse.Namespace, settings: Settings) -> int:
             shown = f"precision {figures['precision']}, recall {figures['recall']}"
             print(f"    {decision}: {shown} ({figures['labelled']} labelled)")
     for alert in report["alerts"]:
-        print(f"  ALERT {alert['kind']} {alert['name']} = {alert['value']} (threshold {alert['threshold']})")
+        print(f"  ALERT {alert['kind']} {alert['figure']} = {alert['value']} (threshold {alert['threshold']})")
     return 0
 
 

@@ -362,7 +362,7 @@ def _monitoring(settings: Settings, service: str) -> None:
         if "features" in drift:
             worst = sorted(drift["features"].items(), key=lambda item: -(item[1] or 0.0))[:3]
             print(f"    drift (PSI): score {drift['score']}; highest " + ", ".join(f"{k} {v}" for k, v in worst))
-    alerts = ", ".join(f"{a['kind']} {a['name']} {a['value']}" for a in report["alerts"]) or "none"
+    alerts = ", ".join(f"{a['kind']} {a['figure']} {a['value']}" for a in report["alerts"]) or "none"
     print(f"  alerts: {alerts} (a few hundred decisions of one day: figures for show, not for judging)\n")
 
 

@@ -154,7 +154,7 @@ def _alerts(version: str, section: Mapping[str, Any]) -> list[dict[str, Any]]:
                     {
                         "kind": "drift",
                         "model_version": version,
-                        "name": name,
+                        "figure": name,
                         "value": value,
                         "threshold": DRIFT_ALERT_PSI,
                     }
@@ -171,7 +171,7 @@ def _alerts(version: str, section: Mapping[str, Any]) -> list[dict[str, Any]]:
             {
                 "kind": "calibration",
                 "model_version": version,
-                "name": "slope",
+                "figure": "slope",
                 "value": calibration["slope"],
                 "threshold": list(CALIBRATION_SLOPE_RANGE),
             }

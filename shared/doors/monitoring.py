@@ -30,10 +30,11 @@ class LatestReport:
             return None
         if time.monotonic() - self._read_at > SNAPSHOT_CACHE_SECONDS:
             try:
-                self._report = store.latest_snapshot(self._runtime.service.name)
+                report = store.latest_snapshot(self._runtime.service.name)
             except NotReadyError:
                 return self._report  # the store is down: keep exporting what was last known
-            self._read_at = time.monotonic()
+            if report is not None:  # none yet: ask again next time, so the first report shows at once
+                self._report, self._read_at = report, time.monotonic()
         return self._report
 
 

@@ -177,7 +177,7 @@ def _alert_list(alerts: Sequence[Mapping[str, Any]]) -> str:
     if not alerts:
         return "<p>None: no drift above PSI 0.2, calibration slope within 0.8 to 1.2.</p>"
     items = "".join(
-        f"<li class='alert'>{html.escape(a['kind'])} of {html.escape(str(a['name']))} (model "
+        f"<li class='alert'>{html.escape(a['kind'])} of {html.escape(str(a['figure']))} (model "
         f"{html.escape(a['model_version'])}): {a['value']} against {html.escape(json.dumps(a['threshold']))}</li>"
         for a in alerts
     )

@@ -154,5 +154,5 @@ def test_twenty_thousand_payments_their_outcomes_and_the_quality_figures(
     assert section["calibration"]["slope"] == pytest.approx(slope.coef_[0, 0], abs=1e-4)
 
     assert [a for a in quiet["alerts"] if a["kind"] == "drift"] == [], quiet["alerts"]
-    drifted = {a["name"] for a in loud["alerts"] if a["kind"] == "drift"}
+    drifted = {a["figure"] for a in loud["alerts"] if a["kind"] == "drift"}
     assert "amount" in drifted, loud["alerts"]

@@ -247,3 +247,30 @@ def test_the_outcome_contracts_are_closed_and_in_the_domains_words(service: str)
     fields = set(outcome_schema(found)().fields)
     assert fields == {found.event_id_field, "outcome", "source", "reported_at"}
     assert set(found.outcomes) and set(found.outcomes.values()) == {0, 1}
+
+
+def test_the_monitoring_report_is_served_as_json_a_page_and_gauges(fraud_settings: Settings) -> None:
+    """Before any report /v1/monitoring is a 404 saying how to make one; after `monitor`, the same report
+    as JSON, as a page with its charts, and its figures as gauges on /metrics."""
+    from services.registry import runtime
+
+    client = scoring_app("fraud", fraud_settings).test_client()
+    assert client.get("/v1/monitoring", headers=AUTH).status_code == 404
+    decided = client.post("/v1/score", json={"events": [tx("mon", i) for i in range(30)]}, headers=AUTH).get_json()
+    outcomes = [
+        outcome(d["event_id"], "fraud" if i % 3 == 0 else "genuine") for i, d in enumerate(decided["decisions"])
+    ]
+    client.post("/v1/outcomes", json={"outcomes": outcomes}, headers=AUTH)
+    parts = runtime("fraud", fraud_settings)
+    report = parts.monitor()
+    parts.close()
+    served = client.get("/v1/monitoring", headers=AUTH)
+    assert served.status_code == 200 and served.get_json() == report
+    [section] = report["models"].values()
+    assert section["labelled"] == 30 and section["positives"] == 10
+    page = client.get("/v1/monitoring/report", headers=AUTH)
+    assert page.status_code == 200 and page.data.count(b"<img") >= 2 and b"reliability" in page.data
+    metrics = client.get("/metrics").get_data(as_text=True)
+    version = next(iter(report["models"]))
+    assert f'risk_labelled_decisions{{model_version="{version}",service="fraud"}} 30.0' in metrics
+    assert "risk_drift_psi{" in metrics and "risk_brier_score{" in metrics

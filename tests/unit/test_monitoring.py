@@ -96,7 +96,7 @@ def test_drift_alerts_on_a_shifted_population_only() -> None:
     assert same["alerts"] == []
     assert max(same["models"]["v1"]["drift"]["features"].values()) < 0.1
     shifted = quality_report(_Probabilities(), _rows(3000, seed=3, shift=3.0), card, NOW)  # type: ignore[arg-type]
-    named = {a["name"] for a in shifted["alerts"] if a["kind"] == "drift"}
+    named = {a["figure"] for a in shifted["alerts"] if a["kind"] == "drift"}
     assert named == {"amount"}
     assert shifted["models"]["v1"]["drift"]["features"]["amount"] > 1.0
 
