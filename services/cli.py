@@ -3,7 +3,7 @@
 risk broker [--port N]                        the embedded Kafka-protocol broker (Tansu), in memory
 risk train SERVICE [--size full|demo|small]   train, evaluate and register a model
 risk serve SERVICE [--port N --workers N]     the HTTP door under gunicorn
-risk stream SERVICE                           the Kafka door (consumer group worker)
+risk stream SERVICE [--metrics-port N]        the Kafka door (consumer group worker)
 risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
 risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
 risk demo                                     everything at once, end to end
@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     stream = commands.add_parser("stream", help="run the Kafka stream worker")
     stream.add_argument("service", choices=services)
     stream.add_argument("--bootstrap-servers", help="overrides KAFKA_BOOTSTRAP_SERVERS")
+    stream.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    stream.add_argument("--metrics-host", default="127.0.0.1", help="the address of that port (default loopback)")
     stream.set_defaults(run=_run_stream)
 
     rescore = commands.add_parser("rescore", help="rescore a file through the batch door")
@@ -177,7 +179,8 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.stream import run_worker
 
-    run_worker(runtime(args.service, settings))
+    address = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
+    run_worker(runtime(args.service, settings), address)
     return 0
 
 

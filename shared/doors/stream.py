@@ -8,10 +8,13 @@ as a CloudEvent keyed by the entity id, whose id is the decision id, the same on
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from shared.core.contract import ValidEvent, validate_event
 from shared.core.idempotency import Conflict, decide_once
@@ -19,11 +22,11 @@ from shared.core.outcomes import learn, report_of, validate_outcome
 from shared.core.scoring import ScoringCore
 from shared.core.service import Event
 from shared.decisions import DecisionStore, OutcomeReport, OutcomeStatus
-from shared.errors import InvalidInputError
+from shared.errors import InvalidInputError, UsageError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
 from shared.logging import configure_logging, get_logger
-from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS
+from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS, render
 from shared.privacy import redact_event_record
 from shared.runtime import Runtime
 from shared.state import StateStore
@@ -154,12 +157,56 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
     )
 
 
-def run_worker(runtime: Runtime) -> None:
-    """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand."""
+def run_worker(runtime: Runtime, metrics_address: tuple[str, int] | None = None) -> None:
+    """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand; with
+    `metrics_address`, serve /metrics and /healthz there meanwhile."""
     configure_logging(runtime.settings.log_level, runtime.settings.pseudonym_key)
     worker = build_worker(runtime)
+    server = serve_health(worker, metrics_address) if metrics_address is not None else None
     runtime.follow_control()
     try:
         worker.run_until_stopped_by_signals()
     finally:
+        if server is not None:
+            server.shutdown()
         runtime.close()
+
+
+# A worker that has not polled for this long is stuck (kafka-python's own limit before the group evicts it).
+STALE_AFTER_SECONDS = 30.0
+
+
+def serve_health(worker: StreamWorker, address: tuple[str, int]) -> WSGIServer:
+    """The stream worker's own HTTP port, on a thread: `/metrics` (Prometheus: records, decisions, dead
+    letters...) and `/healthz` (200 while the consumer loop polls; 503 when it has not for 30 s)."""
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            body, content_type = render()
+            status = "200 OK"
+        elif path == "/healthz":
+            polled = worker.last_poll_at
+            since = None if polled is None else round(time.monotonic() - polled, 3)
+            healthy = since is None or since < STALE_AFTER_SECONDS  # None: still joining its group
+            body = json.dumps({"status": "ok" if healthy else "stuck", "seconds_since_poll": since}).encode()
+            status, content_type = ("200 OK" if healthy else "503 Service Unavailable"), "application/json"
+        else:
+            body, status, content_type = b'{"error": "not_found"}', "404 Not Found", "application/json"
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    try:
+        server = make_server(address[0], address[1], application, handler_class=_QuietHandler)
+    except OSError as error:
+        raise UsageError(f"--metrics-port {address[1]} on {address[0]}: {error.strerror}: choose another") from None
+    threading.Thread(target=server.serve_forever, name="stream-health", daemon=True).start()
+    get_logger("stream").info("stream_health_serving", host=address[0], port=server.server_port)
+    return server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes every few seconds are not news: no access log line for each."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None

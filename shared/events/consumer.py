@@ -196,6 +196,7 @@ class StreamWorker:
         # A plain attribute, not a threading.Event: assigning it is atomic, so stop() is safe from any thread
         # and from a signal handler (Event.set takes a lock the interrupted main thread might be holding).
         self._stop_requested = False
+        self.last_poll_at: float | None = None  # time.monotonic() of the latest poll answered: liveness
 
     # ------------------------------------------------------------------ control
 
@@ -240,6 +241,7 @@ class StreamWorker:
 
     def _poll(self, consumer: KafkaConsumer) -> list[ConsumerRecord]:
         polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+        self.last_poll_at = time.monotonic()
         records = [record for partition_records in polled.values() for record in partition_records]
         for topic, count in Counter(record.topic for record in records).items():
             STREAM_RECORDS.labels(topic).inc(count)

@@ -30,10 +30,11 @@ def test_compose_runs_kafka_in_kraft_mode_with_the_topics_job() -> None:
 
 
 def test_every_http_server_is_scraped_and_every_service_records_in_postgres() -> None:
-    """Prometheus scrapes each `risk serve` service of the compose file; the services record decisions in
-    the compose file's PostgreSQL, which has a health check they wait for."""
+    """Prometheus scrapes each `risk serve` and `risk stream` service of the compose file (the workers on
+    their metrics port); the services record decisions in the compose file's PostgreSQL, which has a health
+    check they wait for."""
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    http = {name for name, s in services.items() if s.get("command", [None])[0] == "serve"}
+    http = {name for name, s in services.items() if s.get("command", [None])[0] in {"serve", "stream"}}
     scrape = yaml.safe_load((COMPOSE.parent / "infra/prometheus/prometheus.yml").read_text())
     targets = {t.split(":")[0] for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
     assert http and targets == http

@@ -75,3 +75,43 @@ def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(
     assert json.loads(invalid)["data"]["transaction_id"] == f"s{RUN}-99"
     error = json.loads(by_value[invalid]["error"])
     assert error["code"] == "invalid_input" and "amount" in error["fields"]
+
+
+def test_the_worker_serves_its_metrics_and_health_on_a_port_of_its_own(
+    kafka_broker: Any, fraud_settings: Settings, tmp_path: Path
+) -> None:
+    """`risk stream fraud --metrics-port N`: /healthz answers 200 while the loop polls, and /metrics counts
+    the records consumed and the decisions made by the stream door; another path is a 404."""
+    import time
+    from dataclasses import replace
+
+    import requests
+
+    from tests.fixtures.services import free_port
+
+    settings = replace(fraud_settings, kafka_bootstrap_servers=kafka_broker.bootstrap_servers)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    events = [tx(1000 + i, transaction_id=f"m{RUN}-{i}") for i in range(10)]
+    with running_worker("fraud", settings, tmp_path / "worker.log", "--metrics-port", str(port)):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, events, "customer_id")
+        ours = lambda records: [r for r in records if f"m{RUN}-".encode() in r.value]
+        assert len(ours(collect(settings.kafka_bootstrap_servers, FRAUD_DECISIONS, lambda r: len(ours(r)) >= 10))) >= 10
+        health = requests.get(f"{base}/healthz", timeout=5)
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        missing = requests.get(f"{base}/nothing", timeout=5).status_code
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["seconds_since_poll"] < 30
+    assert 'risk_stream_records_total{topic="payments.transactions"}' in metrics
+    decided = [
+        line for line in metrics.splitlines() if line.startswith("risk_decisions_total{") and 'door="stream"' in line
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in decided) >= 10
+    assert missing == 404
