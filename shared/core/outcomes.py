@@ -23,7 +23,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared.core.contract import Event, validate_event
 from shared.core.service import Service
-from shared.decisions import DecisionStore, OutcomeReport, OutcomeResult, OutcomeStatus
+from shared.decisions import DecisionStore, OutcomeReport, OutcomeResult
 from shared.metrics import OUTCOMES
 from shared.state import StateStore
 
@@ -96,7 +96,3 @@ def learn(
         OUTCOMES.labels(service.name, door, result.status.value).inc()
     return results
 
-
-def unknown(results: Sequence[OutcomeResult]) -> list[int]:
-    """Positions of the outcomes refused for naming no recorded decision."""
-    return [i for i, r in enumerate(results) if r.status is OutcomeStatus.UNKNOWN_EVENT]
