@@ -95,4 +95,3 @@ def learn(
     for result in results:
         OUTCOMES.labels(service.name, door, result.status.value).inc()
     return results
-
