@@ -36,12 +36,12 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shared.decisions.tables import decision_rule_hits, decisions, monitoring_snapshots, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
-from shared.sqlite_wal import Checkpointer, tune
+from shared.sqlite import Checkpointer, sqlite_path, tune
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-_INSERT_ROWS = 500  # rows per INSERT statement: far below SQLite's limit of bound parameters
+_KEYS_PER_QUERY = 500  # event ids per IN list: far below SQLite's limit of bound parameters
 _MIGRATION_LOCK_KEY = 0x5249534B  # "RISK": the PostgreSQL advisory lock that serialises migrations
 
 
@@ -178,7 +178,7 @@ class DecisionStore:
         # concurrent requests costs far more than the writes themselves).
         self._writer_lock: Path | None = None
         if url.startswith("sqlite:///"):
-            database = _sqlite_file(url)
+            database = sqlite_path(url, "RISK_DECISIONS_URL")
             self._writer_lock = database.with_name(database.name + ".write.lock")
         self._writer_fd: int | None = None
         self._writer_pid = 0
@@ -210,14 +210,9 @@ class DecisionStore:
         return inserted
 
     def prune(self, service: str, before: datetime) -> int:
-        """Delete the service's decisions scored before `before` (with their rule hits); returns how many."""
+        """Delete the service's decisions scored before `before` (their rule hits and outcomes go with them, by
+        the foreign keys' cascade); returns how many."""
         with self._transaction() as connection:
-            old = sa.select(decisions.c.event_id).where(decisions.c.service == service, decisions.c.scored_at < before)
-            connection.execute(
-                decision_rule_hits.delete().where(
-                    decision_rule_hits.c.service == service, decision_rule_hits.c.event_id.in_(old)
-                )
-            )
             deleted = connection.execute(
                 decisions.delete().where(decisions.c.service == service, decisions.c.scored_at < before)
             )
@@ -229,15 +224,8 @@ class DecisionStore:
         """The recorded decisions among `event_ids`, by event id."""
         if not event_ids:
             return {}
-        found: dict[str, StoredDecision] = {}
-        unique = list(dict.fromkeys(event_ids))
         with self._reading() as connection:
-            for start in range(0, len(unique), _INSERT_ROWS):
-                query = sa.select(decisions).where(
-                    decisions.c.service == service, decisions.c.event_id.in_(unique[start : start + _INSERT_ROWS])
-                )
-                found.update((row.event_id, _stored(row)) for row in connection.execute(query))
-        return found
+            return _recorded_on(connection, service, list(dict.fromkeys(event_ids)))
 
     def answers(self, service: str, event_ids: Sequence[str]) -> dict[str, Recorded]:
         """What a door needs to answer again for the recorded ones among `event_ids`: the look-up every
@@ -322,13 +310,7 @@ class DecisionStore:
         ids = list(dict.fromkeys(r.event_id for r in reports))
         results: list[OutcomeResult] = []
         with self._transaction() as connection:
-            known = {
-                row.event_id: _stored(row)
-                for part in _parts(ids)
-                for row in connection.execute(
-                    sa.select(decisions).where(decisions.c.service == service, decisions.c.event_id.in_(part))
-                )
-            }
+            known = _recorded_on(connection, service, ids)
             held = {
                 row.event_id: row
                 for part in _parts(ids)
@@ -502,10 +484,11 @@ class DecisionStore:
                 if self._engine is not None:
                     self._engine.dispose(close=False)  # the parent's connections are the parent's
                 engine = make_engine(self.url)
-                migrate(engine, self.url)
+                with self._one_writer():  # SQLite: migrations queue with the writers (PostgreSQL: a lock of its own)
+                    migrate(engine, self.url)
                 self._engine, self._pid = engine, pid
                 if self.url.startswith("sqlite:///"):  # this process's checkpoints, off the writes' path
-                    self._checkpointer = Checkpointer(_sqlite_file(self.url), self)
+                    self._checkpointer = Checkpointer(sqlite_path(self.url, "RISK_DECISIONS_URL"), self)
                     self._checkpointer.start()
             return self._engine
 
@@ -539,7 +522,7 @@ class DecisionStore:
 def make_engine(url: str) -> Engine:
     """An engine for a `RISK_DECISIONS_URL`: `sqlite:///ABSOLUTE/PATH` or `postgresql://...` (psycopg 3)."""
     if url.startswith("sqlite:///"):
-        path = _sqlite_file(url)
+        path = sqlite_path(url, "RISK_DECISIONS_URL")
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0}, **_JSON)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -559,8 +542,9 @@ _JSON: dict[str, Any] = {
 
 
 def migrate(engine: Engine, url: str) -> None:
-    """Bring the schema to the newest migration; concurrent openers (gunicorn workers) wait for each other."""
-    with _migration_lock(url), _unavailable_as_not_ready(url), engine.begin() as connection:
+    """Bring the schema to the newest migration. On PostgreSQL concurrent openers (gunicorn workers) wait for
+    each other on an advisory lock; on SQLite the caller holds the writers' lock file."""
+    with _unavailable_as_not_ready(url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         config = Config()
@@ -569,35 +553,12 @@ def migrate(engine: Engine, url: str) -> None:
         command.upgrade(config, "head")
 
 
-@contextmanager
-def _migration_lock(url: str) -> Iterator[None]:
-    if not url.startswith("sqlite:///"):
-        yield  # PostgreSQL: the advisory lock, taken inside the migration's transaction
-        return
-    path = _sqlite_file(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     tune(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _sqlite_file(url: str) -> Path:
-    raw = url.removeprefix("sqlite://")
-    if not raw.startswith("/") or not raw.strip("/"):
-        raise ConfigurationError("RISK_DECISIONS_URL", f"{url!r} names no file: use sqlite:///ABSOLUTE/PATH")
-    text = raw.lstrip("/")
-    return Path(text).expanduser() if text.startswith("~") else Path("/" + text)
 
 
 def _insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
@@ -679,9 +640,20 @@ class _HeldOutcome:
     revisions: int
 
 
+def _recorded_on(connection: Connection, service: str, event_ids: Sequence[str]) -> dict[str, StoredDecision]:
+    """The recorded decisions among `event_ids` (unique), read on `connection`."""
+    return {
+        row.event_id: _stored(row)
+        for part in _parts(event_ids)
+        for row in connection.execute(
+            sa.select(decisions).where(decisions.c.service == service, decisions.c.event_id.in_(part))
+        )
+    }
+
+
 def _parts(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _INSERT_ROWS):
-        yield items[start : start + _INSERT_ROWS]
+    for start in range(0, len(items), _KEYS_PER_QUERY):
+        yield items[start : start + _KEYS_PER_QUERY]
 
 
 def _make_cursor(last: StoredDecision) -> str:

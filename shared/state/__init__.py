@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared.errors import ConfigurationError
+from shared.sqlite import sqlite_path
 from shared.state.retention import RetainedStore
 from shared.state.store import (
     Record,
@@ -14,7 +15,6 @@ from shared.state.store import (
     StateStore,
     WindowQuery,
     WindowTotals,
-    sqlite_path,
     totals_over,
 )
 
@@ -39,7 +39,7 @@ def open_state_store(
     the background every `prune_interval_seconds`."""
     store: StateStore
     if url.startswith("sqlite://"):
-        store = SqliteStateStore(sqlite_path(url))
+        store = SqliteStateStore(sqlite_path(url, "RISK_STATE_URL"))
     elif url.startswith("redis://"):
         store = RedisStateStore(url)
     else:

@@ -43,7 +43,7 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
 from shared.errors import ConfigurationError, NotReadyError
-from shared.sqlite_wal import Checkpointer, tune
+from shared.sqlite import Checkpointer, tune
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -113,18 +113,6 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Release this process's connection; the next call opens a new one."""
         ...
-
-
-def sqlite_path(url: str) -> Path:
-    """The absolute file a sqlite URL names: `sqlite:///abs/path` and `sqlite:////abs/path` alike, `~` expanded.
-
-    Relative paths are refused: gunicorn and stream workers started from different directories would
-    silently use different files, and window features would quietly undercount."""
-    raw = url.removeprefix("sqlite://")
-    if not raw.startswith("/") or not raw.strip("/"):
-        raise ConfigurationError("RISK_STATE_URL", f"{url!r} names no file: use sqlite:///ABSOLUTE/PATH")
-    text = raw.lstrip("/")
-    return Path(text).expanduser() if text.startswith("~") else Path("/" + text)
 
 
 def check_namespace(namespace: str) -> None:

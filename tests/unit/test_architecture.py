@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "shared.privacy",
         "shared.files",
         "shared.jsonlimits",
-        "shared.sqlite_wal",
+        "shared.sqlite",
     ),
     (
         "shared.events",

@@ -1,6 +1,6 @@
-"""SQLite in WAL mode for files that several processes write on every request (the window state, the
-decision store): the pragmas, and a checkpointer thread per process that keeps checkpoints off the path
-of the writes.
+"""SQLite files that several processes write on every request (the window state, the decision store): the
+file a URL names, the WAL pragmas, and a checkpointer thread per process that keeps checkpoints off the
+path of the writes.
 
 Checkpoints copy the WAL back into the file, with an fsync. SQLite runs them inside the write that crosses
 1,000 pages: every few hundredth write then waited ~7 ms, and a write cost 75 us on average. Here each
@@ -18,9 +18,24 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from shared.errors import ConfigurationError
+
 CHECKPOINT_SECONDS = 0.1
 WAL_PAGES_BEFORE_A_WRITE_CHECKPOINTS = 10_000
 WAL_BYTES_KEPT = 64 * 1024 * 1024  # the WAL file is truncated to this after a reset
+
+
+def sqlite_path(url: str, variable: str) -> Path:
+    """The absolute file a sqlite URL names: `sqlite:///abs/path` and `sqlite:////abs/path` alike, `~` expanded;
+    `variable` is the setting it came from, named when the URL is refused.
+
+    Relative paths are refused: gunicorn and stream workers started from different directories would
+    silently use different files (window features would quietly undercount, decisions be recorded twice)."""
+    raw = url.removeprefix("sqlite://")
+    if not raw.startswith("/") or not raw.strip("/"):
+        raise ConfigurationError(variable, f"{url!r} names no file: use sqlite:///ABSOLUTE/PATH")
+    text = raw.lstrip("/")
+    return Path(text).expanduser() if text.startswith("~") else Path("/" + text)
 
 
 def tune(connection: Any) -> None:
