@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.core.contract import Contract, ValidEvent
 from shared.core.idempotency import Answer, Conflict, Lookup
+from shared.doors.bodies import field_path, json_body, one_or_batch, validate_each
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
 from shared.doors.monitoring import LatestReport, register_monitoring_routes
@@ -201,7 +202,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
 
 def _conflicts(id_field: str, single: bool, conflicts: list[tuple[int, Conflict]]) -> ConflictError:
     return ConflictError(
-        {(id_field if single else f"events.{i}.{id_field}"): [c.message] for i, c in conflicts},
+        {field_path("events", single, i, id_field): [c.message] for i, c in conflicts},
         "an event id was decided before for another payload",
     )
 
@@ -222,35 +223,15 @@ def _secrets_of(settings: Settings) -> tuple[str, ...]:
 def _read_events(contract: Contract, limit: int, id_field: str) -> tuple[list[ValidEvent], bool]:
     """The request's events, validated all or nothing: one bad event refuses the whole batch, and so does
     an event id given twice (the second would be counted twice in the window state and decided twice)."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    if body is None:
-        raise InvalidInputError({"_body": ["the body must be JSON (Content-Type: application/json)"]})
-    if isinstance(body, dict) and "events" in body:
-        if set(body) != {"events"}:
-            raise InvalidInputError({k: ["unknown field beside events"] for k in body if k != "events"})
-        raw_events = body["events"]
-        if not isinstance(raw_events, list) or not raw_events:
-            raise InvalidInputError({"events": ["must be a non-empty list of events"]})
-        if len(raw_events) > limit:
-            raise PayloadTooLargeError(f"a batch holds at most {limit} events; this one has {len(raw_events)}")
-        events, problems = [], {}
-        first_index: dict[str, int] = {}
-        for index, raw in enumerate(raw_events):
-            try:
-                event = contract.validate(raw)
-            except InvalidInputError as error:
-                problems.update({f"events.{index}.{field}": msgs for field, msgs in error.fields.items()})
-                continue
-            events.append(event)
-            earlier = first_index.setdefault(str(event.data.get(id_field)), index)
-            if earlier != index:
-                problems[f"events.{index}.{id_field}"] = [
-                    f"the same {id_field} as events.{earlier}: each event of a batch needs its own id"
-                ]
-        if problems:
-            raise InvalidInputError(problems)
-        return events, False
-    return [contract.validate(body)], True
+    items, single = one_or_batch(json_body(), "events", limit)
+    valid, problems = validate_each(items, "events", single, contract.validate)
+    first_index: dict[str, int] = {}
+    for index, event in valid:  # reported with the batch's other problems
+        earlier = first_index.setdefault(str(event.data.get(id_field)), index)
+        if earlier != index:
+            problems[field_path("events", single, index, id_field)] = [
+                f"the same {id_field} as events.{earlier}: each event of a batch needs its own id"
+            ]
+    if problems:
+        raise InvalidInputError(problems)
+    return [event for _, event in valid], single

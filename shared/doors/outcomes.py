@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 
 from shared.core.outcomes import learn, report_of, validate_outcome
 from shared.decisions import DecisionStore, OutcomeStatus
-from shared.errors import InvalidInputError, NotReadyError, PayloadTooLargeError, UnknownEventError, UsageError
+from shared.doors.bodies import field_path, json_body, one_or_batch, validated_all
+from shared.errors import InvalidInputError, NotReadyError, UnknownEventError, UsageError
 from shared.files import RecordWriter, read_chunks
 from shared.runtime import Runtime
 
@@ -27,25 +28,13 @@ def register_outcome_routes(app: Flask, runtime: Runtime, max_events: int) -> No
 
     @app.post("/v1/outcomes")
     def outcomes() -> Response:
-        try:
-            body = request.get_json(silent=True)
-        except RecursionError:  # nested beyond the parser: not a document anyone sends
-            body = None
-        raw, single = _body(body, max_events)
-        validated, problems = [], {}
-        for index, item in enumerate(raw):
-            try:
-                validated.append(validate_outcome(service, item))
-            except InvalidInputError as error:
-                prefix = "" if single else f"outcomes.{index}."
-                problems.update({f"{prefix}{field}": messages for field, messages in error.fields.items()})
-        if problems:
-            raise InvalidInputError(problems)
+        items, single = one_or_batch(json_body(), "outcomes", max_events)
+        validated = validated_all(items, "outcomes", single, partial(validate_outcome, service))
         store = decision_store(runtime)
         reports = [report_of(service, o) for o in validated]
-        known = store.find(service.name, [r.event_id for r in reports])
+        known = store.answers(service.name, [r.event_id for r in reports])
         missing = {
-            (service.event_id_field if single else f"outcomes.{i}.{service.event_id_field}"): [
+            field_path("outcomes", single, i, service.event_id_field): [
                 f"no decision is recorded for {r.event_id!r}: an outcome joins a decided event"
             ]
             for i, r in enumerate(reports)
@@ -63,21 +52,6 @@ def decision_store(runtime: Runtime) -> DecisionStore:
     if found is None:
         raise NotReadyError("outcomes join recorded decisions, and this service records none (RISK_DECISIONS_URL=none)")
     return found
-
-
-def _body(body: Any, limit: int) -> tuple[list[Any], bool]:
-    if body is None:
-        raise InvalidInputError({"_body": ["the body must be JSON (Content-Type: application/json)"]})
-    if isinstance(body, dict) and "outcomes" in body:
-        if set(body) != {"outcomes"}:
-            raise InvalidInputError({k: ["unknown field beside outcomes"] for k in body if k != "outcomes"})
-        items = body["outcomes"]
-        if not isinstance(items, list) or not items:
-            raise InvalidInputError({"outcomes": ["must be a non-empty list of outcomes"]})
-        if len(items) > limit:
-            raise PayloadTooLargeError(f"a batch holds at most {limit} outcomes; this one has {len(items)}")
-        return items, False
-    return [body], True
 
 
 @dataclass(frozen=True)
