@@ -271,22 +271,9 @@ def _run_monitor(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{args.service}: {report['decisions']} decisions, {report['labelled']} with a known outcome")
-    for version, section in report["models"].items():
-        calibration = section["calibration"] or {}
-        drift = section["drift"]
-        worst = max(drift.get("features", {}).items(), key=lambda item: item[1] or 0.0, default=("-", None))
-        print(
-            f"  model {version}: {section['decisions']} decisions, {section['labelled']} labelled; "
-            f"brier {calibration.get('brier')}, slope {calibration.get('slope')}, "
-            f"intercept {calibration.get('intercept')}; score PSI {drift.get('score')}, "
-            f"highest feature PSI {worst[1]} ({worst[0]})"
-        )
-        for decision, figures in section["outcomes"].items():
-            shown = f"precision {figures['precision']}, recall {figures['recall']}"
-            print(f"    {decision}: {shown} ({figures['labelled']} labelled)")
-    for alert in report["alerts"]:
-        print(f"  ALERT {alert['kind']} {alert['figure']} = {alert['value']} (threshold {alert['threshold']})")
+    from shared.doors.monitoring import summary_lines
+
+    print("\n".join(summary_lines(report)))
     return 0
 
 

@@ -33,6 +33,7 @@ from kafka import KafkaConsumer
 
 from services.registry import http_app_spec, runtime
 from shared.doors.gunicorn import gunicorn_command, serve_environment
+from shared.doors.monitoring import summary_lines
 from shared.errors import ModelNotFoundError
 from shared.events.broker import EmbeddedBroker, ensure_topics, free_port
 from shared.events.envelope import encode, make_event
@@ -349,21 +350,8 @@ def _monitoring(settings: Settings, service: str) -> None:
     with runtime(service, settings) as parts:
         report = parts.monitor()
     print(f"\n=== {service}: quality in production (risk monitor {service}) ===")
-    for version, section in report["models"].items():
-        calibration = section["calibration"] or {}
-        print(f"  model {version}: {section['decisions']} decisions, {section['labelled']} with an outcome")
-        for decision, figures in section["outcomes"].items():
-            print(f"    {decision:<8} precision {figures['precision']}, recall {figures['recall']}")
-        print(
-            f"    calibration: Brier {calibration.get('brier')}, slope {calibration.get('slope')}, "
-            f"intercept {calibration.get('intercept')}"
-        )
-        drift = section["drift"]
-        if "features" in drift:
-            worst = sorted(drift["features"].items(), key=lambda item: -(item[1] or 0.0))[:3]
-            print(f"    drift (PSI): score {drift['score']}; highest " + ", ".join(f"{k} {v}" for k, v in worst))
-    alerts = ", ".join(f"{a['kind']} {a['figure']} {a['value']}" for a in report["alerts"]) or "none"
-    print(f"  alerts: {alerts} (a few hundred decisions of one day: figures for show, not for judging)\n")
+    print("\n".join(summary_lines(report)))
+    print("  (a few hundred decisions of one day: figures for show, not for judging)\n")
 
 
 def _split(items: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

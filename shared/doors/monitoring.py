@@ -55,3 +55,30 @@ def register_monitoring_routes(app: Flask, runtime: Runtime, latest: LatestRepor
     @app.get("/v1/monitoring/report")
     def monitoring_report() -> Response:
         return Response(monitoring_page(report()), content_type="text/html; charset=utf-8")
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report in a few lines for a terminal: per model version its outcomes' precision and recall,
+    calibration, the score's and the three highest features' drift; then the alerts."""
+    lines = [f"{report['service']}: {report['decisions']} decisions, {report['labelled']} with a known outcome"]
+    for version, section in report["models"].items():
+        calibration = section["calibration"] or {}
+        lines.append(f"  model {version}: {section['decisions']} decisions, {section['labelled']} with an outcome")
+        for decision, figures in section["outcomes"].items():
+            lines.append(
+                f"    {decision:<8} precision {figures['precision']}, recall {figures['recall']} "
+                f"({figures['labelled']} labelled)"
+            )
+        lines.append(
+            f"    calibration: Brier {calibration.get('brier')}, slope {calibration.get('slope')}, "
+            f"intercept {calibration.get('intercept')}"
+        )
+        drift = section["drift"]
+        if "features" in drift:
+            worst = sorted(drift["features"].items(), key=lambda item: -(item[1] or 0.0))[:3]
+            lines.append(f"    drift (PSI): score {drift['score']}; highest " + ", ".join(f"{k} {v}" for k, v in worst))
+        else:
+            lines.append(f"    drift: {drift['unavailable']}")
+    alerts = [f"{a['kind']} of {a['figure']}: {a['value']} (threshold {a['threshold']})" for a in report["alerts"]]
+    lines.append("  alerts: " + ("; ".join(alerts) if alerts else "none"))
+    return lines
