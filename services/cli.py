@@ -349,7 +349,7 @@ def contract_documents() -> dict[Path, str]:
     from services.registry import service
     from shared.core.outcomes import outcome_schema
     from shared.doors.openapi import build_openapi
-    from shared.events.contracts import DecisionVariant, decision_json_schema, outcome_json_schema
+    from shared.events.contracts import DecisionVariant, decision_json_schema, event_file_name, outcome_json_schema
 
     limit = Settings().max_batch_events
     documents = {
@@ -358,8 +358,7 @@ def contract_documents() -> dict[Path, str]:
     for name in service_names():
         found = service(name)
         if found.outcome_topic is not None:
-            short = found.outcome_topic.event_type.removeprefix("com.riskscoring.")
-            documents[CONTRACTS / "events" / f"{short}.json"] = outcome_json_schema(
+            documents[CONTRACTS / "events" / event_file_name(found.outcome_topic)] = outcome_json_schema(
                 found.outcome_topic, outcome_schema(found), name
             )
     documents[CONTRACTS / "events" / "decision.v1.json"] = decision_json_schema(

@@ -45,25 +45,15 @@ def decision_json_schema(variants: Mapping[str, DecisionVariant]) -> dict[str, A
         }
     services = "|".join(sorted(variants))
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": CONTRACT_BASE + "decision.v1.json",
-        "title": f"Risk decision (topics {', '.join(f'{s}.decisions' for s in sorted(variants))})",
-        "description": (
+        **_cloud_event(
+            "decision.v1.json",
+            f"Risk decision (topics {', '.join(f'{s}.decisions' for s in sorted(variants))})",
             "A CloudEvents 1.0 event in structured JSON mode whose data is one decision, pinning what is needed "
-            "to reproduce it. Kafka key: the entity id. Generated from the code by `risk contracts`."
+            "to reproduce it. Kafka key: the entity id. Generated from the code by `risk contracts`.",
+            {"type": "string", "pattern": rf"^com\.riskscoring\.({services})\.decision\.v1$"},
+            {"type": "string", "description": "the input event id"},
+            {"oneOf": [{"$ref": f"#/$defs/{service}_decision"} for service in sorted(variants)]},
         ),
-        "type": "object",
-        "required": ["specversion", "id", "source", "type", "data"],
-        "properties": {
-            "specversion": {"const": "1.0"},
-            "id": {"type": "string", "minLength": 1},
-            "source": {"type": "string", "minLength": 1},
-            "type": {"type": "string", "pattern": rf"^com\.riskscoring\.({services})\.decision\.v1$"},
-            "time": {"type": "string", "format": "date-time"},
-            "subject": {"type": "string", "description": "the input event id"},
-            "datacontenttype": {"const": "application/json"},
-            "data": {"oneOf": [{"$ref": f"#/$defs/{service}_decision"} for service in sorted(variants)]},
-        },
         "$defs": defs,
     }
 
@@ -74,25 +64,41 @@ def outcome_json_schema(topic: Topic, schema: type[Schema], service: str) -> dic
     name = schema.__name__.removesuffix("Schema")
     spec.components.schema(name, schema=schema)
     data = _local_refs(spec.to_dict()["components"]["schemas"])[name]
-    short = topic.event_type.removeprefix("com.riskscoring.")
+    return _cloud_event(
+        event_file_name(topic),
+        f"Outcome of a {service} decision (topic {topic.name})",
+        "A CloudEvents 1.0 event in structured JSON mode whose data says what became of one decided event; "
+        "it joins the recorded decision and feeds the features and the quality figures. Kafka key: the "
+        "decided event's id. Generated from the code by `risk contracts`.",
+        {"const": topic.event_type},
+        {"type": "string"},
+        data,
+    )
+
+
+def event_file_name(topic: Topic) -> str:
+    """The file of a topic's event schema in contracts/events/: its event type's short name."""
+    return topic.event_type.removeprefix("com.riskscoring.") + ".json"
+
+
+def _cloud_event(
+    file_name: str, title: str, description: str, event_type: Any, subject: Any, data: Any
+) -> dict[str, Any]:
+    """A CloudEvents 1.0 envelope in structured JSON mode around `data`, as the project's JSON Schemas write it."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": CONTRACT_BASE + f"{short}.json",
-        "title": f"Outcome of a {service} decision (topic {topic.name})",
-        "description": (
-            "A CloudEvents 1.0 event in structured JSON mode whose data says what became of one decided event; "
-            "it joins the recorded decision and feeds the features and the quality figures. Kafka key: the "
-            "decided event's id. Generated from the code by `risk contracts`."
-        ),
+        "$id": CONTRACT_BASE + file_name,
+        "title": title,
+        "description": description,
         "type": "object",
         "required": ["specversion", "id", "source", "type", "data"],
         "properties": {
             "specversion": {"const": "1.0"},
             "id": {"type": "string", "minLength": 1},
             "source": {"type": "string", "minLength": 1},
-            "type": {"const": topic.event_type},
+            "type": event_type,
             "time": {"type": "string", "format": "date-time"},
-            "subject": {"type": "string"},
+            "subject": subject,
             "datacontenttype": {"const": "application/json"},
             "data": data,
         },
