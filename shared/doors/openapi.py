@@ -50,31 +50,7 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
             "post": {
                 "summary": f"Score one event, or a batch of up to {max_batch_events}",
                 "security": [{"apiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    event_ref,
-                                    {
-                                        "type": "object",
-                                        "required": ["events"],
-                                        "additionalProperties": False,
-                                        "properties": {
-                                            "events": {
-                                                "type": "array",
-                                                "items": event_ref,
-                                                "minItems": 1,
-                                                "maxItems": max_batch_events,
-                                            }
-                                        },
-                                    },
-                                ]
-                            }
-                        }
-                    },
-                },
+                "requestBody": _one_or_batch(event_ref, "events", max_batch_events),
                 "responses": {
                     "200": {
                         "description": "the decision, or {decisions: [...]} for a batch",
@@ -178,6 +154,17 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
     return spec.to_dict()
 
 
+def _one_or_batch(item: dict[str, Any], key: str, limit: int) -> dict[str, Any]:
+    """The body `shared.doors.bodies` reads: one item, or `{key: [...]}` with 1 to `limit` of them."""
+    batch = {
+        "type": "object",
+        "required": [key],
+        "additionalProperties": False,
+        "properties": {key: {"type": "array", "items": item, "minItems": 1, "maxItems": limit}},
+    }
+    return {"required": True, "content": {"application/json": {"schema": {"oneOf": [item, batch]}}}}
+
+
 def _decision_paths(spec: APISpec, service: Service) -> None:
     from shared.doors.decisions import DecisionQuerySchema
 
@@ -257,31 +244,7 @@ def _outcome_paths(spec: APISpec, service: Service, max_batch_events: int) -> No
                 "summary": f"What became of decided events (one outcome, or a batch of up to {max_batch_events}): "
                 "joined to their decisions, fed to the features and the quality figures",
                 "security": [{"apiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    outcome_ref,
-                                    {
-                                        "type": "object",
-                                        "required": ["outcomes"],
-                                        "additionalProperties": False,
-                                        "properties": {
-                                            "outcomes": {
-                                                "type": "array",
-                                                "items": outcome_ref,
-                                                "minItems": 1,
-                                                "maxItems": max_batch_events,
-                                            }
-                                        },
-                                    },
-                                ]
-                            }
-                        }
-                    },
-                },
+                "requestBody": _one_or_batch(outcome_ref, "outcomes", max_batch_events),
                 "responses": {
                     "200": {
                         "description": "each outcome's status: recorded (the first), duplicate (the same again), "
