@@ -9,14 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from shared.events.consumer import DEAD_LETTER_EXCERPT_BYTES
 from shared.events.envelope import encode, make_event
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
 from shared.settings import Settings
-from tests.fixtures.broker import READ_TIMEOUT_SECONDS, read_topic, unique_name
+from tests.fixtures.broker import produce_raw, read_topic, unique_name
 from tests.fixtures.services import running_worker
 
 GOOD_RECORDS = 240
@@ -60,18 +59,6 @@ def poison_records(run: str) -> dict[str, tuple[bytes, str]]:
     }
 
 
-def flood(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
-    """Send every (key, value) in order, records of up to a few MiB allowed, and wait for every ack."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
-    try:
-        futures = [producer.send(PAYMENTS_TRANSACTIONS.name, key=key, value=value) for key, value in records]
-        producer.flush(timeout=READ_TIMEOUT_SECONDS)
-        for future in futures:
-            future.get(timeout=READ_TIMEOUT_SECONDS)
-    finally:
-        producer.close(timeout=5)
-
-
 def decided_ids(records: list[ConsumerRecord], run: str) -> set[str]:
     ids = (json.loads(record.value)["data"]["event_id"] for record in records)
     return {event_id for event_id in ids if event_id.startswith(f"{run}-")}
@@ -104,7 +91,7 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
     log_path = tmp_path / "worker.log"
     started = time.monotonic()
     with running_worker("fraud", settings, log_path) as worker:
-        flood(bootstrap, flooded)
+        produce_raw(bootstrap, PAYMENTS_TRANSACTIONS, flooded, max_request_size=8 * 1024 * 1024)  # MiB records
         expected_ids = {event["transaction_id"] for event in good}
         decisions = read_topic(
             bootstrap, FRAUD_DECISIONS, lambda found: decided_ids(found, run) >= expected_ids, timeout=45
