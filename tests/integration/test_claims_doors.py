@@ -3,7 +3,6 @@ topics, and batch rescoring with a claims history file; the same 1,000 policies 
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import signal
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +26,12 @@ from shared.events.broker import EmbeddedBroker, ensure_topics
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.settings import Settings
 from shared.state import open_state_store
+from tests.fixtures.events import POLICY_TIME, policy
 from tests.fixtures.kafka_io import collect, decision_payloads, publish
 from tests.fixtures.services import API_KEY, running_server, running_worker, service_environment
 
 AUTH = {"X-API-Key": API_KEY}
-NOW = datetime(2026, 11, 2, 10, 30, tzinfo=UTC)
-
-
-_QUOTES = itertools.count(1)
-
-
-def policy(**overrides: Any) -> dict[str, Any]:
-    """A renewal of POL-1 with its fields overridden; each call is a new quote (a quote id of its own)."""
-    base = {
-        "quote_id": f"Q-{next(_QUOTES)}",
-        "policy_id": "POL-1",
-        "kind": "renewal",
-        "timestamp": NOW.isoformat(),
-        "exposure": 1.0,
-        "area": "C",
-        "bonus_malus": 60,
-        "driver_age": 42,
-        "vehicle_age": 3,
-        "vehicle_power": 6,
-        "vehicle_brand": "B12",
-    }
-    return {**base, **overrides}
+NOW = POLICY_TIME
 
 
 def sample_book(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

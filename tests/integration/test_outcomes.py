@@ -32,6 +32,7 @@ from shared.decisions import DecisionStore, OutcomeStatus
 from shared.events.topics import PAYMENTS_OUTCOMES
 from shared.settings import Settings
 from shared.state import open_state_store
+from tests.fixtures.events import policy
 from tests.fixtures.kafka_io import collect, publish
 from tests.fixtures.services import API_KEY, running_worker, scoring_app, service_environment
 
@@ -180,19 +181,7 @@ def test_claims_following_a_decided_quote_become_its_outcome(claims_settings: Se
     from shared.events.consumer import Inbound
 
     client = scoring_app("claims", claims_settings).test_client()
-    quote = {
-        "quote_id": "Q-claims-1",
-        "policy_id": "POL-OUT",
-        "kind": "renewal",
-        "timestamp": "2026-01-10T09:00:00+00:00",
-        "exposure": 1.0,
-        "area": "C",
-        "bonus_malus": 60,
-        "driver_age": 42,
-        "vehicle_age": 3,
-        "vehicle_power": 6,
-        "vehicle_brand": "B12",
-    }
+    quote = policy(quote_id="Q-claims-1", policy_id="POL-OUT", timestamp="2026-01-10T09:00:00+00:00")
     assert client.post("/v1/score", json=quote, headers=AUTH).status_code == 200
     parts = runtime("claims", claims_settings)
     handle = scoring_handler(lambda: parts.core, parts.state, parts.decisions)
