@@ -5,6 +5,8 @@ equation they already know. That comparison is only honest if each equation is c
 published, in the units and for the people it was derived for. So every equation here:
 
 - takes its inputs in fixed, stated units (listed per input in `EQUATIONS[name].units`, published by the API);
+- reads age in completed years, as the papers state their ranges ("aged 30-74" includes 74 years and 11
+  months): a 74.9-year-old is 74, inside Framingham, and the equation is computed at 74;
 - states its variant, outcome, horizon and valid ranges in an `EquationSpec`;
 - returns "not applicable, because ..." outside its valid ranges or population, never an extrapolated number.
 
@@ -79,6 +81,23 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def completed_years(age: float) -> int:
+    """Age as the papers count it: whole years lived, so 74.9 is 74 (and still inside a range "30-74")."""
+    return math.floor(age)
+
+
+def _ranged_value(name: str, value: float) -> float:
+    """What a range is checked against: age in completed years, every other input as given."""
+    return completed_years(value) if name == "age" else value
+
+
+def _described(name: str, value: float, unit: str) -> str:
+    """An input as a reason names it; a fractional age also shows the completed years that were compared."""
+    if name == "age" and completed_years(value) != value:
+        return f"age = {_fmt(value)} {unit} ({completed_years(value)} in completed years)"
+    return f"{name} = {_fmt(value)} {unit}"
+
+
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     """A categorical code outside its list is a caller bug, not a person the equation excludes."""
     if value not in choices:
@@ -107,9 +126,9 @@ def _range_reason(spec: EquationSpec, values: Mapping[str, float]) -> str | None
                 f"not applicable, because {name} = {value!r} is not a finite number "
                 f"({spec.name} needs {name} in {unit}, range {_fmt(low)}-{_fmt(high)})"
             )
-        if not low <= value <= high:
+        if not low <= _ranged_value(name, value) <= high:
             return (
-                f"not applicable, because {name} = {_fmt(value)} {unit} is outside the valid range "
+                f"not applicable, because {_described(name, value, unit)} is outside the valid range "
                 f"{_fmt(low)}-{_fmt(high)} {unit} of {spec.name}"
             )
     return None
@@ -196,8 +215,10 @@ FRAMINGHAM_COEFFICIENTS: dict[str, FraminghamCoefficients] = {
     ),
 }
 
+AGE_UNIT = "years; read in completed years (74.9 is 74)"
+
 _CVD_UNITS_COMMON: dict[str, str] = {
-    "age": "years",
+    "age": AGE_UNIT,
     "sex": "category; female or male",
     "total_cholesterol": "mg/dL",
     "hdl_cholesterol": "mg/dL",
@@ -220,6 +241,7 @@ FRAMINGHAM_SPEC = EquationSpec(
     valid_ranges={"age": (30.0, 74.0)},
     notes=(
         "Derived in Framingham participants aged 30-74 free of CVD; people with prior CVD are not applicable.",
+        "Age is read in completed years: 30 years to 74 years and 11 months apply, and are computed at 30-74.",
         "The paper publishes no range for cholesterol or blood pressure; they must be positive (logs are taken).",
         "No risk category is given: the paper defines none for the continuous equation.",
     ),
@@ -270,9 +292,11 @@ def framingham_general_cvd(
     )
     if reason:
         return _not_applicable("framingham_general_cvd", variant, reason, inputs)
+    years = completed_years(age)
+    inputs["age_in_completed_years"] = years
     c = FRAMINGHAM_COEFFICIENTS[sex]
     linear_sum = (
-        c.ln_age * math.log(age)
+        c.ln_age * math.log(years)
         + c.ln_total_cholesterol * math.log(total_cholesterol)
         + c.ln_hdl * math.log(hdl_cholesterol)
         + (c.ln_sbp_treated if treated_hypertension else c.ln_sbp_untreated) * math.log(systolic_bp)
@@ -421,6 +445,7 @@ PCE_SPEC = EquationSpec(
         "estimate may then be less accurate.",
         "Input ranges are those of the ACC/AHA ASCVD Risk Estimator (as enforced by Cerner's ascvd-risk-calculator "
         "and the PooledCohort R package); people with prior ASCVD are not applicable.",
+        "Age is read in completed years: 40 years to 79 years and 11 months apply, and are computed at 40-79.",
         "Categories: low <5%, borderline 5 to <7.5%, intermediate 7.5 to <20%, high >=20% (2018 AHA/ACC "
         "cholesterol guideline).",
     ),
@@ -475,9 +500,11 @@ def pooled_cohort_equations(
     reason = _cvd_population_reason(PCE_SPEC, prior_cvd) or _range_reason(PCE_SPEC, ranged)
     if reason:
         return _not_applicable("pooled_cohort_equations", variant, reason, inputs)
+    years = completed_years(age)
+    inputs["age_in_completed_years"] = years
     c = PCE_COEFFICIENTS[(equation_race, sex)]
     individual_sum = pce_individual_sum(
-        c, age, total_cholesterol, hdl_cholesterol, systolic_bp, treated_hypertension, smoker, diabetes
+        c, years, total_cholesterol, hdl_cholesterol, systolic_bp, treated_hypertension, smoker, diabetes
     )
     risk = _cox_risk(c.baseline_survival, individual_sum, c.mean_sum)
     return EquationResult("pooled_cohort_equations", variant, True, risk, _pce_category(risk), None, inputs)
@@ -607,6 +634,11 @@ SCORE2_RECALIBRATION: dict[tuple[str, str], tuple[float, float]] = {
 # (age below, "high" from, "very high" from)
 SCORE2_CATEGORY_THRESHOLDS: tuple[tuple[float, float, float], ...] = ((50.0, 0.025, 0.075), (70.0, 0.05, 0.10))
 
+# SCORE2 covers 40-69 and SCORE2-OP (Eur Heart J 2021;42:2455-2467) 70 and over, both in completed years, so
+# the two meet with no gap: 69.9 is SCORE2's last age, 70.0 SCORE2-OP's first.
+SCORE2_AGES: tuple[float, float] = (40.0, 69.0)
+SCORE2_OP_FIRST_AGE = 70
+
 SCORE2_SPEC = EquationSpec(
     name="SCORE2",
     citation="SCORE2 working group and ESC Cardiovascular risk collaboration. SCORE2 risk prediction algorithms: "
@@ -617,7 +649,7 @@ SCORE2_SPEC = EquationSpec(
     "non-fatal stroke",
     horizon_years=10,
     units={
-        "age": "years",
+        "age": AGE_UNIT,
         "sex": "category; female or male",
         "total_cholesterol": "mg/dL; converted to mmol/L by dividing by 38.67",
         "hdl_cholesterol": "mg/dL; converted to mmol/L by dividing by 38.67",
@@ -627,13 +659,14 @@ SCORE2_SPEC = EquationSpec(
         "region": "category; ESC risk region low, moderate, high or very_high of the country of residence",
         "prior_cvd": "bool; known cardiovascular disease (SCORE2 is for people without it)",
     },
-    valid_ranges={"age": (40.0, 69.0)},
+    valid_ranges={"age": SCORE2_AGES},
     notes=(
         "Cholesterol is taken in mg/dL and converted with 38.67 mg/dL per mmol/L, because the model is in mmol/L.",
         "Diabetes: the published model contains diabetes and age x diabetes terms (kept in the coefficient table and "
         "in score2_linear_predictor), which the authors needed to recalibrate on whole populations; SCORE2 itself "
         "is for people without diabetes (SCORE2-Diabetes covers them), so diabetes=True is not applicable.",
-        "Age over 69 needs SCORE2-OP, which is not implemented; age under 40 is outside the derivation range.",
+        "Age is read in completed years: 40 years to 69 years and 11 months are SCORE2's; from 70 SCORE2-OP applies "
+        "(not implemented here), so the two meet with no gap; age under 40 is outside the derivation range.",
         "The paper publishes no range for cholesterol or blood pressure; they must be positive.",
         "Categories (ESC 2021): under 50, <2.5% low-to-moderate, 2.5 to <7.5% high, >=7.5% very high; "
         "50-69, <5%, 5 to <10%, >=10%.",
@@ -675,12 +708,14 @@ def score2(
     )
     if reason:
         return _not_applicable("score2", variant, reason, inputs)
+    years = completed_years(age)
+    inputs["age_in_completed_years"] = years
     tc_mmol = total_cholesterol / MG_DL_PER_MMOL_L_CHOLESTEROL
     hdl_mmol = hdl_cholesterol / MG_DL_PER_MMOL_L_CHOLESTEROL
     inputs.update(total_cholesterol_mmol_l=tc_mmol, hdl_cholesterol_mmol_l=hdl_mmol)
     linear_predictor = score2_linear_predictor(
         sex=sex,
-        age=age,
+        age=years,
         total_cholesterol_mmol_l=tc_mmol,
         hdl_cholesterol_mmol_l=hdl_mmol,
         systolic_bp=systolic_bp,
@@ -689,7 +724,7 @@ def score2(
     )
     uncalibrated = 1.0 - SCORE2_COEFFICIENTS[sex].baseline_survival ** math.exp(linear_predictor)
     risk = score2_recalibrate(uncalibrated, sex=sex, region=region)
-    return EquationResult("score2", variant, True, risk, _score2_category(age, risk), None, inputs)
+    return EquationResult("score2", variant, True, risk, _score2_category(years, risk), None, inputs)
 
 
 def score2_linear_predictor(
@@ -742,9 +777,11 @@ def _score2_population_reason(age: float, diabetes: bool, prior_cvd: bool) -> st
             "not applicable, because diabetes is true and SCORE2 is for people without diabetes "
             "(SCORE2-Diabetes covers them and is not implemented here)"
         )
-    if not _not_a_finite_number(age) and age > 69:
+    if not _not_a_finite_number(age) and completed_years(age) >= SCORE2_OP_FIRST_AGE:
+        low, high = SCORE2_AGES
         return (
-            f"not applicable, because age over 69 needs SCORE2-OP (age = {_fmt(age)} years; SCORE2 covers 40-69 years)"
+            f"not applicable, because {_described('age', age, 'years')} is {SCORE2_OP_FIRST_AGE} or over: "
+            f"SCORE2-OP applies (not implemented here); SCORE2 covers {_fmt(low)}-{_fmt(high)} years"
         )
     return None
 
@@ -813,7 +850,7 @@ FINDRISC_SPEC = EquationSpec(
     outcome="drug-treated type 2 diabetes (paper); the form: developing type 2 diabetes",
     horizon_years=10,
     units={
-        "age": "years",
+        "age": AGE_UNIT,
         "sex": "category; female or male (selects the waist bands)",
         "bmi": "kg/m2",
         "waist": "cm; measured below the ribs, usually at the navel",
@@ -827,6 +864,7 @@ FINDRISC_SPEC = EquationSpec(
     },
     valid_ranges={"age": (18.0, 120.0)},
     notes=(
+        "Age is read in completed years, as the form's bands are (45-54 includes 54 years and 11 months).",
         "The age range is ours, not published: the form is an adult questionnaire (the 2003 derivation cohort was "
         "35-64); 18 is the adult lower bound and 120 a plausibility cap.",
         "BMI and waist have no published range; they must be positive.",
@@ -885,8 +923,9 @@ def findrisc(
     )
     if reason:
         return _not_applicable("findrisc", variant, reason, inputs)
+    inputs["age_in_completed_years"] = completed_years(age)
     item_points = {
-        "age": findrisc_age_points(age),
+        "age": findrisc_age_points(completed_years(age)),
         "bmi": findrisc_bmi_points(bmi),
         "waist": findrisc_waist_points(waist, sex),
         "physically_active": 0 if physically_active else FINDRISC_INACTIVE_POINTS,
@@ -939,6 +978,478 @@ def _findrisc_population_reason(diabetes: bool) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# QRISK3-2017 (Hippisley-Cox, Coupland & Brindle 2017)
+# ---------------------------------------------------------------------------------------------------------
+
+Qrisk3Ethnicity = Literal[
+    "white_or_not_stated",
+    "indian",
+    "pakistani",
+    "bangladeshi",
+    "other_asian",
+    "black_caribbean",
+    "black_african",
+    "chinese",
+    "other_ethnic_group",
+]
+Qrisk3Smoking = Literal["non_smoker", "ex_smoker", "light_smoker", "moderate_smoker", "heavy_smoker"]
+Qrisk3Diabetes = Literal["none", "type_1", "type_2"]
+
+# In the order of QRISK3's own codes (ethrisk 1-9, smoke_cat 0-4), so a code's position is its published number.
+QRISK3_ETHNICITIES: tuple[str, ...] = (
+    "white_or_not_stated",
+    "indian",
+    "pakistani",
+    "bangladeshi",
+    "other_asian",
+    "black_caribbean",
+    "black_african",
+    "chinese",
+    "other_ethnic_group",
+)
+QRISK3_SMOKING: tuple[str, ...] = ("non_smoker", "ex_smoker", "light_smoker", "moderate_smoker", "heavy_smoker")
+QRISK3_DIABETES: tuple[str, ...] = ("none", "type_1", "type_2")
+# The conditions and treatments QRISK3 names, each a yes/no input with its own hazard ratio.
+QRISK3_CONDITIONS: tuple[str, ...] = (
+    "atrial_fibrillation",
+    "atypical_antipsychotics",
+    "corticosteroids",
+    "erectile_dysfunction",
+    "migraine",
+    "rheumatoid_arthritis",
+    "chronic_kidney_disease",
+    "severe_mental_illness",
+    "systemic_lupus_erythematosus",
+    "treated_hypertension",
+    "family_history_cvd",
+)
+
+
+class Qrisk3Coefficients(NamedTuple):
+    """One sex's QRISK3 Cox model: every term is centred on the derivation cohort's mean before it enters.
+
+    age_1 and age_2 are fractional polynomial terms of age/10 with the sex's two powers; BMI enters as
+    (bmi/10)^-2 and (bmi/10)^-2 * ln(bmi/10) for both sexes. Terms absent from a mapping have no coefficient
+    (women have no erectile-dysfunction term; some conditions have no age interaction).
+    """
+
+    baseline_survival: float
+    age_powers: tuple[float, float]
+    means: dict[str, float]
+    ethnicity: dict[str, float]
+    smoking: dict[str, float]
+    main: dict[str, float]
+    age_1_interactions: dict[str, float]
+    age_2_interactions: dict[str, float]
+
+
+# Hippisley-Cox J, Coupland C, Brindle P, BMJ 2017;357:j2099 (QRISK3-2017), coefficients as ClinRisk published
+# them in the open-source QRISK3-2017 algorithm (LGPL, qrisk.org; functions cvd_female_raw and cvd_male_raw):
+# 10-year baseline survival, centring means, ethnicity and smoking levels, main effects and the age
+# interactions, transcribed with every published digit. Cross-checked against the copy of that source shipped
+# in the CRAN package QRISK3 (inst/extdata/QRISK3_2017_src.txt, version 0.6.0), whose test patients
+# tests/unit/test_qrisk3.py reproduces to 0.1 percentage point.
+QRISK3_COEFFICIENTS: dict[str, Qrisk3Coefficients] = {
+    "female": Qrisk3Coefficients(
+        baseline_survival=0.988876402378082,
+        age_powers=(-2.0, 1.0),
+        means={
+            "age_1": 0.053274843841791,
+            "age_2": 4.332503318786621,
+            "bmi_1": 0.154946178197861,
+            "bmi_2": 0.144462317228317,
+            "cholesterol_ratio": 3.47632646560669,
+            "systolic_bp": 123.13001251220703,
+            "systolic_bp_sd": 9.002537727355957,
+            "townsend": 0.392308831214905,
+        },
+        ethnicity={
+            "white_or_not_stated": 0.0,
+            "indian": 0.28040314332995425,
+            "pakistani": 0.56298994142075398,
+            "bangladeshi": 0.29590000851116516,
+            "other_asian": 0.072785379877982545,
+            "black_caribbean": -0.17072135508857317,
+            "black_african": -0.39371043314874971,
+            "chinese": -0.32632495283530272,
+            "other_ethnic_group": -0.17127056883241784,
+        },
+        smoking={
+            "non_smoker": 0.0,
+            "ex_smoker": 0.13386833786546262,
+            "light_smoker": 0.56200858012438537,
+            "moderate_smoker": 0.66749593377502547,
+            "heavy_smoker": 0.84948177644830847,
+        },
+        main={
+            "age_1": -8.1388109247726188,
+            "age_2": 0.79733376689699098,
+            "bmi_1": 0.29236092275460052,
+            "bmi_2": -4.1513300213837665,
+            "cholesterol_ratio": 0.15338035820802554,
+            "systolic_bp": 0.013131488407103424,
+            "systolic_bp_sd": 0.0078894541014586095,
+            "townsend": 0.077223790588590108,
+            "atrial_fibrillation": 1.5923354969269663,
+            "atypical_antipsychotics": 0.25237642070115557,
+            "corticosteroids": 0.59520725304601851,
+            "migraine": 0.301267260870345,
+            "rheumatoid_arthritis": 0.21364803435181942,
+            "chronic_kidney_disease": 0.65194569493845833,
+            "severe_mental_illness": 0.12555308058820178,
+            "systemic_lupus_erythematosus": 0.75880938654267693,
+            "treated_hypertension": 0.50931593683423004,
+            "type_1_diabetes": 1.7267977510537347,
+            "type_2_diabetes": 1.0688773244615468,
+            "family_history_cvd": 0.45445319020896213,
+        },
+        age_1_interactions={
+            "ex_smoker": -4.7057161785851891,
+            "light_smoker": -2.7430383403573337,
+            "moderate_smoker": -0.86608088829392182,
+            "heavy_smoker": 0.90241562369710648,
+            "atrial_fibrillation": 19.938034889546561,
+            "corticosteroids": -0.98408045235936281,
+            "migraine": 1.7634979587872999,
+            "chronic_kidney_disease": -3.5874047731694114,
+            "systemic_lupus_erythematosus": 19.690303738638292,
+            "treated_hypertension": 11.872809733921812,
+            "type_1_diabetes": -1.2444332714320747,
+            "type_2_diabetes": 6.8652342000009599,
+            "bmi_1": 23.802623412141742,
+            "bmi_2": -71.184947692087007,
+            "family_history_cvd": 0.99467807940435127,
+            "systolic_bp": 0.034131842338615485,
+            "townsend": -1.0301180802035639,
+        },
+        age_2_interactions={
+            "ex_smoker": -0.075589244643193026,
+            "light_smoker": -0.11951192874867074,
+            "moderate_smoker": -0.10366306397571923,
+            "heavy_smoker": -0.13991853591718389,
+            "atrial_fibrillation": -0.076182651011162505,
+            "corticosteroids": -0.12005364946742472,
+            "migraine": -0.065586917898699859,
+            "chronic_kidney_disease": -0.22688873086442507,
+            "systemic_lupus_erythematosus": 0.077347949679016273,
+            "treated_hypertension": 0.00096857823588174436,
+            "type_1_diabetes": -0.28724064624488949,
+            "type_2_diabetes": -0.097112252590695489,
+            "bmi_1": 0.52369958933664429,
+            "bmi_2": 0.045744190122323759,
+            "family_history_cvd": -0.076885051698423038,
+            "systolic_bp": -0.0015082501423272358,
+            "townsend": -0.031593414674962329,
+        },
+    ),
+    "male": Qrisk3Coefficients(
+        baseline_survival=0.977268040180206,
+        age_powers=(-1.0, 3.0),
+        means={
+            "age_1": 0.234766781330109,
+            "age_2": 77.284080505371094,
+            "bmi_1": 0.149176135659218,
+            "bmi_2": 0.141913309693336,
+            "cholesterol_ratio": 4.300998687744141,
+            "systolic_bp": 128.57157897949219,
+            "systolic_bp_sd": 8.756621360778809,
+            "townsend": 0.52630490064621,
+        },
+        ethnicity={
+            "white_or_not_stated": 0.0,
+            "indian": 0.27719248760308279,
+            "pakistani": 0.47446360714931268,
+            "bangladeshi": 0.52961729919689371,
+            "other_asian": 0.035100159186299017,
+            "black_caribbean": -0.35807899669327919,
+            "black_african": -0.4005648523216514,
+            "chinese": -0.41522792889830173,
+            "other_ethnic_group": -0.26321348134749967,
+        },
+        smoking={
+            "non_smoker": 0.0,
+            "ex_smoker": 0.19128222863388983,
+            "light_smoker": 0.55241588192645552,
+            "moderate_smoker": 0.63835053027506072,
+            "heavy_smoker": 0.78983819881858019,
+        },
+        main={
+            "age_1": -17.839781666005575,
+            "age_2": 0.0022964880605765492,
+            "bmi_1": 2.4562776660536358,
+            "bmi_2": -8.3011122314711354,
+            "cholesterol_ratio": 0.17340196856327111,
+            "systolic_bp": 0.012910126542553305,
+            "systolic_bp_sd": 0.010251914291290456,
+            "townsend": 0.033268201277287295,
+            "atrial_fibrillation": 0.88209236928054657,
+            "atypical_antipsychotics": 0.13046879855173513,
+            "corticosteroids": 0.45485399750445543,
+            "erectile_dysfunction": 0.22251859086705383,
+            "migraine": 0.25584178074159913,
+            "rheumatoid_arthritis": 0.20970658013956567,
+            "chronic_kidney_disease": 0.71853261288274384,
+            "severe_mental_illness": 0.12133039882047164,
+            "systemic_lupus_erythematosus": 0.4401572174457522,
+            "treated_hypertension": 0.51659871082695474,
+            "type_1_diabetes": 1.2343425521675175,
+            "type_2_diabetes": 0.85942071430932221,
+            "family_history_cvd": 0.54055469009390156,
+        },
+        age_1_interactions={
+            "ex_smoker": -0.21011133933516346,
+            "light_smoker": 0.75268676447503191,
+            "moderate_smoker": 0.99315887556405791,
+            "heavy_smoker": 2.1331163414389076,
+            "atrial_fibrillation": 3.4896675530623207,
+            "corticosteroids": 1.1708133653489108,
+            "erectile_dysfunction": -1.506400985745431,
+            "migraine": 2.3491159871402441,
+            "chronic_kidney_disease": -0.50656716327223694,
+            "treated_hypertension": 6.5114581098532671,
+            "type_1_diabetes": 5.3379864878006531,
+            "type_2_diabetes": 3.6461817406221311,
+            "bmi_1": 31.004952956033886,
+            "bmi_2": -111.29157184391643,
+            "family_history_cvd": 2.7808628508531887,
+            "systolic_bp": 0.018858524469865853,
+            "townsend": -0.1007554870063731,
+        },
+        age_2_interactions={
+            "ex_smoker": -0.00049854870275326121,
+            "light_smoker": -0.00079875633317385414,
+            "moderate_smoker": -0.00083706184266251296,
+            "heavy_smoker": -0.00078400319155637289,
+            "atrial_fibrillation": -0.00034995608340636049,
+            "corticosteroids": -0.0002496045095297166,
+            "erectile_dysfunction": -0.0011058218441227373,
+            "migraine": 0.00019896446041478631,
+            "chronic_kidney_disease": -0.0018325930166498813,
+            "treated_hypertension": 0.00063838053104165013,
+            "type_1_diabetes": 0.0006409780808752897,
+            "type_2_diabetes": -0.00024695695588868315,
+            "bmi_1": 0.0050380102356322029,
+            "bmi_2": -0.013074483002524319,
+            "family_history_cvd": -0.00024791809907396037,
+            "systolic_bp": -0.00001271874191588457,
+            "townsend": -0.000093299642323272888,
+        },
+    ),
+}
+
+# Valid ranges. Age 25-84 is the paper's (and the algorithm's own check). The others are the limits ClinRisk's
+# QRISK software holds these inputs to (BMI 20-40 kg/m2, cholesterol/HDL ratio 1-12, SBP 70-210 mmHg) and the
+# Townsend range its open-source programs accept (-7 to 11); ClinRisk's calculator moves a value outside them
+# to the nearest limit, which would be an estimate for someone else, so here it is "not applicable" instead.
+QRISK3_VALID_RANGES: dict[str, tuple[float, float]] = {
+    "age": (25.0, 84.0),
+    "bmi": (20.0, 40.0),
+    "cholesterol_ratio": (1.0, 12.0),
+    "systolic_bp": (70.0, 210.0),
+    "townsend": (-7.0, 11.0),
+}
+# NICE (NG238, 2023; CG181 before it) offers a statin for primary prevention from a 10-year QRISK3 of 10 %.
+QRISK3_NICE_THRESHOLD = 0.10
+
+QRISK3_SPEC = EquationSpec(
+    name="QRISK3-2017",
+    citation="Hippisley-Cox J, Coupland C, Brindle P. Development and validation of QRISK3 risk prediction "
+    "algorithms to estimate future risk of cardiovascular disease: prospective cohort study. BMJ 2017;357:j2099.",
+    variant="sex-specific Cox model with fractional polynomials of age and BMI and their interactions, as published "
+    "in the open-source QRISK3-2017 algorithm (ClinRisk, LGPL); 10-year horizon only",
+    outcome="first cardiovascular disease event: coronary heart disease (including angina and myocardial "
+    "infarction), ischaemic stroke or transient ischaemic attack",
+    horizon_years=10,
+    units={
+        "age": "years; read in completed years (84.9 is 84)",
+        "sex": "category; female or male",
+        "ethnicity": "category; " + ", ".join(QRISK3_ETHNICITIES) + " (QRISK3's nine groups)",
+        "townsend": "Townsend deprivation score of the home postcode's area; 0 is the national average, higher "
+        "is more deprived",
+        "bmi": "kg/m2; weight in kg / (height in m)^2 (bmi_from_height_and_weight)",
+        "smoking": "category; non_smoker, ex_smoker, light_smoker (under 10 a day), moderate_smoker (10 to 19), "
+        "heavy_smoker (20 or more)",
+        "cholesterol_ratio": "ratio; total cholesterol / HDL cholesterol, in the same units (no unit)",
+        "systolic_bp": "mmHg",
+        "systolic_bp_sd": "mmHg; standard deviation of at least two most recent systolic readings",
+        "diabetes_type": "category; none, type_1 or type_2",
+        "atrial_fibrillation": "bool; atrial fibrillation diagnosed",
+        "atypical_antipsychotics": "bool; on atypical antipsychotic medication",
+        "corticosteroids": "bool; on regular oral corticosteroid (steroid tablets)",
+        "erectile_dysfunction": "bool; erectile dysfunction diagnosed or treated (men only; ignored for women)",
+        "migraine": "bool; migraine diagnosed",
+        "rheumatoid_arthritis": "bool; rheumatoid arthritis diagnosed",
+        "chronic_kidney_disease": "bool; chronic kidney disease stage 3, 4 or 5",
+        "severe_mental_illness": "bool; schizophrenia, bipolar disorder or moderate/severe depression",
+        "systemic_lupus_erythematosus": "bool; systemic lupus erythematosus (SLE) diagnosed",
+        "treated_hypertension": "bool; on blood-pressure-lowering treatment",
+        "family_history_cvd": "bool; angina or heart attack in a first-degree relative under 60",
+        "prior_cvd": "bool; known cardiovascular disease (QRISK3 is for people without it)",
+    },
+    valid_ranges=dict(QRISK3_VALID_RANGES),
+    notes=(
+        "Derived in QResearch general practices in England, people aged 25-84 free of CVD; age is read in "
+        "completed years (the published algorithm takes a whole number of years).",
+        "BMI 20-40, cholesterol/HDL ratio 1-12 and SBP 70-210 are the limits ClinRisk's software holds these inputs "
+        "to, and Townsend -7 to 11 the range its open-source programs accept; outside them the answer is not "
+        "applicable rather than the calculator's estimate at the nearest limit.",
+        "The standard deviation of systolic blood pressure has no published range; it must be zero or more.",
+        "ClinRisk's calculator estimates missing BMI, cholesterol ratio or SBP and takes a missing Townsend score "
+        "or SBP standard deviation as 0; here every input must be given, or QRISK3 is not applicable.",
+        "No risk category is given; NICE offers a statin from a 10-year risk of 10%.",
+    ),
+)
+
+
+def bmi_from_height_and_weight(height_cm: float, weight_kg: float) -> float:
+    """Body-mass index in kg/m2, as QRISK3's calculator derives it from height (cm) and weight (kg)."""
+    return weight_kg / (height_cm / 100.0) ** 2
+
+
+def qrisk3(
+    *,
+    age: float,
+    sex: Sex,
+    ethnicity: Qrisk3Ethnicity,
+    townsend: float,
+    bmi: float,
+    smoking: Qrisk3Smoking,
+    cholesterol_ratio: float,
+    systolic_bp: float,
+    systolic_bp_sd: float,
+    diabetes_type: Qrisk3Diabetes,
+    atrial_fibrillation: bool,
+    atypical_antipsychotics: bool,
+    corticosteroids: bool,
+    erectile_dysfunction: bool,
+    migraine: bool,
+    rheumatoid_arthritis: bool,
+    chronic_kidney_disease: bool,
+    severe_mental_illness: bool,
+    systemic_lupus_erythematosus: bool,
+    treated_hypertension: bool,
+    family_history_cvd: bool,
+    prior_cvd: bool = False,
+) -> EquationResult:
+    """10-year CVD risk: 1 - S0(10) ** exp(sum of the centred terms, their coefficients and age interactions)."""
+    _check_choice("sex", sex, SEXES)
+    _check_choice("ethnicity", ethnicity, QRISK3_ETHNICITIES)
+    _check_choice("smoking", smoking, QRISK3_SMOKING)
+    _check_choice("diabetes_type", diabetes_type, QRISK3_DIABETES)
+    conditions = {
+        "atrial_fibrillation": atrial_fibrillation,
+        "atypical_antipsychotics": atypical_antipsychotics,
+        "corticosteroids": corticosteroids,
+        "erectile_dysfunction": erectile_dysfunction,
+        "migraine": migraine,
+        "rheumatoid_arthritis": rheumatoid_arthritis,
+        "chronic_kidney_disease": chronic_kidney_disease,
+        "severe_mental_illness": severe_mental_illness,
+        "systemic_lupus_erythematosus": systemic_lupus_erythematosus,
+        "treated_hypertension": treated_hypertension,
+        "family_history_cvd": family_history_cvd,
+    }
+    _check_flags({**conditions, "prior_cvd": prior_cvd})
+    ranged = {
+        "age": age,
+        "bmi": bmi,
+        "cholesterol_ratio": cholesterol_ratio,
+        "systolic_bp": systolic_bp,
+        "townsend": townsend,
+    }
+    inputs: dict[str, object] = {
+        **ranged,
+        "sex": sex,
+        "ethnicity": ethnicity,
+        "smoking": smoking,
+        "systolic_bp_sd": systolic_bp_sd,
+        "diabetes_type": diabetes_type,
+        **conditions,
+        "prior_cvd": prior_cvd,
+    }
+    variant = f"{sex}, 10 years"
+    reason = (
+        _cvd_population_reason(QRISK3_SPEC, prior_cvd)
+        or _range_reason(QRISK3_SPEC, ranged)
+        or _non_negative_reason(QRISK3_SPEC, "systolic_bp_sd", systolic_bp_sd)
+    )
+    if reason:
+        return _not_applicable("qrisk3", variant, reason, inputs)
+    years = completed_years(age)
+    inputs["age_in_completed_years"] = years
+    linear_predictor = qrisk3_linear_predictor(
+        sex=sex,
+        age=years,
+        bmi=bmi,
+        cholesterol_ratio=cholesterol_ratio,
+        systolic_bp=systolic_bp,
+        systolic_bp_sd=systolic_bp_sd,
+        townsend=townsend,
+        ethnicity=ethnicity,
+        smoking=smoking,
+        flags={
+            **conditions,
+            "erectile_dysfunction": erectile_dysfunction and sex == "male",
+            "type_1_diabetes": diabetes_type == "type_1",
+            "type_2_diabetes": diabetes_type == "type_2",
+        },
+    )
+    risk = 1.0 - QRISK3_COEFFICIENTS[sex].baseline_survival ** math.exp(linear_predictor)
+    return EquationResult("qrisk3", variant, True, risk, None, None, inputs)
+
+
+def qrisk3_linear_predictor(
+    *,
+    sex: Sex,
+    age: int,
+    bmi: float,
+    cholesterol_ratio: float,
+    systolic_bp: float,
+    systolic_bp_sd: float,
+    townsend: float,
+    ethnicity: str,
+    smoking: str,
+    flags: Mapping[str, bool],
+) -> float:
+    """The published sum: centred terms times their coefficients, plus both age terms' interactions.
+
+    `flags` holds the yes/no terms by name (the conditions, type_1_diabetes and type_2_diabetes); a flag
+    without a coefficient for this sex contributes nothing.
+    """
+    c = QRISK3_COEFFICIENTS[sex]
+    scaled_age, scaled_bmi = age / 10.0, bmi / 10.0
+    first_power, second_power = c.age_powers
+    measured = {
+        "age_1": scaled_age**first_power,
+        "age_2": scaled_age**second_power,
+        "bmi_1": scaled_bmi**-2,
+        "bmi_2": scaled_bmi**-2 * math.log(scaled_bmi),
+        "cholesterol_ratio": cholesterol_ratio,
+        "systolic_bp": systolic_bp,
+        "systolic_bp_sd": systolic_bp_sd,
+        "townsend": townsend,
+    }
+    terms: dict[str, float] = {name: value - c.means[name] for name, value in measured.items()}
+    terms.update({name: float(flag) for name, flag in flags.items()})
+    terms.update({level: float(level == smoking) for level in QRISK3_SMOKING[1:]})
+    main = sum(beta * terms[name] for name, beta in c.main.items())
+    by_age_1 = sum(beta * terms[name] for name, beta in c.age_1_interactions.items())
+    by_age_2 = sum(beta * terms[name] for name, beta in c.age_2_interactions.items())
+    return c.ethnicity[ethnicity] + c.smoking[smoking] + main + terms["age_1"] * by_age_1 + terms["age_2"] * by_age_2
+
+
+def _non_negative_reason(spec: EquationSpec, name: str, value: float) -> str | None:
+    """An input without a published range that may be zero (a spread of readings), but never negative."""
+    unit = _short_unit(spec.units[name])
+    if _not_a_finite_number(value) or value < 0:
+        return (
+            f"not applicable, because {name} = {value!r} {unit} is not a finite measurement of zero or more "
+            f"({spec.name} publishes no range for {name})"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Registry for the API
 # ---------------------------------------------------------------------------------------------------------
 
@@ -947,6 +1458,7 @@ EQUATIONS: dict[str, EquationSpec] = {
     "pooled_cohort_equations": PCE_SPEC,
     "score2": SCORE2_SPEC,
     "findrisc": FINDRISC_SPEC,
+    "qrisk3": QRISK3_SPEC,
 }
 
 EQUATION_FUNCTIONS: dict[str, Callable[..., EquationResult]] = {
@@ -954,4 +1466,5 @@ EQUATION_FUNCTIONS: dict[str, Callable[..., EquationResult]] = {
     "pooled_cohort_equations": pooled_cohort_equations,
     "score2": score2,
     "findrisc": findrisc,
+    "qrisk3": qrisk3,
 }

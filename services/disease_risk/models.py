@@ -51,7 +51,7 @@ class Population:
         people = " and ".join({"female": "women", "male": "men"}[sex] for sex in self.sexes)
         outside_sex = male if "male" not in self.sexes else ~male if "female" not in self.sexes else np.zeros_like(male)
         low, high = self.age_range
-        ages = columns["age"]
+        ages = np.floor(columns["age"])  # completed years, as the training data record age and the equations read it
         excluded = columns[self.excluded_by] == 1.0 if self.excluded_by else np.zeros_like(male)
         missing = {name: np.isnan(columns[name]) for name in self.required}
         found: list[str | None] = []
@@ -59,7 +59,10 @@ class Population:
             if outside_sex[row]:
                 found.append(f"not applicable, because the {condition} model was trained on {people} only")
             elif not low <= ages[row] <= high:
-                found.append(f"not applicable, because the {condition} model was trained on ages {low:g} to {high:g}")
+                found.append(
+                    f"not applicable, because the {condition} model was trained on ages {low:g} to {high:g} "
+                    "(in completed years)"
+                )
             elif excluded[row]:
                 found.append(f"not applicable, because {self.excluded_by} is already diagnosed")
             elif absent := [name for name, gaps in missing.items() if gaps[row]]:

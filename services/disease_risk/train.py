@@ -148,7 +148,8 @@ def importance(model: CalibratedClassifier) -> dict[str, float]:
 
 
 def _age_range(training: pd.DataFrame) -> tuple[float, float]:
-    return float(training["age"].min()), float(training["age"].max())
+    """The training ages in completed years, the unit populations are checked in."""
+    return float(np.floor(training["age"].min())), float(np.floor(training["age"].max()))
 
 
 def _describe(name: str, training: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, Any]:

@@ -226,7 +226,7 @@ def test_equations_are_published_with_units_ranges_and_variants(disease_settings
     client = scoring_app("disease", disease_settings).test_client()
     assert client.get("/v1/equations").status_code == 401
     published = client.get("/v1/equations", headers=AUTH).get_json()
-    assert set(published) == {"framingham_general_cvd", "pooled_cohort_equations", "score2", "findrisc"}
+    assert set(published) == {"framingham_general_cvd", "pooled_cohort_equations", "score2", "findrisc", "qrisk3"}
     for spec in published.values():
         assert spec["units"] and spec["valid_ranges"]["age"] and spec["variant"] and spec["citation"]
 

@@ -20,8 +20,11 @@ from services.disease_risk.equations import (
     FINDRISC_BANDS,
     MG_DL_PER_MMOL_L_CHOLESTEROL,
     PCE_COEFFICIENTS,
+    SCORE2_AGES,
     SCORE2_COEFFICIENTS,
+    SCORE2_OP_FIRST_AGE,
     EquationResult,
+    completed_years,
     findrisc,
     findrisc_age_points,
     findrisc_band,
@@ -379,13 +382,31 @@ def test_score2_with_diabetes_is_not_applicable_and_points_to_score2_diabetes() 
     assert result.reason is not None and "diabetes" in result.reason and "SCORE2-Diabetes" in result.reason
 
 
-@pytest.mark.parametrize("age", [70, 75, 89])
-def test_score2_over_69_needs_score2_op(age: float) -> None:
-    """Over 69 the answer names the model that covers the person, SCORE2-OP, and the 40-69 range."""
+@pytest.mark.parametrize("age", [70, 70.0, 70.5, 75, 89])
+def test_score2_from_70_says_score2_op_applies(age: float) -> None:
+    """From 70 completed years the answer names the model that covers the person, SCORE2-OP, and SCORE2's
+    40-69 range."""
     result = score2(region="low", sex="female", **{**ABSTRACT_PROFILE, "age": age})
     assert not result.applicable and result.risk is None
-    assert result.reason is not None
-    assert result.reason.startswith("not applicable, because age over 69 needs SCORE2-OP") and "40-69" in result.reason
+    assert result.reason is not None and result.reason.startswith("not applicable, because age")
+    assert "70 or over: SCORE2-OP applies" in result.reason and "40-69" in result.reason
+
+
+@pytest.mark.parametrize("age", [69, 69.5, 69.99])
+def test_score2_covers_every_age_below_70_and_computes_it_at_69(age: float) -> None:
+    """SCORE2's upper bound and SCORE2-OP's lower bound meet with no gap: 69.5 is SCORE2's (computed at 69,
+    in completed years), 70.0 is SCORE2-OP's (above)."""
+    at_69 = score2(region="low", sex="female", **{**ABSTRACT_PROFILE, "age": 69})
+    result = score2(region="low", sex="female", **{**ABSTRACT_PROFILE, "age": age})
+    assert result.applicable and result.risk == at_69.risk and result.category == at_69.category
+    assert SCORE2_AGES[1] + 1 == SCORE2_OP_FIRST_AGE
+
+
+def test_score2_below_40_names_its_range_and_no_other_model() -> None:
+    """Under 40 neither SCORE2 nor SCORE2-OP applies: the reason is SCORE2's own range, without SCORE2-OP."""
+    result = score2(region="low", sex="female", **{**ABSTRACT_PROFILE, "age": 39.9})
+    assert result.reason is not None and "SCORE2-OP" not in result.reason
+    assert "age = 39.9 years (39 in completed years) is outside the valid range 40-69 years" in result.reason
 
 
 @pytest.mark.parametrize(
@@ -597,7 +618,62 @@ VALID_INPUTS: dict[str, dict[str, Any]] = {
         high_glucose_history=False,
         family_history="none",
     ),
+    "qrisk3": dict(
+        age=64,
+        sex="female",
+        ethnicity="indian",
+        townsend=0,
+        bmi=25.25,
+        smoking="non_smoker",
+        cholesterol_ratio=4,
+        systolic_bp=180,
+        systolic_bp_sd=20,
+        diabetes_type="none",
+        atrial_fibrillation=False,
+        atypical_antipsychotics=False,
+        corticosteroids=False,
+        erectile_dysfunction=False,
+        migraine=False,
+        rheumatoid_arthritis=False,
+        chronic_kidney_disease=False,
+        severe_mental_illness=False,
+        systemic_lupus_erythematosus=False,
+        treated_hypertension=False,
+        family_history_cvd=False,
+    ),
 }
+
+
+def _age_edges() -> list[tuple[str, float, bool]]:
+    """Each equation's published age range read in completed years: the edges 29.9, 30, 74, 74.9, 75 for
+    Framingham's 30-74, and the like for every equation."""
+    cases = []
+    for key, spec in EQUATIONS.items():
+        low, high = spec.valid_ranges["age"]
+        cases += [(key, low - 0.1, False), (key, low, True), (key, high, True), (key, high + 0.9, True)]
+        cases.append((key, high + 1, False))
+    return cases
+
+
+@pytest.mark.parametrize(("key", "age", "applies"), _age_edges())
+def test_every_equation_reads_age_in_completed_years_at_its_edges(key: str, age: float, applies: bool) -> None:
+    """Inside the range in completed years the equation applies and is computed at that whole age (74.9 gives
+    74's risk); one year past the top, or a fraction below the bottom, it is not applicable."""
+    result = EQUATION_FUNCTIONS[key](**{**VALID_INPUTS[key], "age": age})
+    assert result.applicable is applies, result.reason
+    if applies:
+        whole = EQUATION_FUNCTIONS[key](**{**VALID_INPUTS[key], "age": completed_years(age)})
+        assert result.risk == whole.risk and result.category == whole.category
+        assert result.inputs_used["age_in_completed_years"] == completed_years(age)
+    else:
+        assert result.risk is None and result.reason is not None and "age" in result.reason
+
+
+@pytest.mark.parametrize(("age", "applies"), [(29.9, False), (30, True), (74, True), (74.9, True), (75, False)])
+def test_framingham_age_edges_as_the_issue_states_them(age: float, applies: bool) -> None:
+    """The edges named for Framingham (30-74): 29.9 and 75 are outside it; 30, 74 and 74.9 are inside."""
+    result = framingham_general_cvd(**{**VALID_INPUTS["framingham_general_cvd"], "age": age})
+    assert result.applicable is applies
 
 
 def out_of_range_cases() -> list[tuple[str, str, float]]:
@@ -657,9 +733,9 @@ def test_inputs_without_a_published_range_must_be_positive(key: str, name: str, 
     assert not result.applicable and result.risk is None and result.reason is not None and name in result.reason
 
 
-@pytest.mark.parametrize("key", ["framingham_general_cvd", "pooled_cohort_equations", "score2"])
+@pytest.mark.parametrize("key", ["framingham_general_cvd", "pooled_cohort_equations", "score2", "qrisk3"])
 def test_cvd_equations_are_not_applicable_after_prior_cvd(key: str) -> None:
-    """All three CVD equations were derived in people without cardiovascular disease."""
+    """All four CVD equations were derived in people without cardiovascular disease."""
     result = EQUATION_FUNCTIONS[key](**{**VALID_INPUTS[key], "prior_cvd": True})
     assert not result.applicable and result.risk is None and result.reason is not None and "prior_cvd" in result.reason
 
@@ -679,6 +755,9 @@ def test_valid_inputs_give_a_number_in_range(key: str) -> None:
         ("pooled_cohort_equations", "race", "African American"),
         ("score2", "region", "very high"),
         ("findrisc", "family_history", "yes"),
+        ("qrisk3", "ethnicity", "Indian"),
+        ("qrisk3", "smoking", "smoker"),
+        ("qrisk3", "diabetes_type", "yes"),
     ],
 )
 def test_malformed_categories_raise_instead_of_guessing(key: str, name: str, bad: str) -> None:
