@@ -135,3 +135,8 @@ CONTROL_REFUSALS = Counter(
 STATE_PRUNED = Counter(
     "risk_state_pruned_records_total", "Window-state records pruned past their retention", ["namespace"]
 )
+RULE_ERRORS = Counter(
+    "risk_rule_errors_total",
+    "Rules that could not be evaluated on an event (counted as hits with the ruleset's on_error outcome)",
+    ["service", "rule"],
+)

@@ -18,9 +18,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, post_dump, validate
 
-from shared.rules.engine import RuleHit
+from shared.rules.engine import RuleError, RuleHit
 
-OPTIONAL_PARTS = ("shadow", "details")
+OPTIONAL_PARTS = ("shadow", "details", "rule_errors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class Decision:
     shadow: Shadow | None = None
     details: Mapping[str, Any] | None = None
     replayed: bool = False  # True when the event was decided before and this is the recorded decision
+    rule_errors: tuple[RuleError, ...] | None = None  # rules that could not be evaluated; None when none
     # Kept beside the decision (the store records them), never part of what a door answers:
     event_time: datetime | None = None  # when the decided event happened
     features: Mapping[str, Any] | None = None  # the feature row the model and rules read
@@ -91,6 +92,11 @@ class RuleHitSchema(_Closed):
     rule_id = fields.String(required=True)
     outcome = fields.String(required=True)
     reason = fields.String(required=True)
+
+
+class RuleErrorSchema(_Closed):
+    rule_id = fields.String(required=True)
+    message = fields.String(required=True, metadata={"description": "why the rule could not be evaluated"})
 
 
 class VersionedNameSchema(_Closed):
@@ -153,6 +159,13 @@ class DecisionSchema(_Closed):
             "description": "true when the event id was decided before: this is the recorded decision, not rescored"
         },
     )
+    rule_errors = fields.List(
+        fields.Nested(RuleErrorSchema),
+        metadata={
+            "description": "rules that could not be evaluated on this event (present only then): each is among "
+            "the rule hits with the ruleset's on_error outcome, never read as not hit"
+        },
+    )
 
     @post_dump
     def _drop_absent_parts(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -160,7 +173,7 @@ class DecisionSchema(_Closed):
 
 
 def drop_absent_parts(data: dict[str, Any]) -> dict[str, Any]:
-    """A decision without a challenger or details has no such keys (rather than nulls)."""
+    """A decision without a challenger, details or rule errors has no such keys (rather than nulls)."""
     for name in OPTIONAL_PARTS:
         if data.get(name) is None:
             data.pop(name, None)

@@ -1,11 +1,15 @@
-"""A service's rulesets: every ruleset is validated against a sample of the context its rules will see
-(made from the event schema's examples and the service's feature and measure names) before it is used."""
+"""A service's rulesets: every ruleset is validated against the fields of the context its rules will see
+(the event contract's fields, the service's feature and measure names, score, band and reasons), and
+against a sample of that context made from the schema's examples, before it is used."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import Schema, fields
+
 from shared.core.service import Service
+from shared.rules.context import ANY, VALUE, ContextFields
 from shared.rules.engine import Ruleset
 
 
@@ -26,14 +30,39 @@ def sample_context(service: Service) -> dict[str, Any]:
     }
 
 
+def context_fields(service: Service) -> ContextFields:
+    """Every field the rules' context can have: the sample's shape (the keys the scoring core sets, every
+    feature and measure), with the event's fields taken from its contract, examples or not."""
+    return ContextFields.of_sample(sample_context(service)).with_field("event", _schema_fields(service.event_schema()))
+
+
 def parse_ruleset(service: Service, text: str, source: str) -> Ruleset:
     """A ruleset document validated for this service (InvalidRulesetError names every problem)."""
-    return Ruleset.from_yaml(text, source=source, sample_context=sample_context(service))
+    return Ruleset.from_yaml(
+        text, source=source, sample_context=sample_context(service), context_fields=context_fields(service)
+    )
 
 
 def packaged_ruleset(service: Service) -> Ruleset:
     """The ruleset shipped beside the service's code, in force until one is published and approved."""
-    return Ruleset.load(service.ruleset_path, sample_context=sample_context(service))
+    return Ruleset.load(
+        service.ruleset_path, sample_context=sample_context(service), context_fields=context_fields(service)
+    )
+
+
+def _schema_fields(schema: Schema) -> ContextFields:
+    """The fields of a schema's dumped documents, by the name they are dumped under: a nested schema is a
+    record of its own fields, a dict or raw field free-form, anything else a plain value."""
+    shapes: dict[str, ContextFields] = {}
+    for name, field in schema.dump_fields.items():
+        if isinstance(field, fields.Nested) and isinstance(field.schema, Schema) and not field.many:
+            shape = _schema_fields(field.schema)
+        elif isinstance(field, fields.Dict | fields.Raw) and not isinstance(field, fields.Nested):
+            shape = ANY
+        else:
+            shape = VALUE
+        shapes[field.data_key or name] = shape
+    return ContextFields.record(shapes)
 
 
 def _numeric(example: object) -> Any:

@@ -132,6 +132,7 @@ class ScoringCore:
                 if verdicts[i].outcome != ruleset.default
                 else (),
                 rule_hits=verdicts[i].hits,
+                rule_errors=verdicts[i].errors or None,
                 model=model,
                 feature_set=self._feature_set,
                 ruleset_version=ruleset.version,

@@ -45,9 +45,17 @@ def check_ruleset(runtime: Runtime, path: Path, data: Path | None) -> list[str]:
     ]
     if not events:
         return [f"{data}: no valid event to try the rules on"]
-    hits = Counter(hit.rule_id for decision in candidate.score_offline(events) for hit in decision.rule_hits)
+    decisions = candidate.score_offline(events)
+    failed = [error for decision in decisions for error in decision.rule_errors or ()]
+    failures, first_failure = Counter(e.rule_id for e in failed), {e.rule_id: e.message for e in reversed(failed)}
+    hits = Counter(hit.rule_id for decision in decisions for hit in decision.rule_hits) - failures
     problems = []
     for rule in ruleset.rules:
+        if failures[rule.id]:
+            problems.append(
+                f"rule {rule.id}: could not be evaluated on {failures[rule.id]} of the {len(events)} events in "
+                f"{data} ({first_failure[rule.id]}): give optional fields a default, as in `(field ?? 0) > 3`"
+            )
         if hits[rule.id] == 0:
             problems.append(f"rule {rule.id}: hit none of the {len(events)} events in {data} (unreachable?)")
         elif hits[rule.id] == len(events):

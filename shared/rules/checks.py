@@ -20,9 +20,10 @@ from shared.jsonlimits import MAX_NESTING
 from shared.rules import templates
 from shared.rules.conditions import evaluate_once, syntax_problem, zen_message
 from shared.rules.conditions import plain as plain_context
+from shared.rules.context import ContextFields, condition_problems, placeholder_problems
 
-TOP_KEYS = ("service", "version", "outcomes", "default", "explain_from_score", "bands", "rules")
-OPTIONAL_TOP_KEYS = frozenset({"explain_from_score"})
+TOP_KEYS = ("service", "version", "outcomes", "default", "on_error", "explain_from_score", "bands", "rules")
+OPTIONAL_TOP_KEYS = frozenset({"on_error", "explain_from_score"})
 RULE_KEYS = ("id", "description", "when", "then", "reason")
 OPTIONAL_RULE_KEYS = frozenset({"description", "reason"})
 BAND_KEYS = ("name", "min_score")
@@ -103,9 +104,12 @@ def parse_yaml(text: str) -> tuple[Any, list[str]]:
 # ------------------------------------------------------------------ the whole document
 
 
-def document_problems(document: Any, sample_context: Mapping[str, Any] | None) -> list[str]:
-    """Every problem of a parsed document; with a sample context, also every condition that does not give
-    true or false on it and every reason placeholder it lacks."""
+def document_problems(
+    document: Any, sample_context: Mapping[str, Any] | None, fields: ContextFields | None = None
+) -> list[str]:
+    """Every problem of a parsed document. Given the context's fields (else the shape of the sample
+    context), also every field a condition or reason names that the context cannot have; given a sample
+    context, every condition that does not give true or false on it."""
     if document is None:
         return ["the ruleset is empty"]
     if not isinstance(document, Mapping):
@@ -117,13 +121,17 @@ def document_problems(document: Any, sample_context: Mapping[str, Any] | None) -
     problems += outcome_problems
     known_outcomes = tuple(outcomes) if not outcome_problems and isinstance(outcomes, list) else None
     if "default" in document:
-        problems += _default_problems(document["default"], known_outcomes)
+        problems += _default_problems("default", document["default"], known_outcomes)
+    if document.get("on_error") is not None:
+        problems += _default_problems("on_error", document["on_error"], known_outcomes)
     problems += _explain_problems(document.get("explain_from_score"))
     if "bands" in document:
         problems += band_problems(document["bands"])
     if "rules" in document:
         sample = plain_context(sample_context) if sample_context is not None else None
-        problems += rules_problems(document["rules"], known_outcomes, sample)
+        if fields is None and sample is not None:
+            fields = ContextFields.of_sample(sample)
+        problems += rules_problems(document["rules"], known_outcomes, sample, fields)
     return problems
 
 
@@ -165,10 +173,10 @@ def _outcome_problems(outcomes: Any) -> list[str]:
     return [f"outcomes are listed twice: {', '.join(repeated)}"] if repeated else []
 
 
-def _default_problems(default: Any, outcomes: tuple[str, ...] | None) -> list[str]:
-    """The default must be an outcome (checked only when the outcomes themselves are valid)."""
-    if outcomes is not None and default not in outcomes:
-        return [f"default {default!r} is not one of the outcomes ({', '.join(outcomes)})"]
+def _default_problems(key: str, outcome: Any, outcomes: tuple[str, ...] | None) -> list[str]:
+    """default and on_error must be outcomes (checked only when the outcomes themselves are valid)."""
+    if outcomes is not None and outcome not in outcomes:
+        return [f"{key} {outcome!r} is not one of the outcomes ({', '.join(outcomes)})"]
     return []
 
 
@@ -229,7 +237,12 @@ def _floor_problems(floors: list[float]) -> list[str]:
 # ------------------------------------------------------------------ rules
 
 
-def rules_problems(rules: Any, outcomes: tuple[str, ...] | None, sample: Mapping[str, Any] | None) -> list[str]:
+def rules_problems(
+    rules: Any,
+    outcomes: tuple[str, ...] | None,
+    sample: Mapping[str, Any] | None,
+    fields: ContextFields | None = None,
+) -> list[str]:
     """Every rule's problems, each prefixed with the rule's id (or its position when it has no usable id)."""
     if not isinstance(rules, list):
         return ["rules must be a list of rules"]
@@ -245,12 +258,16 @@ def rules_problems(rules: Any, outcomes: tuple[str, ...] | None, sample: Mapping
             problems.append(f"{name}: the id is used twice (rules #{first_position[rule_id]} and #{position})")
         elif isinstance(rule_id, str):
             first_position[rule_id] = position
-        problems += rule_problems(name, rule, outcomes, sample)
+        problems += rule_problems(name, rule, outcomes, sample, fields)
     return problems
 
 
 def rule_problems(
-    name: str, rule: Mapping[str, Any], outcomes: tuple[str, ...] | None, sample: Mapping[str, Any] | None
+    name: str,
+    rule: Mapping[str, Any],
+    outcomes: tuple[str, ...] | None,
+    sample: Mapping[str, Any] | None,
+    fields: ContextFields | None = None,
 ) -> list[str]:
     """One rule: its keys, id, outcome, description, condition and reason."""
     problems = _key_problems(name, rule, RULE_KEYS, OPTIONAL_RULE_KEYS)
@@ -261,19 +278,26 @@ def rule_problems(
     if rule.get("description") is not None and not isinstance(rule["description"], str):
         problems.append(f"{name}: description must be text")
     if "when" in rule:
-        problems += when_problems(name, rule["when"], sample)
+        problems += when_problems(name, rule["when"], sample, fields)
     if rule.get("reason") is not None:
-        problems += reason_problems(name, rule["reason"], sample)
+        problems += reason_problems(name, rule["reason"], sample, fields)
     return problems
 
 
-def when_problems(name: str, when: Any, sample: Mapping[str, Any] | None) -> list[str]:
-    """The condition compiles in ZEN and, given a sample context, evaluates to true or false on it."""
+def when_problems(
+    name: str, when: Any, sample: Mapping[str, Any] | None, fields: ContextFields | None = None
+) -> list[str]:
+    """The condition compiles in ZEN, names only fields the context has (wherever they stand: behind
+    `and`, in a function's arguments, in a branch) and, given a sample context, gives true or false on it."""
     if not isinstance(when, str) or not when.strip():
         return [f"{name}: when must be a non-empty ZEN expression in quotes"]
     syntax = syntax_problem(when)
     if syntax is not None:
         return [f"{name}: `{when}` is not a valid expression: {syntax}"]
+    if fields is not None:
+        unknown = list(dict.fromkeys(condition_problems(name, when, fields)))
+        if unknown:
+            return unknown  # the sample would only fail on the same misspelt fields, less precisely
     if sample is None:
         return []
     return _sample_problems(name, when, sample)
@@ -303,14 +327,19 @@ def _sample_problems(name: str, when: str, sample: Mapping[str, Any]) -> list[st
     ]
 
 
-def reason_problems(name: str, reason: Any, sample: Mapping[str, Any] | None) -> list[str]:
-    """The reason is a valid template and, given a sample context, names only fields the context has."""
+def reason_problems(
+    name: str, reason: Any, sample: Mapping[str, Any] | None, fields: ContextFields | None = None
+) -> list[str]:
+    """The reason is a valid template and, given the context's fields or a sample, names only fields the
+    context has."""
     if not isinstance(reason, str):
         return [f"{name}: reason must be text"]
     try:
         paths = templates.placeholders(reason)
     except templates.TemplateError as error:
         return [f"{name}: reason template: {error}"]
+    if fields is not None:
+        return list(dict.fromkeys(placeholder_problems(name, paths, fields)))
     if sample is None:
         return []
     known = field_paths(sample, include_branches=True)

@@ -7,8 +7,8 @@ into ONE list expression `[(c1), (c2), ...]` and `Conditions.values` crosses int
 ZEN semantics that shape this module (zen-engine 2.1.3):
 - A missing field reads as null. Comparing or combining null (`null > 3`, `not null`, `null and x`,
   `null + 1`) raises a VM error, and one failing element fails the whole list. Only then is each
-  condition evaluated alone, and those that fail count as null (not hit): a field missing from one event
-  silences the rules that need it, never the others and never the decision.
+  condition evaluated alone, and those that fail give a `ConditionFailure` with ZEN's message: a field
+  missing from one event fails the rules that need it, never the others, and the ruleset reports it.
 - `null == 3` is false and `null != 3` true (no error); `1 / 0` is null.
 - Some Python values cannot cross at all (NaN and infinities, datetimes, numpy integers, integers beyond
   64 bits): the whole call fails. Then the context is converted to plain JSON values (`plain`, NaN -> null)
@@ -94,6 +94,13 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class ConditionFailure:
+    """A condition ZEN could not evaluate on one context, with ZEN's message (which names no value)."""
+
+    message: str
+
+
 @dataclass(frozen=True)
 class Conditions:
     """The compiled conditions of a ruleset, in rule order. Built from expressions already checked by
@@ -109,7 +116,7 @@ class Conditions:
         object.__setattr__(self, "_alone", tuple(zen.compile_expression(e) for e in self.expressions))
 
     def values(self, context: Mapping[str, Any]) -> list[Any]:
-        """Each condition's value on one context, in order; None for a condition ZEN could not evaluate.
+        """Each condition's value on one context, in order; a ConditionFailure for one ZEN could not evaluate.
         One call into ZEN when every condition evaluates, which is the common case."""
         if self._together is None:
             return []
@@ -128,8 +135,8 @@ class Conditions:
             return self._one_by_one(context)
 
     def _one_by_one(self, context: Mapping[str, Any]) -> list[Any]:
-        """Each condition alone, a failure counting as None: the slow path, for events that need it."""
-        return [_value_or_none(condition, context) for condition in self._alone]
+        """Each condition alone, a failure kept as such: the slow path, for events that need it."""
+        return [_value_or_failure(condition, context) for condition in self._alone]
 
     def _checked(self, result: Any, context: Mapping[str, Any]) -> list[Any]:
         """The list result, or the one-by-one values should ZEN ever return another shape (it cannot for
@@ -139,9 +146,10 @@ class Conditions:
         return self._one_by_one(context)
 
 
-def _value_or_none(condition: Any, context: Mapping[str, Any]) -> Any:
-    """One condition's value, None when ZEN raises on this context (a null compared, a type mismatch)."""
+def _value_or_failure(condition: Any, context: Mapping[str, Any]) -> Any:
+    """One condition's value, or a ConditionFailure when ZEN raises on this context (a null compared, a
+    type mismatch, a context it cannot take)."""
     try:
         return condition.evaluate(context)
-    except Exception:  # zen raises RuntimeError, TypeError and bare Exception alike
-        return None
+    except Exception as error:  # zen raises RuntimeError, TypeError and bare Exception alike
+        return ConditionFailure(zen_message(error) or type(error).__name__)

@@ -2,21 +2,36 @@
 
 The YAML format is documented in `shared/rules/__init__.py` and `shared/rules/README.md`. Loading checks
 everything (`shared.rules.checks`) and raises `InvalidRulesetError` with every problem; evaluation never raises
-for an odd event and logs nothing (the caller logs one line per event or batch).
+for an odd event. A rule that cannot be evaluated on an event is never read as false: it counts as a hit
+with the ruleset's `on_error` outcome (else its own), the verdict lists it among its `errors`, and it is
+logged and counted (`risk_rule_errors_total`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.errors import InvalidRulesetError
+from shared.logging import get_logger
+from shared.metrics import RULE_ERRORS
 from shared.rules import checks, templates
-from shared.rules.conditions import Conditions
+from shared.rules.conditions import ConditionFailure, Conditions
+from shared.rules.context import ContextFields
+
+_log = get_logger("rules")
+LOG_EVERY_SECONDS = 60.0
+"""A rule failing on every event would otherwise write a line per event: its first failure is logged, then
+at most one line a minute with the count since (the counter and each decision still record every one)."""
+_last_logged: dict[tuple[str, str], tuple[float, int]] = {}  # (service, rule) -> (when logged, failures since)
+_last_logged_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,12 +63,23 @@ class RuleHit:
 
 
 @dataclass(frozen=True)
+class RuleError:
+    """A rule that could not be evaluated on one event, with ZEN's message (which names no value)."""
+
+    rule_id: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """The decision for one event: the most severe outcome of the hits (or the default), in rule order."""
+    """The decision for one event: the most severe outcome of the hits (or the default), in rule order.
+    `errors` names the rules that could not be evaluated; each is also among the hits, with the ruleset's
+    `on_error` outcome (else its own `then`)."""
 
     outcome: str
     band: str
     hits: tuple[RuleHit, ...]
+    errors: tuple[RuleError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ class Ruleset:
     explain_from_score: float | None
     bands: tuple[Band, ...]
     rules: tuple[Rule, ...]
+    on_error: str | None = None  # the outcome of a rule that cannot be evaluated; None: the rule's own `then`
     digest: str = field(init=False)
     _conditions: Conditions = field(init=False, repr=False, compare=False)
     _reasons: tuple[templates.Template | None, ...] = field(init=False, repr=False, compare=False)
@@ -87,33 +114,55 @@ class Ruleset:
         so a ruleset can be sent to worker processes."""
         return (
             type(self),
-            (self.service, self.version, self.outcomes, self.default, self.explain_from_score, self.bands, self.rules),
+            (
+                self.service,
+                self.version,
+                self.outcomes,
+                self.default,
+                self.explain_from_score,
+                self.bands,
+                self.rules,
+                self.on_error,
+            ),
         )
 
     # ------------------------------------------------------------------ loading
 
     @classmethod
     def from_yaml(
-        cls, text: str, *, source: str = "<string>", sample_context: Mapping[str, Any] | None = None
+        cls,
+        text: str,
+        *,
+        source: str = "<string>",
+        sample_context: Mapping[str, Any] | None = None,
+        context_fields: ContextFields | None = None,
     ) -> Ruleset:
         """A checked ruleset from YAML text, or InvalidRulesetError(source, problems) listing every problem.
-        Pass `sample_context` (a context of the real shape) to also catch conditions that would never
-        give true or false, typically a misspelt field, and reason placeholders the context lacks."""
+        Pass `context_fields` (every field the context can have) to refuse conditions and reasons naming
+        any other field, wherever it stands; without it, the shape of `sample_context` is used. Pass
+        `sample_context` (a context of the real shape) to also catch conditions that do not give true or
+        false on it (`score * 2`)."""
         document, problems = checks.parse_yaml(text)
         if not problems:
-            problems = checks.document_problems(document, sample_context)
+            problems = checks.document_problems(document, sample_context, context_fields)
         if problems:
             raise InvalidRulesetError(source, problems)
         return cls._from_document(document)
 
     @classmethod
-    def load(cls, path: Path, *, sample_context: Mapping[str, Any] | None = None) -> Ruleset:
+    def load(
+        cls,
+        path: Path,
+        *,
+        sample_context: Mapping[str, Any] | None = None,
+        context_fields: ContextFields | None = None,
+    ) -> Ruleset:
         """`from_yaml` on a file, naming the file in every problem; an unreadable file is a problem too."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise InvalidRulesetError(str(path), [f"cannot be read: {error}"]) from None
-        return cls.from_yaml(text, source=str(path), sample_context=sample_context)
+        return cls.from_yaml(text, source=str(path), sample_context=sample_context, context_fields=context_fields)
 
     @classmethod
     def _from_document(cls, document: Mapping[str, Any]) -> Ruleset:
@@ -136,6 +185,7 @@ class Ruleset:
                 )
                 for rule in document["rules"]
             ),
+            on_error=document.get("on_error"),
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -149,15 +199,52 @@ class Ruleset:
         return self.bands[-1].name
 
     def evaluate(self, context: Mapping[str, Any]) -> Verdict:
-        """The verdict for one event's context: one ZEN call for all conditions; a condition giving
-        anything but true (null for a missing field, an error) does not hit; never raises for the event."""
+        """The verdict for one event's context: one ZEN call for all conditions. A condition giving true
+        hits, false does not; one that fails or gives anything else (null, a number) could not be
+        evaluated: it hits with the `on_error` outcome (else its own), is listed in the verdict's errors,
+        logged and counted. Never raises for the event."""
         values = self._conditions.values(context)
-        hits = tuple(
-            RuleHit(rule.id, rule.then, _reason(rule, reason, context))
-            for rule, reason, value in zip(self.rules, self._reasons, values, strict=True)
-            if value is True
-        )
-        return Verdict(outcome=self._most_severe(hits), band=self._band_of(context), hits=hits)
+        hits: list[RuleHit] = []
+        errors: list[RuleError] = []
+        for rule, reason, value in zip(self.rules, self._reasons, values, strict=True):
+            if value is True:
+                hits.append(RuleHit(rule.id, rule.then, _reason(rule, reason, context)))
+            elif value is not False:
+                error = RuleError(rule.id, _failure_text(value))
+                outcome = self.on_error or rule.then
+                errors.append(error)
+                text = f"could not be evaluated ({error.message}), so counts as {outcome}"
+                hits.append(RuleHit(rule.id, outcome, text))
+        if errors:
+            self._report(errors)
+        found = tuple(hits)
+        return Verdict(outcome=self._most_severe(found), band=self._band_of(context), hits=found, errors=tuple(errors))
+
+    def _report(self, errors: Sequence[RuleError]) -> None:
+        """Count every failure by rule; log a rule's failure when it has not been logged for a minute,
+        with how many went unlogged since. ZEN's messages name operations and types, never values, so
+        nothing personal is logged."""
+        now = time.monotonic()
+        for error in errors:
+            RULE_ERRORS.labels(self.service, error.rule_id).inc()
+            key = (self.service, error.rule_id)
+            with _last_logged_lock:
+                logged_at, since = _last_logged.get(key, (-math.inf, 0))
+                due = now - logged_at >= LOG_EVERY_SECONDS
+                _last_logged[key] = (now, 0) if due else (logged_at, since + 1)
+            if due:
+                _log.warning(
+                    "rule_not_evaluated",
+                    service=self.service,
+                    ruleset_version=self.version,
+                    rule=error.rule_id,
+                    error=error.message,
+                    outcome=self.on_error or self._then(error.rule_id),
+                    unlogged_since_last=since,
+                )
+
+    def _then(self, rule_id: str) -> str:
+        return next(rule.then for rule in self.rules if rule.id == rule_id)
 
     def evaluate_many(self, contexts: Sequence[Mapping[str, Any]]) -> list[Verdict]:
         """One verdict per context, in order. A plain loop: one ZEN call over the whole batch costs the
@@ -177,6 +264,15 @@ class Ruleset:
         if isinstance(score, int | float) and not isinstance(score, bool):
             return self.band_for(float(score))
         return self.bands[-1].name
+
+
+def _failure_text(value: Any) -> str:
+    """What went wrong with a condition that gave no boolean: ZEN's error, or the value it gave instead."""
+    if isinstance(value, ConditionFailure):
+        return value.message
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a text", list: "a list", dict: "a record"}
+    kind = "null" if value is None else kinds.get(type(value), type(value).__name__)
+    return f"gave {kind} instead of true or false"
 
 
 def _reason(rule: Rule, template: templates.Template | None, context: Mapping[str, Any]) -> str:
@@ -201,5 +297,7 @@ def _digest(ruleset: Ruleset) -> str:
             for r in ruleset.rules
         ],
     }
+    if ruleset.on_error is not None:  # absent from the content otherwise: earlier digests stay the same
+        content["on_error"] = ruleset.on_error
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
