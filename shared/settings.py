@@ -36,6 +36,7 @@ class SettingsOverrides(TypedDict, total=False):
     max_batch_events: int
     max_body_bytes: int
     stream_batch_size: int
+    stream_max_idle_ms: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Settings:
     max_batch_events: int = 500
     max_body_bytes: int = 1_048_576
     stream_batch_size: int = 500
+    # How long a stream worker holds back the other partitions' records for one with nothing buffered
+    # (Kafka Streams' max.task.idle.ms): event-time order across partitions; 0 never waits.
+    stream_max_idle_ms: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[SettingsOverrides]) -> Settings:
@@ -76,6 +80,7 @@ class Settings:
             max_batch_events=_positive_int(env, "RISK_MAX_BATCH_EVENTS", defaults.max_batch_events),
             max_body_bytes=_positive_int(env, "RISK_MAX_BODY_BYTES", defaults.max_body_bytes),
             stream_batch_size=_positive_int(env, "RISK_STREAM_BATCH_SIZE", defaults.stream_batch_size),
+            stream_max_idle_ms=_non_negative_int(env, "RISK_STREAM_MAX_IDLE_MS", defaults.stream_max_idle_ms),
         )
         settings = replace(settings, **overrides) if overrides else settings
         settings.validate()
@@ -124,4 +129,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
         raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigurationError(name, f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(name, f"must be zero or more, got {value}")
     return value

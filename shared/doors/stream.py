@@ -20,7 +20,7 @@ from shared.core.contract import ValidEvent, validate_event
 from shared.core.idempotency import Conflict, decide_once
 from shared.core.outcomes import learn, report_of, validate_outcome
 from shared.core.scoring import ScoringCore
-from shared.core.service import Event
+from shared.core.service import Event, Service
 from shared.decisions import DecisionStore, OutcomeReport, OutcomeStatus
 from shared.errors import InvalidInputError, UsageError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
@@ -34,6 +34,7 @@ from shared.state import StateStore
 CONFLICT = "conflict"
 UNKNOWN_EVENT = "unknown_event"
 NO_DECISION_STORE = "no_decision_store"
+OUTCOME_TIME_FIELD = "reported_at"  # shared.core.outcomes: when the source established the outcome
 
 
 def scoring_handler(
@@ -143,18 +144,35 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
                 secret=settings.pseudonym_key,
             ),
         )
+    worker_options.setdefault("max_idle_ms", settings.stream_max_idle_ms)
+    history_topics = tuple(h.topic for h in service.history_inputs)
+    outcome_topics = (service.outcome_topic,) if service.outcome_topic is not None else ()
     return StreamWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"risk-{service.name}",
-        inputs=(
-            *service.input_topics,
-            *(h.topic for h in service.history_inputs),
-            *((service.outcome_topic,) if service.outcome_topic is not None else ()),
-        ),
+        inputs=(*service.input_topics, *history_topics, *outcome_topics),
         handler=scoring_handler(lambda: runtime.core, runtime.state, runtime.decisions),
         batch_size=settings.stream_batch_size,
+        time_fields=event_time_fields(service),
+        # At an equal event time, what happened to an entity (a claim, an outcome) comes before what is scored.
+        precedence=tuple(topic.name for topic in (*history_topics, *outcome_topics)),
         **worker_options,
     )
+
+
+def event_time_fields(service: Service) -> dict[str, str]:
+    """Per input topic, the field of an event's data that says when it happened, for event-time order: the
+    service's own time field for what it scores and for history events that carry it (a claim's loss time),
+    and when the outcome was established for outcomes. Not the CloudEvent `time`: producers set that when
+    they publish (a replay of last month is all "now"), while the features and the batch door order events
+    by their own time, which is what the stream must follow to give the same answers."""
+    fields = {topic.name: service.event_time_field for topic in service.input_topics}
+    for history in service.history_inputs:
+        if service.event_time_field in history.schema().fields:
+            fields[history.topic.name] = service.event_time_field
+    if service.outcome_topic is not None:
+        fields[service.outcome_topic.name] = OUTCOME_TIME_FIELD
+    return fields
 
 
 def run_worker(runtime: Runtime, metrics_address: tuple[str, int] | None = None) -> None:

@@ -1,10 +1,16 @@
-"""The consumer loop shared by every stream worker: micro-batches, dead letters, at-least-once commits.
+"""The consumer loop shared by every stream worker: event-time order, micro-batches, dead letters,
+at-least-once commits.
 
-For each poll: decode every record as a CloudEvent of its topic's type (or dead-letter it); hand the
-valid ones to the service's handler in one call; send what the handler returns (outputs, or dead letters
-for the records it refuses); wait until the broker has acknowledged every one of those sends; only then
-commit the batch's offsets. A crash anywhere before the commit means the batch is consumed again, so
-consumers of the outputs must tolerate duplicates (decisions carry the input event id for that).
+Polled records are decoded as CloudEvents of their topic's type and buffered per partition; a micro-batch
+is released from the buffers in event-time order across every partition held, each event's time read from
+its own field (`time_fields`), with a bounded wait for a partition that has nothing buffered
+(`shared.events.ordering`, as Kafka Streams orders a task's inputs). For each micro-batch: hand the valid
+records to the service's handler in one call, in that order (the undecodable become dead letters); send
+what the handler returns (outputs, or dead letters for the records it refuses); wait until the broker has
+acknowledged every one of those sends; only then commit the offsets after the batch's last record of each
+partition (a partition's records always go in offset order, so this never skips one still buffered). A
+crash anywhere before the commit means the batch is consumed again, so consumers of the outputs must
+tolerate duplicates (decisions carry the input event id for that).
 
 The policy for failures, in one place:
 - a record that cannot be decoded (not UTF-8, not JSON, not an object, nested too deeply, not a
@@ -26,22 +32,24 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 import stamina
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from shared.errors import InvalidInputError, NotReadyError
 from shared.events.envelope import decode, encode, rfc3339
+from shared.events.ordering import UNKNOWN_TIME, EventTimeMerger, Timed, event_time_of
 from shared.events.producer import PRODUCER_DEFAULTS, make_producer
 from shared.events.topics import Topic
 from shared.logging import get_logger
@@ -60,6 +68,7 @@ DELIVERY_BUDGET_SECONDS = 90.0
 FLUSH_TIMEOUT_SECONDS = 35.0  # above the producer's delivery_timeout_ms: by then every send has an outcome
 COMMIT_TIMEOUT_MS = 10_000
 CLOSE_TIMEOUT_SECONDS = 5.0
+DEFAULT_MAX_IDLE_MS = 1000  # how long an empty partition holds the others back (Kafka Streams' max.task.idle.ms)
 
 # Dead letters must always be sendable, or one poison record would stop its partition for good.
 DEAD_LETTER_EXCERPT_BYTES = 64 * 1024  # what is kept of a value too large to send whole
@@ -142,6 +151,38 @@ class _Outgoing:
     dead_letter_code: str | None = None
 
 
+@dataclass(frozen=True)
+class _Polled:
+    """A polled record with what decoding it gave: the handler's input, or the reason it is refused."""
+
+    record: ConsumerRecord
+    decoded: Inbound | Reject
+
+
+class _Revocations(ConsumerRebalanceListener):
+    """Partitions taken away in a rebalance, noted for the loop to forget their buffered records. The client
+    may call this from its own I/O thread, so it only appends under a lock; the loop drains it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self._revoked.update(revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        return None
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.on_partitions_revoked(lost)
+
+    def drain(self) -> set[TopicPartition]:
+        with self._lock:
+            revoked, self._revoked = self._revoked, set()
+        return revoked
+
+
 @dataclass
 class _Send:
     item: _Outgoing
@@ -151,6 +192,10 @@ class _Send:
 class StreamWorker:
     """Consumes `inputs` in a consumer group and runs `handler` on micro-batches (see the module docstring).
 
+    `time_fields` names, per input topic, the field of an event's `data` that holds when it happened (a topic
+    without one has no event time: its records go as soon as they are heads); at an equal event time, the
+    topics of `precedence` go first, in that order (e.g. a claim history before the policies it informs).
+    `max_idle_ms` bounds how long a held partition with nothing buffered holds the others back (0: never).
     Kafka clients are created in `run`, not here, so a worker can be built before a fork and run after it.
     """
 
@@ -167,11 +212,16 @@ class StreamWorker:
         producer_overrides: dict[str, Any] | None = None,
         client_id: str | None = None,
         dead_letter_redactor: DeadLetterRedactor | None = None,
+        time_fields: Mapping[str, str] | None = None,
+        precedence: Sequence[str] = (),
+        max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
     ) -> None:
         if not inputs:
             raise ValueError("a stream worker needs at least one input topic")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
+        if max_idle_ms < 0:
+            raise ValueError(f"max_idle_ms must be zero or more, not {max_idle_ms}")
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.inputs: dict[str, Topic] = {topic.name: topic for topic in inputs}
@@ -179,6 +229,10 @@ class StreamWorker:
         self.poll_timeout_ms = poll_timeout_ms
         self._handler = handler
         self._redact = dead_letter_redactor
+        self.time_fields: dict[str, str] = dict(time_fields or {})
+        self._ranks = {name: rank for rank, name in enumerate(precedence)}
+        self.max_idle_ms = max_idle_ms
+        self.buffer_limit = batch_size  # records buffered per partition before its fetching is paused
         self._consumer_options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -220,16 +274,28 @@ class StreamWorker:
                 signal.signal(signum, handler)
 
     def run(self) -> None:
-        """Consume until `stop()`; raises (without committing the batch in hand) when delivery fails."""
-        consumer = KafkaConsumer(*self.inputs, **self._consumer_options)
+        """Consume until `stop()`; raises (without committing the batch in hand) when delivery fails. What is
+        buffered but not yet released is not committed, so it is consumed again after a restart."""
+        consumer = KafkaConsumer(**self._consumer_options)
+        revocations = _Revocations()
+        consumer.subscribe(topics=sorted(self.inputs), listener=revocations)
+        merger: EventTimeMerger[_Polled] = EventTimeMerger(self.max_idle_ms / 1000.0)
         try:
             producer = make_producer(self.bootstrap_servers, **self._producer_options)
             try:
-                _log().info("stream_worker_started", group_id=self.group_id, topics=sorted(self.inputs))
+                _log().info(
+                    "stream_worker_started",
+                    group_id=self.group_id,
+                    topics=sorted(self.inputs),
+                    max_idle_ms=self.max_idle_ms,
+                )
                 while not self._stop_requested:
-                    records = self._poll(consumer)
-                    if records:
-                        self._process(records, consumer, producer)
+                    self._fill(consumer, merger, revocations)
+                    released = merger.release(time.monotonic(), self.batch_size)
+                    self._announce_idle(merger)
+                    self._pause_or_resume(consumer, merger)
+                    if released:
+                        self._process([entry.item for entry in released], consumer, producer)
                 _log().info("stream_worker_stopping", group_id=self.group_id)
             finally:
                 producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
@@ -239,20 +305,82 @@ class StreamWorker:
 
     # ------------------------------------------------------------------ one micro-batch
 
-    def _poll(self, consumer: KafkaConsumer) -> list[ConsumerRecord]:
-        polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-        self.last_poll_at = time.monotonic()
+    def _fill(self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled], revocations: _Revocations) -> None:
+        """Poll into the buffers until a full micro-batch may go, or the broker has nothing more at hand. When
+        nothing may go yet, the first poll waits (up to poll_timeout_ms, or until an empty partition's wait
+        runs out); later ones only take what has already arrived."""
+        now = time.monotonic()
+        if merger.plan(now, 1):
+            timeout_ms = 0
+        else:
+            deadline = merger.next_deadline(now)
+            waited = self.poll_timeout_ms if deadline is None else (deadline - now) * 1000.0 + 1.0
+            timeout_ms = max(0, min(self.poll_timeout_ms, int(waited)))
+        while self._poll_into(consumer, merger, revocations, timeout_ms) and not self._stop_requested:
+            self._pause_or_resume(consumer, merger)
+            if len(merger.plan(time.monotonic(), self.batch_size)) >= self.batch_size:
+                return
+            timeout_ms = 0
+
+    def _poll_into(
+        self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled], revocations: _Revocations, timeout_ms: int
+    ) -> int:
+        """One poll, its records decoded and buffered; how many came. Partitions revoked meanwhile are
+        forgotten first (their buffered records belong to the new owner now), newly assigned ones held."""
+        polled = consumer.poll(timeout_ms=timeout_ms, max_records=self.batch_size)
+        now = self.last_poll_at = time.monotonic()
+        assigned = set(consumer.assignment())
+        merger.drop(revocations.drain() | (merger.held - assigned))
+        merger.hold(assigned - merger.held, now)
         records = [record for partition_records in polled.values() for record in partition_records]
         for topic, count in Counter(record.topic for record in records).items():
             STREAM_RECORDS.labels(topic).inc(count)
-        return records
+        merger.add((self._timed(record) for record in records), now)
+        return len(records)
 
-    def _process(self, records: list[ConsumerRecord], consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _timed(self, record: ConsumerRecord) -> Timed[_Polled]:
+        decoded = self._inbound(record)
+        event_time = (
+            event_time_of(decoded.event.get("data"), self.time_fields.get(record.topic))
+            if isinstance(decoded, Inbound)
+            else UNKNOWN_TIME
+        )
+        return Timed(
+            TopicPartition(record.topic, record.partition),
+            record.offset,
+            event_time,
+            self._ranks.get(record.topic, len(self._ranks)),
+            _Polled(record, decoded),
+        )
+
+    def _pause_or_resume(self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled]) -> None:
+        """Stop fetching a partition whose buffer is full (it waits on the others' event times), and fetch
+        it again once half of it has gone, so memory stays bounded whatever the skew between partitions."""
+        paused = set(consumer.paused())
+        held = merger.held
+        full = {p for p in held if merger.buffered(p) >= self.buffer_limit}
+        drained = {p for p in paused if p not in held or merger.buffered(p) <= self.buffer_limit // 2}
+        if full - paused:
+            consumer.pause(*(full - paused))
+        if drained - full:
+            consumer.resume(*(drained - full))
+
+    def _announce_idle(self, merger: EventTimeMerger[_Polled]) -> None:
+        for partition in merger.newly_expired(time.monotonic()):
+            _log().info(
+                "stream_partition_idle",
+                group_id=self.group_id,
+                partition=f"{partition.topic}/{partition.partition}",
+                waited_ms=self.max_idle_ms,
+            )
+
+    def _process(self, polled: list[_Polled], consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         started = time.perf_counter()
+        records = [entry.record for entry in polled]
         outgoing = [
             item
-            for record, outcome in zip(records, self._outcomes(records), strict=True)
-            for item in self._to_outgoing(record, outcome)
+            for entry, outcome in zip(polled, self._outcomes(polled), strict=True)
+            for item in self._to_outgoing(entry.record, outcome)
         ]
         _deliver(producer, outgoing)
         _account_for(outgoing)
@@ -271,14 +399,14 @@ class StreamWorker:
             latency_ms=round(elapsed * 1000, 2),
         )
 
-    def _outcomes(self, records: list[ConsumerRecord]) -> list[list[Produce] | Reject]:
+    def _outcomes(self, polled: list[_Polled]) -> list[list[Produce] | Reject]:
         """One outcome per record: a Reject for those that fail the envelope, the handler's result for the
-        rest, which reach the handler together and in poll order."""
+        rest, which reach the handler together and in the order released (event time)."""
         outcomes: list[list[Produce] | Reject] = []
         valid: list[Inbound] = []
         positions: list[int] = []
-        for position, record in enumerate(records):
-            inbound = self._inbound(record)
+        for position, entry in enumerate(polled):
+            inbound = entry.decoded
             outcomes.append(inbound if isinstance(inbound, Reject) else [])
             if isinstance(inbound, Inbound):
                 valid.append(inbound)
