@@ -47,6 +47,7 @@ EQUATION_MEASURES = {
     "pooled_cohort_equations": "pce_ascvd_risk",
     "score2": "score2_cvd_risk",
     "findrisc": "findrisc_points",
+    "qrisk3": "qrisk3_cvd_risk",
 }
 EXTRA_COLUMNS = ("prior_cvd", "hdl_cholesterol", "waist_cm", *EQUATION_MEASURES.values())
 ALL_COLUMNS = (*FEATURE_SET.features, *EXTRA_COLUMNS)
@@ -100,6 +101,36 @@ EQUATION_INPUTS: dict[str, dict[str, str]] = {
         "family_history": "family_history_diabetes",
         "diabetes": "diabetes",
     },
+    "qrisk3": {
+        "age": "age",
+        "sex": "sex",
+        "ethnicity": "ethnicity",
+        "townsend": "townsend_score",
+        "bmi": "bmi",
+        "smoking": "smoking_status",
+        "cholesterol_ratio": "cholesterol_ratio",
+        "systolic_bp": "systolic_bp",
+        "systolic_bp_sd": "systolic_bp_sd",
+        "diabetes_type": "qrisk3_diabetes_type",
+        "atrial_fibrillation": "atrial_fibrillation",
+        "atypical_antipsychotics": "atypical_antipsychotics",
+        "corticosteroids": "corticosteroids",
+        "erectile_dysfunction": "qrisk3_erectile_dysfunction",
+        "migraine": "migraine",
+        "rheumatoid_arthritis": "rheumatoid_arthritis",
+        "chronic_kidney_disease": "chronic_kidney_disease",
+        "severe_mental_illness": "severe_mental_illness",
+        "systemic_lupus_erythematosus": "systemic_lupus_erythematosus",
+        "treated_hypertension": "treated_hypertension",
+        "family_history_cvd": "family_history_cvd",
+        "prior_cvd": "prior_cvd",
+    },
+}
+# Equation inputs worked out from the assessment, each with the fields a reason names when it cannot be.
+DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "cholesterol_ratio": ("total_cholesterol", "hdl_cholesterol"),
+    "qrisk3_diabetes_type": ("diabetes_type",),
+    "qrisk3_erectile_dysfunction": ("erectile_dysfunction",),
 }
 
 
@@ -131,18 +162,43 @@ def model_inputs(assessment: Mapping[str, Any]) -> dict[str, float]:
 
 def equation_results(assessment: Mapping[str, Any]) -> dict[str, EquationResult]:
     """Every equation's result; one whose inputs are not all given is "not applicable, because ..."."""
+    given = {**assessment, **derived_inputs(assessment)}
     results = {}
     for name, inputs in EQUATION_INPUTS.items():
-        missing = [field for field in inputs.values() if assessment.get(field) is None]
+        missing = list(
+            dict.fromkeys(gap for field in inputs.values() if given.get(field) is None for gap in _gaps(given, field))
+        )
         if missing:
             spec = EQUATIONS[name]
-            reason = (
-                f"not applicable, because {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not given"
-            )
+            reason = f"not applicable, because {_listed(missing)} {'was' if len(missing) == 1 else 'were'} not given"
             results[name] = EquationResult(name, spec.variant, False, None, None, reason, {})
         else:
-            results[name] = EQUATION_FUNCTIONS[name](**{arg: assessment[field] for arg, field in inputs.items()})
+            results[name] = EQUATION_FUNCTIONS[name](**{arg: given[field] for arg, field in inputs.items()})
     return results
+
+
+def derived_inputs(assessment: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs QRISK3 takes in another form than the assessment's: the total/HDL cholesterol ratio, the
+    diabetes type ("none" without diabetes), and erectile dysfunction, which is asked of men only. None where
+    the fields they come from were not given."""
+    total, hdl = assessment.get("total_cholesterol"), assessment.get("hdl_cholesterol")
+    diabetes_type = assessment.get("diabetes_type") if assessment.get("diabetes") else "none"
+    return {
+        "cholesterol_ratio": total / hdl if total is not None and hdl is not None else None,
+        "qrisk3_diabetes_type": diabetes_type,
+        "qrisk3_erectile_dysfunction": assessment.get("erectile_dysfunction") if assessment["sex"] == "male" else False,
+    }
+
+
+def _listed(names: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _gaps(given: Mapping[str, Any], field: str) -> list[str]:
+    """The assessment fields to name when `field` is missing: itself, or the absent ones it is worked out from."""
+    sources = DERIVED_FROM.get(field)
+    return [field] if sources is None else [source for source in sources if given.get(source) is None]
 
 
 def equation_probability(result: EquationResult) -> float | None:

@@ -2,8 +2,10 @@
 
 Laboratory results carry their unit (`{"value": 5.2, "unit": "mmol/L"}`, mg/dL or mmol/L) and are held in
 mg/dL from here on; a missing or unknown unit is refused, never guessed. History flags that are left out
-mean "no". `patient_id` and `patient_name` are personal: the id is replaced by a keyed pseudonym before
-anything leaves the service, and the name is accepted (source records carry it) but never used or kept.
+mean "no", except the questionnaire answers and QRISK3's conditions, which are asked for explicitly: left
+out, they make the equations that need them "not applicable" instead of assuming "no". `patient_id` and
+`patient_name` are personal: the id is replaced by a keyed pseudonym before anything leaves the service,
+and the name is accepted (source records carry it) but never used or kept.
 """
 
 from __future__ import annotations
@@ -12,11 +14,26 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.disease_risk.equations import FAMILY_HISTORY_CODES, PCE_RACES, SCORE2_REGIONS, SEXES
+from services.disease_risk.equations import (
+    FAMILY_HISTORY_CODES,
+    PCE_RACES,
+    QRISK3_ETHNICITIES,
+    QRISK3_SMOKING,
+    SCORE2_REGIONS,
+    SEXES,
+)
 from shared.core.decision import DecisionSchema
 from shared.core.fields import Measurement, WholeNumber
 
 PERSONAL_FIELDS = ("patient_id", "patient_name")
+DIABETES_TYPES = ("type_1", "type_2")
+CURRENT_SMOKING = ("light_smoker", "moderate_smoker", "heavy_smoker")
+# QRISK3's smoking levels by cigarettes a day: light under 10, moderate 10 to 19, heavy 20 or more.
+CIGARETTES_PER_DAY_BY_SMOKING: dict[str, tuple[int, int, str]] = {
+    "light_smoker": (1, 9, "1 to 9"),
+    "moderate_smoker": (10, 19, "10 to 19"),
+    "heavy_smoker": (20, 100, "20 or more"),
+}
 
 
 def _number(
@@ -120,6 +137,41 @@ class AssessmentSchema(Schema):
         validate=validate.OneOf(SCORE2_REGIONS),
         metadata={"description": "ESC risk region for SCORE2", "example": "moderate"},
     )
+    # QRISK3's inputs beyond the ones above (its cholesterol ratio is total_cholesterol / hdl_cholesterol).
+    ethnicity = fields.String(
+        validate=validate.OneOf(QRISK3_ETHNICITIES),
+        metadata={"description": "ethnic group, QRISK3's nine groups", "example": "white_or_not_stated"},
+    )
+    townsend_score = _number(
+        -15, 25, "score (0 = national average, higher = more deprived)", -1.2, "Townsend deprivation of the home area"
+    )
+    smoking_status = fields.String(
+        validate=validate.OneOf(QRISK3_SMOKING),
+        metadata={
+            "description": "non_smoker, ex_smoker, or a current smoker: light_smoker (under 10 a day), "
+            "moderate_smoker (10 to 19), heavy_smoker (20 or more); must agree with smoker and cigarettes_per_day",
+            "example": "ex_smoker",
+        },
+    )
+    systolic_bp_sd = _number(
+        0, 100, "mmHg", 8.5, "standard deviation of at least two most recent systolic blood pressure readings"
+    )
+    diabetes_type = fields.String(
+        validate=validate.OneOf(DIABETES_TYPES),
+        metadata={"description": "type_1 or type_2, when diabetes is true", "example": "type_2"},
+    )
+    atrial_fibrillation = _flag("atrial fibrillation diagnosed", default=None)
+    atypical_antipsychotics = _flag("on atypical antipsychotic medication", default=None)
+    corticosteroids = _flag("on regular oral corticosteroids (steroid tablets)", default=None)
+    erectile_dysfunction = _flag("erectile dysfunction diagnosed or treated (asked of men)", default=None)
+    migraine = _flag("migraine diagnosed", default=None)
+    rheumatoid_arthritis = _flag("rheumatoid arthritis diagnosed", default=None)
+    chronic_kidney_disease = _flag("chronic kidney disease stage 3, 4 or 5", default=None)
+    severe_mental_illness = _flag(
+        "severe mental illness (schizophrenia, bipolar disorder, moderate or severe depression)", default=None
+    )
+    systemic_lupus_erythematosus = _flag("systemic lupus erythematosus (SLE) diagnosed", default=None)
+    family_history_cvd = _flag("angina or heart attack in a first-degree relative under 60", default=None)
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -130,6 +182,25 @@ class AssessmentSchema(Schema):
         hdl, total = data.get("hdl_cholesterol"), data.get("total_cholesterol")
         if hdl is not None and total is not None and hdl >= total:
             raise ValidationError("must be lower than total_cholesterol", "hdl_cholesterol")
+        if data.get("diabetes_type") is not None and not data.get("diabetes"):
+            raise ValidationError("is given only when diabetes is true", "diabetes_type")
+        _smoking_agrees(data)
+
+
+def _smoking_agrees(data: dict[str, Any]) -> None:
+    """smoking_status says more than smoker and cigarettes_per_day, and must not contradict them."""
+    status = data.get("smoking_status")
+    if status is None or "smoker" not in data:
+        return
+    if (status in CURRENT_SMOKING) != data["smoker"]:
+        expected = "a current smoker's status" if data["smoker"] else "non_smoker or ex_smoker"
+        raise ValidationError(f"must be {expected}, as smoker is {str(data['smoker']).lower()}", "smoking_status")
+    cigarettes = data.get("cigarettes_per_day")
+    if status in CIGARETTES_PER_DAY_BY_SMOKING and cigarettes:
+        low, high, in_words = CIGARETTES_PER_DAY_BY_SMOKING[status]
+        if not low <= cigarettes <= high:
+            message = f"{status} means {in_words} cigarettes a day; cigarettes_per_day is {cigarettes}"
+            raise ValidationError(message, "smoking_status")
 
 
 class ConditionResultSchema(Schema):

@@ -37,7 +37,7 @@ from shared.state import StateStore
 
 CONDITION_MEASURES = {"diabetes": "diabetes_risk", "chd": "chd_risk"}
 MEASURE_NAMES = (*CONDITION_MEASURES.values(), *EQUATION_MEASURES.values(), "findrisc_risk")
-EQUATION_RISKS = ("framingham_cvd_risk", "pce_ascvd_risk", "score2_cvd_risk", "findrisc_risk")
+EQUATION_RISKS = ("framingham_cvd_risk", "pce_ascvd_risk", "score2_cvd_risk", "qrisk3_cvd_risk", "findrisc_risk")
 
 
 class DiseaseService(Service):

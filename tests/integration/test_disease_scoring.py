@@ -42,8 +42,39 @@ def assessment(**overrides: Any) -> dict[str, Any]:
         "daily_vegetables": True,
         "high_glucose_history": False,
         "family_history_diabetes": "none",
+        **QRISK3_INPUTS,
     }
+    if overrides.get("smoker") and "smoking_status" not in overrides:  # keep QRISK3's status agreeing with it
+        base["smoking_status"] = smoking_status_of(overrides.get("cigarettes_per_day") or 1)
     return {key: value for key, value in {**base, **overrides}.items() if value is not None}
+
+
+def smoking_status_of(cigarettes_per_day: int) -> str:
+    return (
+        "heavy_smoker"
+        if cigarettes_per_day >= 20
+        else "moderate_smoker"
+        if cigarettes_per_day >= 10
+        else "light_smoker"
+    )
+
+
+# What QRISK3 needs beyond the fields the other equations use (its cholesterol ratio comes from the labs).
+QRISK3_INPUTS: dict[str, Any] = {
+    "ethnicity": "white_or_not_stated",
+    "townsend_score": 0.0,
+    "smoking_status": "non_smoker",
+    "systolic_bp_sd": 6.0,
+    "atrial_fibrillation": False,
+    "atypical_antipsychotics": False,
+    "corticosteroids": False,
+    "migraine": False,
+    "rheumatoid_arthritis": False,
+    "chronic_kidney_disease": False,
+    "severe_mental_illness": False,
+    "systemic_lupus_erythematosus": False,
+    "family_history_cvd": False,
+}
 
 
 @pytest.fixture
@@ -66,6 +97,7 @@ def test_healthy_assessment_is_routine_with_every_equation_and_model(core: Scori
         "framingham_cvd_risk",
         "pce_ascvd_risk",
         "score2_cvd_risk",
+        "qrisk3_cvd_risk",
         "findrisc_points",
     } <= set(decision["measures"])
     assert decision["score"] == max(decision["measures"]["diabetes_risk"], decision["measures"]["chd_risk"])
@@ -205,6 +237,12 @@ def test_a_pseudonym_key_is_required(disease_settings: Settings) -> None:
         ({"score2_region": "nordic"}, "score2_region"),
         ({"cigarettes_per_day": 5}, "cigarettes_per_day"),
         ({"hdl_cholesterol": {"value": 6, "unit": "mmol/L"}}, "hdl_cholesterol"),
+        ({"smoking_status": "heavy_smoker"}, "smoking_status"),
+        ({"smoker": True, "cigarettes_per_day": 5, "smoking_status": "moderate_smoker"}, "smoking_status"),
+        ({"diabetes_type": "type_2"}, "diabetes_type"),
+        ({"ethnicity": "white"}, "ethnicity"),
+        ({"systolic_bp_sd": -1}, "systolic_bp_sd"),
+        ({"atrial_fibrillation": "maybe"}, "atrial_fibrillation"),
     ],
 )
 def test_bad_assessment_gets_422_naming_the_field(
@@ -253,3 +291,107 @@ def test_every_service_registers_a_report(claims_model_dir, fraud_model_dir) -> 
         registry = ModelRegistry(root)
         page = (root / service / registry.champion(service) / "report.html").read_text()
         assert "alt='roc'" in page and "alt='importance'" in page, service
+
+
+def equations_of(decision: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["equation"]: e for e in decision["details"]["equations"]}
+
+
+def test_qrisk3_is_computed_beside_the_other_equations(core: ScoringCore) -> None:
+    """With its inputs given, QRISK3's 10-year risk is in the details and in the rules' measures, equal to the
+    equation's own answer for the same person (ratio from the two labs, BMI as given)."""
+    from services.disease_risk.equations import QRISK3_CONDITIONS, qrisk3
+
+    decision = score(core, assessment(age=64, sex="male", migraine=True, erectile_dysfunction=False))
+    found = equations_of(decision)["qrisk3"]
+    expected = qrisk3(
+        age=64,
+        sex="male",
+        ethnicity="white_or_not_stated",
+        townsend=0.0,
+        bmi=24.5,
+        smoking="non_smoker",
+        cholesterol_ratio=5.0 / 1.5,
+        systolic_bp=128,
+        systolic_bp_sd=6.0,
+        diabetes_type="none",
+        **{name: name == "migraine" for name in QRISK3_CONDITIONS},
+    )
+    assert found["applicable"] and found["name"] == "QRISK3-2017" and found["horizon_years"] == 10
+    assert found["risk"] == pytest.approx(expected.risk, abs=1e-12)
+    assert decision["measures"]["qrisk3_cvd_risk"] == found["risk"] == found["probability"]
+
+
+def test_an_assessment_without_qrisk3_inputs_is_still_scored_and_says_what_is_missing(core: ScoringCore) -> None:
+    """An event written before QRISK3 (none of its fields) is accepted and scored as before; QRISK3 is "not
+    applicable, because ..." naming every missing input, and no QRISK3 measure reaches the rules."""
+    old_event = {key: value for key, value in assessment().items() if key not in QRISK3_INPUTS}
+    decision = score(core, old_event)
+    assert decision["decision"] == "routine" and "qrisk3_cvd_risk" not in decision["measures"]
+    assert equations_of(decision)["qrisk3"]["reason"] == (
+        "not applicable, because ethnicity, townsend_score, smoking_status, systolic_bp_sd, atrial_fibrillation, "
+        "atypical_antipsychotics, corticosteroids, migraine, rheumatoid_arthritis, chronic_kidney_disease, "
+        "severe_mental_illness, systemic_lupus_erythematosus and family_history_cvd were not given"
+    )
+    others = equations_of(score(core, assessment()))
+    for name, found in equations_of(decision).items():
+        if name != "qrisk3":
+            assert found == others[name], name
+
+
+def test_qrisk3_asks_for_the_diabetes_type_and_for_erectile_dysfunction_in_men(core: ScoringCore) -> None:
+    """With diabetes, QRISK3 needs its type; a man needs the erectile-dysfunction answer, a woman does not."""
+    man = equations_of(score(core, assessment(sex="male", diabetes=True)))["qrisk3"]
+    assert man["reason"] == "not applicable, because diabetes_type and erectile_dysfunction were not given"
+    woman = equations_of(score(core, assessment(diabetes=True, diabetes_type="type_1")))["qrisk3"]
+    assert woman["applicable"]
+    no_diabetes = equations_of(score(core, assessment()))["qrisk3"]
+    assert woman["risk"] > no_diabetes["risk"]
+
+
+def test_a_qrisk3_risk_of_ten_percent_is_followed_up(core: ScoringCore) -> None:
+    """The ruleset reads QRISK3 like the other equations: 10 % or more (NICE's statin threshold) hits
+    high_qrisk3_risk with the risk in its reason; the healthy 52-year-old's lower risk does not."""
+    low = score(core, assessment())
+    assert low["measures"]["qrisk3_cvd_risk"] < 0.1
+    assert "high_qrisk3_risk" not in {h["rule_id"] for h in low["rule_hits"]}
+    high = score(
+        core,
+        assessment(
+            age=66,
+            sex="male",
+            smoker=True,
+            cigarettes_per_day=25,
+            smoking_status="heavy_smoker",
+            erectile_dysfunction=False,
+            family_history_cvd=True,
+        ),
+    )
+    assert high["measures"]["qrisk3_cvd_risk"] >= 0.1 and high["decision"] != "routine"
+    hit = next(h for h in high["rule_hits"] if h["rule_id"] == "high_qrisk3_risk")
+    assert hit["reason"].endswith("(QRISK3)")
+
+
+@pytest.mark.parametrize(
+    ("age", "applicable", "not_applicable"),
+    [
+        (69.5, {"score2", "framingham_general_cvd", "pooled_cohort_equations", "qrisk3"}, set()),
+        (70.0, {"framingham_general_cvd", "pooled_cohort_equations", "qrisk3"}, {"score2"}),
+        (74.9, {"framingham_general_cvd", "pooled_cohort_equations", "qrisk3"}, {"score2"}),
+        (75.0, {"pooled_cohort_equations", "qrisk3"}, {"score2", "framingham_general_cvd"}),
+        (79.9, {"pooled_cohort_equations", "qrisk3"}, {"framingham_general_cvd"}),
+        (80.0, {"qrisk3"}, {"pooled_cohort_equations"}),
+        (84.9, {"qrisk3"}, set()),
+        (85.0, set(), {"qrisk3"}),
+    ],
+)
+def test_the_service_reads_age_in_completed_years(
+    core: ScoringCore, age: float, applicable: set[str], not_applicable: set[str]
+) -> None:
+    """Through the scoring core, a fractional age is its completed years for every equation: 69.5 is still
+    SCORE2's, 70.0 is SCORE2-OP's (named in the reason), 74.9 is Framingham's, 84.9 QRISK3's."""
+    equations = equations_of(score(core, assessment(age=age)))
+    assert all(equations[name]["applicable"] for name in applicable), equations
+    assert not any(equations[name]["applicable"] for name in not_applicable)
+    if age >= 70:
+        assert "SCORE2-OP applies" in equations["score2"]["reason"]
