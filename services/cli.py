@@ -189,6 +189,8 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
     from shared.errors import UsageError
 
     history = dict(_name_and_path(item) for item in args.history)
+    if args.max_rejects < 0:
+        raise UsageError(f"--max-rejects {args.max_rejects}: give a number of rows, 0 or more")
     parts = runtime(args.service, settings)
     missing = [h.name for h in parts.service.history_inputs if h.name not in history]
     if missing and not args.no_history:
@@ -197,16 +199,19 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
             + " ".join(f"{name}=FILE" for name in missing)
             + ", or --no-history to score without it"
         )
-    summary = rescore(
-        parts.core,
-        args.input,
-        args.output,
-        chunk_size=args.chunk_size,
-        progress=not args.no_progress,
-        history_paths=history,
-        keep=args.keep,
-        record=_decision_store(parts) if args.record else None,
-    )
+    try:
+        summary = rescore(
+            parts.core,
+            args.input,
+            args.output,
+            chunk_size=args.chunk_size,
+            progress=not args.no_progress,
+            history_paths=history,
+            keep=args.keep,
+            record=_decision_store(parts) if args.record else None,
+        )
+    except OSError as error:  # e.g. the disk filled up, or a file was taken away while the run read it
+        raise UsageError(f"{error.filename or args.output}: {error.strerror or error}") from None
     replayed = f", {summary.replayed} replayed" if args.record else ""
     print(
         f"{summary.scored} scored{replayed}, {summary.rejected} rejected of {summary.rows} rows in {summary.seconds} s "

@@ -2,22 +2,33 @@
 
 The input is read in chunks and validated row by row against the service's contract; rejected rows
 are written, with their row number and the fields at fault, to `<output>.rejects.jsonl` and counted,
-never silently dropped. Window features are computed offline over the whole valid input (each event
-sees the events before it in the file's time order), then scored chunk by chunk through the same
+never silently dropped. A row that cannot even be read (a ragged CSV row, bytes that are not UTF-8, a
+JSON line nested beyond the parser or that is no object) is a reject like any other: one bad row never
+stops the job. What cannot work at all (no such input, an unknown format, an unreadable Parquet file, an
+output folder that does not exist, a `--keep` column the input lacks) is refused before any work.
+
+Window features are computed offline over the whole valid input (each event sees the events before it
+in the file's time order), then scored chunk by chunk through the same
 `decide` as the online doors, with a progress bar. With a decision store (`--record`), each event is
 decided once like at the other doors: a recorded event id gets its recorded decision (replayed), the
-same id with another payload is a reject, and new decisions are recorded.
+same id with another payload is a reject, and new decisions are recorded. The output has one typed
+column per decision field (and per kept column) whatever its rows hold, so an empty input, or one whose
+every row was rejected, still writes a well-formed empty output.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import pyarrow as pa
+from marshmallow import Schema, fields
 from tqdm import tqdm
 
 from shared.core.contract import ValidEvent, validate_event
@@ -27,7 +38,7 @@ from shared.core.scoring import ScoringCore
 from shared.decisions import DecisionStore
 from shared.errors import InvalidInputError, UsageError
 from shared.features.featureset import FeatureBatch
-from shared.files import RecordWriter, format_of, read_chunks
+from shared.files import RecordWriter, RowProblem, columns_of, format_of, read_rows
 from shared.logging import get_logger
 from shared.metrics import DECISIONS, REJECTED
 
@@ -54,40 +65,47 @@ class _Valid(Generic[T]):
     row_numbers: list[int]
     rows: int  # rows read
     rejected: int
+    columns_seen: set[str] = field(default_factory=set)  # the `keep` columns some row had
 
 
 def _validated(
     path: Path,
     load: Callable[[dict[str, Any]], T],
+    schema: Schema,
     chunk_size: int,
     rejects: RecordWriter,
     source: str | None,
     keep: Sequence[str] = (),
 ) -> _Valid[T]:
-    """The valid rows, with their `keep` columns (taken out before validation) and row numbers; each
-    rejected row is written with its number and fields."""
-    valid: list[T] = []
-    kept: list[dict[str, Any]] = []
-    numbers: list[int] = []
-    rows = rejected = 0
-    for chunk in read_chunks(path, chunk_size):
+    """The valid rows, with their `keep` columns and row numbers; each rejected row (unreadable, or
+    refused by the contract) is written with its number and fields. A kept column the contract does not
+    read is taken out before validation; one it reads is copied and validated too."""
+    valid = _Valid[T]([], [], [], 0, 0)
+    read_by_contract = _field_names(schema, "load")
+    for chunk in read_rows(path, chunk_size, text_columns=_text_fields(schema)):
         bad = []
         for row in chunk:
-            rows += 1
+            valid.rows += 1
             try:
-                if "_unparsable" in row:
-                    raise InvalidInputError({"_row": ["not a JSON object"]})
-                extra = {name: row.pop(name, None) for name in keep}
-                valid.append(load(row))
-                kept.append(extra)
-                numbers.append(rows)
+                if isinstance(row, RowProblem):
+                    raise InvalidInputError(row.fields, "the row could not be read")
+                valid.columns_seen.update(name for name in keep if name in row)
+                extra = {name: row.get(name) if name in read_by_contract else row.pop(name, None) for name in keep}
+                valid.events.append(load(row))
+                valid.kept.append(extra)
+                valid.row_numbers.append(valid.rows)
             except InvalidInputError as error:
                 bad.append(
-                    {"row": rows, "error": error.code, "fields": error.fields, **({"source": source} if source else {})}
+                    {
+                        "row": valid.rows,
+                        "error": error.code,
+                        "fields": error.fields,
+                        **({"source": source} if source else {}),
+                    }
                 )
-        rejected += len(bad)
+        valid.rejected += len(bad)
         rejects.write(bad)
-    return _Valid(valid, kept, numbers, rows, rejected)
+    return valid
 
 
 def rejects_path_for(output: Path) -> Path:
@@ -109,39 +127,34 @@ def rescore(
     history inputs (e.g. {"claims": claims.csv}); their rows feed the features and are not scored. `keep`
     names input columns (e.g. a label) passed through to each decision row, never shown to the scoring.
     `record` is the decision store to decide once against and record in (none: every row is scored)."""
-    if not input_path.is_file():
-        raise UsageError(f"{input_path}: no such input file")
-    format_of(output_path)  # an output it cannot write is refused before any work
+    history_paths = dict(history_paths or {})
+    keep = list(dict.fromkeys(keep))
+    history_inputs = {h.name: h for h in core.service.history_inputs}
+    _check_usage(core, input_path, output_path, chunk_size, history_paths, keep)
     started = time.perf_counter()
     service = core.service.name
-    history_inputs = {h.name: h for h in core.service.history_inputs}
-    clashing = set(keep) & set(core.service.decision_schema().fields)
-    if clashing:
-        raise UsageError(f"--keep {', '.join(sorted(clashing))}: a decision field of that name exists already")
-    for name, path in (history_paths or {}).items():
-        if not path.is_file():
-            raise UsageError(f"--history {name}={path}: no such file")
-    unknown = set(history_paths or {}) - set(history_inputs)
-    if unknown:
-        raise UsageError(
-            f"{service} has no history input {', '.join(sorted(unknown))} "
-            f"(it has: {', '.join(sorted(history_inputs)) or 'none'})"
-        )
     rejects_path = rejects_path_for(output_path)
     with RecordWriter(rejects_path) as rejects:
         history = {
             name: _validated(
-                path, partial(validate_event, history_inputs[name].schema()), chunk_size, rejects, source=name
+                path,
+                partial(validate_event, history_inputs[name].schema()),
+                history_inputs[name].schema(),
+                chunk_size,
+                rejects,
+                source=name,
             ).events
-            for name, path in (history_paths or {}).items()
+            for name, path in history_paths.items()
         }
-        valid = _validated(input_path, core.validate, chunk_size, rejects, None, keep)
+        valid = _validated(input_path, core.validate, core.contract.schema, chunk_size, rejects, None, keep)
+        _check_kept_columns_seen(input_path, keep, valid)
         events = valid.events
         features = core.service.offline_features([e.data for e in events], history) if events else None
         counts: dict[str, int] = {}
         rejected, replayed = valid.rejected, 0
+        columns = {**output_columns(core.service.decision_schema()), **_kept_columns(valid.kept, keep)}
         with (
-            RecordWriter(output_path) as writer,
+            RecordWriter(output_path, columns) as writer,
             tqdm(total=len(events), unit="event", desc=f"rescore {service}", disable=not progress) as bar,
         ):
             for start in range(0, len(events), chunk_size):
@@ -193,6 +206,111 @@ def rescore(
         decisions=counts,
     )
     return summary
+
+
+def _check_usage(
+    core: ScoringCore,
+    input_path: Path,
+    output_path: Path,
+    chunk_size: int,
+    history_paths: Mapping[str, Path],
+    keep: Sequence[str],
+) -> None:
+    """Refuse, before any work and in one line, what cannot work as asked."""
+    if chunk_size < 1:
+        raise UsageError(f"--chunk-size {chunk_size}: give a number of rows of at least 1")
+    if not input_path.is_file():
+        raise UsageError(f"{input_path}: no such input file")
+    format_of(input_path)
+    _check_output(output_path, [input_path, *history_paths.values()])
+    history_inputs = {h.name: h for h in core.service.history_inputs}
+    unknown = set(history_paths) - set(history_inputs)
+    if unknown:
+        raise UsageError(
+            f"{core.service.name} has no history input {', '.join(sorted(unknown))} "
+            f"(it has: {', '.join(sorted(history_inputs)) or 'none'})"
+        )
+    for name, path in history_paths.items():
+        if not path.is_file():
+            raise UsageError(f"--history {name}={path}: no such file")
+        columns_of(path)  # a history file that cannot be read at all is refused now, not halfway
+    clashing = set(keep) & _field_names(core.service.decision_schema(), "dump")
+    if clashing:
+        raise UsageError(f"--keep {', '.join(sorted(clashing))}: a decision field of that name exists already")
+    columns = columns_of(input_path)  # also refuses an input that cannot be read at all
+    if columns is not None:
+        _check_kept_columns(input_path, keep, columns)
+
+
+def _check_output(output_path: Path, inputs: Sequence[Path]) -> None:
+    format_of(output_path)
+    folder = output_path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--output {output_path}: there is no folder {folder} (create it first)")
+    if output_path.is_dir():
+        raise UsageError(f"--output {output_path}: is a folder; give a file name (e.g. {output_path / 'out.parquet'})")
+    for written in (output_path, rejects_path_for(output_path)):
+        if any(written.resolve() == source.resolve() for source in inputs):
+            raise UsageError(f"--output {output_path}: would overwrite the input {written}; choose another name")
+        if not os.access(written if written.exists() else folder, os.W_OK):
+            raise UsageError(f"--output {output_path}: {written if written.exists() else folder} is not writable")
+
+
+def _check_kept_columns(input_path: Path, keep: Sequence[str], columns: Collection[str]) -> None:
+    for name in keep:
+        if name not in columns:
+            closest = difflib.get_close_matches(name, list(columns), n=1)
+            hint = f" (the closest is {closest[0]!r})" if closest else ""
+            raise UsageError(f"--keep {name}: {input_path} has no such column{hint}")
+
+
+def _check_kept_columns_seen(input_path: Path, keep: Sequence[str], valid: _Valid[Any]) -> None:
+    """For JSON Lines, whose columns are only known row by row: a kept column no row had is a misspelling."""
+    if keep and valid.rows and columns_of(input_path) is None:
+        missing = [name for name in keep if name not in valid.columns_seen]
+        if missing:
+            raise UsageError(f"--keep {', '.join(missing)}: no row of {input_path} has such a field")
+
+
+def _field_names(schema: Schema, direction: str) -> set[str]:
+    """The names a schema reads ("load") or writes ("dump") at its top level, as they appear in files."""
+    declared = schema.load_fields if direction == "load" else schema.dump_fields
+    return {f.data_key or name for name, f in declared.items()}
+
+
+def _text_fields(schema: Schema) -> set[str]:
+    """The top-level fields a contract reads as text (ids above all), which a Parquet file may hold as numbers."""
+    return {f.data_key or name for name, f in schema.load_fields.items() if isinstance(f, fields.String)}
+
+
+_ARROW_TYPES: tuple[tuple[type[fields.Field], pa.DataType], ...] = (
+    (fields.Boolean, pa.bool_()),
+    (fields.Integer, pa.int64()),
+    (fields.Float, pa.float64()),
+)
+
+
+def output_columns(schema: Schema) -> dict[str, pa.DataType]:
+    """The output's columns, in order, with their types: one per decision field (nested parts are JSON
+    text), so every output has the same columns whatever its rows hold, an empty one included."""
+    return {
+        f.data_key or name: next((t for kind, t in _ARROW_TYPES if isinstance(f, kind)), pa.string())
+        for name, f in schema.dump_fields.items()
+    }
+
+
+def _kept_columns(kept: Sequence[Mapping[str, Any]], keep: Sequence[str]) -> dict[str, pa.DataType]:
+    """The type of each kept column, from all its values: a number, a flag or text as they are in the
+    input; text where they mix kinds, are nested, or are all missing."""
+    columns = {}
+    for name in keep:
+        try:
+            kind = pa.array([row[name] for row in kept]).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            kind = pa.string()
+        primitive = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        columns[name] = kind if primitive else pa.string()
+    return columns
 
 
 def _scorer(core: ScoringCore, chunk: Sequence[ValidEvent], features: FeatureBatch, began: float) -> Score:
