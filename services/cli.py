@@ -8,8 +8,9 @@ risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or
 risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
 risk demo                                     everything at once, end to end
 risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
-risk models list|promote|approve|refuse|rollback SERVICE ...       the champion alias, maker-checker
-risk audit SERVICE                            who changed what, when
+risk models list|promote|challenger|approve|refuse|rollback SERVICE ...   the champion alias, maker-checker
+risk audit [verify] SERVICE                   who changed what, when; the log's hash chain checked
+(the control commands ask the running service, --server or RISK_SERVER_URL, which checks every key)
 risk decisions show|search|prune SERVICE ...  recorded decisions: by event id, by search, by retention
 risk outcomes import SERVICE FILE             what became of decided events (confirmed fraud, diagnoses)
 risk monitor SERVICE                          precision, recall, calibration and drift in production
@@ -162,8 +163,20 @@ def _run_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_train(args: argparse.Namespace, settings: Settings) -> int:
-    card = runtime(args.service, settings).service.train(settings.model_dir, settings.data_dir, args.size)
-    print(json.dumps({"version": card["version"], "metrics": card["metrics"]}, indent=2))
+    """Train and register a candidate; it becomes the champion only when the service has none (audited)."""
+    import getpass
+
+    parts = runtime(args.service, settings)
+    before = parts.control.champion(args.service)
+    card = parts.service.train(settings.model_dir, settings.data_dir, args.size)
+    version, champion = card["version"], parts.control.champion(args.service)
+    if before is None and champion == version:
+        parts.control.record_first_champion(args.service, version, f"cli:{getpass.getuser()}")
+        status = "champion: the service had no model"
+    else:
+        promote = f"risk models promote {args.service} {version}"
+        status = f"candidate (the champion stays {champion}): propose it with `{promote}`"
+    print(json.dumps({"version": version, "metrics": card["metrics"], "status": status}, indent=2))
     return 0
 
 
@@ -396,7 +409,13 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         parser.add_argument(
             "--api-key",
             default=os.environ.get("RISK_API_KEY"),
-            help="the key you act with (default: RISK_API_KEY); its identity is recorded",
+            help="the key you act with (default: RISK_API_KEY); the server knows its identity and roles",
+        )
+        parser.add_argument(
+            "--server",
+            default=os.environ.get("RISK_SERVER_URL"),
+            help="the running service's HTTP address, which checks the key and makes the change "
+            "(default: RISK_SERVER_URL)",
         )
 
     rules = commands.add_parser("rules", help="check, publish, approve and roll back rulesets").add_subparsers(
@@ -424,7 +443,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     publish.add_argument("service", choices=services)
     publish.add_argument("file", type=Path)
     acting(publish)
-    publish.set_defaults(run=lambda a, s: _control(a, s, lambda r, who: _commands().publish_ruleset(r, a.file, who)))
+    publish.set_defaults(run=lambda a, s: _control(a, lambda client: client.publish(a.file)))
     models = commands.add_parser("models", help="list, promote, approve and roll back models").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -432,56 +451,53 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     promote.add_argument("service", choices=services)
     promote.add_argument("version")
     acting(promote)
-    promote.set_defaults(run=lambda a, s: _control(a, s, lambda r, who: _commands().promote(r, a.version, who)))
-    challenger = models.add_parser("challenger", help="score a version in shadow beside the champion (or --clear)")
+    promote.set_defaults(run=lambda a, s: _control(a, lambda client: client.promote(a.version)))
+    challenger = models.add_parser(
+        "challenger", help="propose a version to score in shadow beside the champion (or --clear)"
+    )
     challenger.add_argument("service", choices=services)
     challenger.add_argument("version", nargs="?")
     challenger.add_argument("--clear", action="store_true")
     acting(challenger)
-    challenger.set_defaults(
-        run=lambda a, s: _control(
-            a, s, lambda r, who: _commands().set_challenger(r, None if a.clear else a.version, who)
-        )
-    )
+    challenger.set_defaults(run=_run_challenger)
     compare = models.add_parser("compare", help="champion against challenger on recorded decisions")
     compare.add_argument("service", choices=services)
     compare.add_argument("--decisions", type=Path, required=True, help="decision records (JSON Lines, CSV, Parquet)")
     compare.add_argument("--labels", type=Path, help="event_id and label columns: adds precision and recall")
     compare.add_argument("--label", default="label")
     compare.set_defaults(run=_run_compare)
-    for group, kind in ((rules, "ruleset"), (models, "model")):
+    for group, kind, kinds in ((rules, "ruleset", ("ruleset",)), (models, "model", ("model", "challenger"))):
         approve = group.add_parser("approve", help="approve another identity's proposal: it takes effect")
         approve.add_argument("service", choices=services)
         approve.add_argument("proposal")
         acting(approve)
-        approve.set_defaults(
-            run=lambda a, s, kind=kind: _control(a, s, lambda r, who: _commands().approve(r, kind, a.proposal, who))
-        )
+        approve.set_defaults(run=lambda a, s, kinds=kinds: _control(a, lambda c: c.approve(a.proposal, kinds)))
         refuse = group.add_parser("refuse", help="refuse a proposal, saying why")
         refuse.add_argument("service", choices=services)
         refuse.add_argument("proposal")
         refuse.add_argument("--reason", required=True)
         acting(refuse)
-        refuse.set_defaults(
-            run=lambda a, s: _control(a, s, lambda r, who: _commands().refuse(r, a.proposal, who, a.reason))
-        )
-        rollback = group.add_parser("rollback", help="go back to an earlier version at once")
+        refuse.set_defaults(run=lambda a, s, kinds=kinds: _control(a, lambda c: c.refuse(a.proposal, kinds, a.reason)))
+        rollback = group.add_parser("rollback", help="propose going back to a version in force before this one")
         rollback.add_argument("service", choices=services)
         rollback.add_argument("version")
         acting(rollback)
-        rollback.set_defaults(
-            run=lambda a, s, kind=kind: _control(a, s, lambda r, who: _commands().rollback(r, kind, a.version, who))
-        )
-        listing = group.add_parser("list", help="versions, the one in force, pending proposals")
+        rollback.set_defaults(run=lambda a, s, kind=kind: _control(a, lambda c: c.rollback(kind, a.version)))
+        listing = group.add_parser("list", help="versions, the one in force, its history, pending proposals")
         listing.add_argument("service", choices=services)
+        acting(listing)
         listing.set_defaults(
-            run=lambda a, s, kind=kind: _print(
-                (_commands().ruleset_listing if kind == "ruleset" else _commands().model_listing)(runtime(a.service, s))
-            )
+            run=lambda a, s, kind=kind: _control(a, lambda c: c.rulesets() if kind == "ruleset" else c.models())
         )
-    audit = commands.add_parser("audit", help="the audit log of a service's control changes")
-    audit.add_argument("service", choices=services)
-    audit.set_defaults(run=lambda a, s: _print(_commands().audit_entries(runtime(a.service, s))))
+    audit = commands.add_parser(
+        "audit",
+        help="the audit log of a service's control changes; `risk audit verify SERVICE` checks its hash chain",
+        usage="risk audit [verify] SERVICE [--head HASH] [--api-key KEY] [--server URL]",
+    )
+    audit.add_argument("words", nargs="+", metavar="[verify] SERVICE")
+    audit.add_argument("--head", help="verify: a head hash recorded earlier, which the chain must still end in")
+    acting(audit)
+    audit.set_defaults(run=lambda a, s: _run_audit(a, services))
 
 
 def _commands() -> Any:
@@ -495,18 +511,36 @@ def _print(value: Any) -> int:
     return 0
 
 
-def _control(args: argparse.Namespace, settings: Settings, action: Callable[[Runtime, str], Any]) -> int:
+def _control(args: argparse.Namespace, action: Callable[[Any], Any]) -> int:
+    """Ask the running service's control API (it checks the key, the roles and maker-checker); its answer on
+    stdout, or its refusal on stderr and exit 2."""
     from shared.errors import RiskError
 
-    parts = runtime(args.service, settings)
+    client = _commands().ControlClient(args.service, args.server, args.api_key)
     try:
-        who = _commands().identity(parts, args.api_key)
-        return _print(action(parts, who))
+        return _print(action(client))
     except RiskError as error:
         print(_commands().printable(error.to_dict()), file=sys.stderr)
         return 2
-    finally:
-        parts.close()
+
+
+def _run_challenger(args: argparse.Namespace, settings: Settings) -> int:
+    if args.clear == (args.version is not None):
+        raise _usage("give the version to score in shadow, or --clear (not both)")
+    return _control(args, lambda client: client.challenger(None if args.clear else args.version))
+
+
+def _run_audit(args: argparse.Namespace, services: list[str]) -> int:
+    """`risk audit SERVICE` prints the log; `risk audit verify SERVICE` checks its chain (exit 1 if broken)."""
+    verify = len(args.words) == 2 and args.words[0] == "verify"
+    if not (len(args.words) == 1 or verify) or args.words[-1] not in services:
+        raise _usage(f"risk audit [verify] SERVICE, SERVICE one of {', '.join(services)}")
+    args.service = args.words[-1]
+    if not verify:
+        return _control(args, lambda client: client.audit())
+    found: dict[str, Any] = {}
+    status = _control(args, lambda client: found.setdefault("report", client.verify(args.head)))
+    return 1 if status == 0 and not found["report"]["ok"] else status
 
 
 def _run_compare(args: argparse.Namespace, settings: Settings) -> int:

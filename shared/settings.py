@@ -10,6 +10,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TypedDict, Unpack, overload
 
@@ -18,6 +19,18 @@ from shared.errors import ConfigurationError
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "risk-scoring"
 DECISION_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
 NO_DECISION_STORE = "none"
+# What an API identity may do (enforced by the doors: shared/doors/access.py says which role each needs).
+ROLES = ("scorer", "analyst", "approver", "admin")
+DEFAULT_ROLE = "scorer"  # of a `name:key` or bare-key entry: it may score and nothing else
+
+
+@dataclass(frozen=True)
+class ApiIdentity:
+    """One RISK_API_KEYS entry: who presents `key`, and what they may do."""
+
+    name: str
+    key: str = field(repr=False)
+    roles: frozenset[str]
 
 
 class SettingsOverrides(TypedDict, total=False):
@@ -97,22 +110,50 @@ class Settings:
             )
         if not self.kafka_bootstrap_servers.strip():
             raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS", "must not be empty")
+        keys = [identity.key for identity in self.identities]
+        if len(set(keys)) != len(keys):
+            raise ConfigurationError("RISK_API_KEYS", "the same key is given twice: each key names one identity")
 
     @property
     def auth_required(self) -> bool:
         return bool(self.api_keys)
 
-    def identity_of(self, presented: str) -> str | None:
-        """The API identity a key belongs to, or None. RISK_API_KEYS entries are `name:key` (the identity
-        is the name) or a bare key (the identity is `key-` and the key's first 6 characters)."""
+    @cached_property
+    def identities(self) -> tuple[ApiIdentity, ...]:
+        """RISK_API_KEYS parsed: `name:key:role+role`, `name:key` (role scorer) or a bare key (identity `key-`
+        and the key's first 6 characters, role scorer)."""
+        return tuple(_identity(entry) for entry in self.api_keys)
+
+    def caller(self, presented: str) -> ApiIdentity | None:
+        """The identity a presented key belongs to, or None."""
         found = None
-        for entry in self.api_keys:  # every key is compared, so timing says nothing about which one matched
-            name, separator, key = entry.partition(":")
-            if not separator:
-                name, key = f"key-{entry[:6]}", entry
-            if hmac.compare_digest(presented.encode(), key.encode()):
-                found = name
+        for identity in self.identities:  # every key is compared: timing says nothing about which one matched
+            if hmac.compare_digest(presented.encode(), identity.key.encode()):
+                found = identity
         return found
+
+    def identity_of(self, presented: str) -> str | None:
+        """The name of the identity a presented key belongs to, or None."""
+        caller = self.caller(presented)
+        return caller.name if caller else None
+
+
+def _identity(entry: str) -> ApiIdentity:
+    parts = entry.split(":", 2)
+    if len(parts) == 1:
+        return ApiIdentity(f"key-{entry[:6]}", entry, frozenset({DEFAULT_ROLE}))
+    name, key = parts[0].strip(), parts[1].strip()
+    if not name or not key:
+        raise ConfigurationError("RISK_API_KEYS", "an entry has an empty name or key: write name:key[:role+role]")
+    if len(parts) == 2:
+        return ApiIdentity(name, key, frozenset({DEFAULT_ROLE}))
+    roles = frozenset(role.strip() for role in parts[2].split("+"))
+    if not roles or not roles <= set(ROLES):  # the unknown part is not echoed: it may be part of a key
+        raise ConfigurationError(
+            "RISK_API_KEYS",
+            f"the entry of {name!r} ends in something that is not roles ({', '.join(ROLES)}, joined by +)",
+        )
+    return ApiIdentity(name, key, roles)
 
 
 @overload

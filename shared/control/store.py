@@ -1,15 +1,19 @@
-"""The control plane's records: published ruleset versions, proposals awaiting a second person, which
-ruleset is active, and the append-only audit log. One directory per service:
+"""The control plane's records: published ruleset versions, proposals awaiting a second person, what is in
+force, and the audit log (a hash chain, shared/control/audit.py). One directory per service:
 
     <root>/<service>/rulesets/<version>.yaml    every published ruleset version, never rewritten
-    <root>/<service>/active_ruleset             the version in force (one line; replaced atomically)
+    <root>/<service>/active_ruleset             the version in force, once one was approved (replaced atomically)
+    <root>/<service>/packaged_ruleset           the packaged version, recorded as version 1 of the history
+    <root>/<service>/challenger                 the model scored in shadow (empty: none)
     <root>/<service>/proposals/<id>.json        a proposal and, once decided, its outcome
-    <root>/<service>/audit.jsonl                who did what, when, old and new version: appended only
+    <root>/<service>/audit.jsonl(.head)         who did what, when, old and new version: a hash chain
 
-Maker-checker: a ruleset publication or a model promotion is proposed by one identity and takes effect
-only when a different identity approves it. A rollback to a version that was in force before takes effect
-at once (it is the way out of an incident) and is audited like the rest. The model versions themselves
-live in the model registry; only its champion alias moves here.
+Maker-checker: every change to what is in force (a ruleset publication, a model promotion, a challenger set
+or cleared, a rollback) is a proposal by one identity that takes effect only when a different identity
+approves it. A rollback goes back only: to a version in force before the current one first came into force.
+The model versions themselves live in the model registry; only its champion alias moves here (and once
+without a proposal: a service's first model, when there is no champion, is audited as `first_champion`).
+Who may propose or approve (roles) is the doors' business: this store only sees identities.
 """
 
 from __future__ import annotations
@@ -21,21 +25,30 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from shared.control.audit import AuditLog, Verification
 from shared.errors import ForbiddenError, InvalidInputError, ModelNotFoundError
 from shared.modeling.registry import ModelRegistry, write_atomically
 from shared.rules.engine import Ruleset
 
 Kind = Literal["ruleset", "model", "challenger"]
+Action = Literal["publish", "promote", "challenger", "rollback"]
+Reversible = Literal["ruleset", "model"]  # the kinds a rollback can go back on
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Audit actions that put a ruleset or a champion in force (with `previous`, what they replaced).
+IN_FORCE_ACTIONS = frozenset({"approved", "rolled_back", "packaged_recorded", "first_champion"})
+PACKAGE_IDENTITY = "package"  # who records the packaged ruleset: the deploy that shipped it, not a person
 
 
 class ControlError(InvalidInputError):
-    """A control request that cannot be carried out; `fields` says which part and why."""
+    """A control request that cannot be carried out; `fields` says which part and why (so does the message)."""
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__(fields, "; ".join(f"{name}: {' '.join(problems)}" for name, problems in fields.items()))
 
 
 @dataclass(frozen=True)
@@ -43,17 +56,19 @@ class Proposal:
     id: str
     service: str
     kind: Kind
-    version: str
+    version: str  # for a challenger, "" clears it
     proposed_by: str
     proposed_at: str
     status: Literal["pending", "approved", "refused"] = "pending"
     decided_by: str | None = None
     decided_at: str | None = None
+    action: Action = "publish"
+    previous: str | None = None  # what was in force when it was proposed
 
 
 @dataclass(frozen=True)
 class Change:
-    """What an approval or a rollback put in force: announced on `risk.control` for every instance."""
+    """What an approval put in force: announced on `risk.control` for every instance."""
 
     service: str
     kind: Kind
@@ -76,10 +91,29 @@ class ControlStore:
         return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
     def active_ruleset(self, service: str) -> str | None:
-        try:
-            return (self.root / service / "active_ruleset").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        """The approved version in force; None while the packaged ruleset is (the runtime then loads it)."""
+        return _pointer(self.root / service / "active_ruleset")
+
+    def current_ruleset(self, service: str) -> str | None:
+        """The version in force as the control plane knows it: the approved one, else the packaged one."""
+        return self.active_ruleset(service) or _pointer(self.root / service / "packaged_ruleset")
+
+    def record_packaged(self, service: str, version: str, text: str) -> None:
+        """While no approved ruleset is in force, the packaged one is: record it as a published version (the
+        first of the history, so a rollback can go back to it). Once recorded, nothing to do."""
+        if self.active_ruleset(service) or _pointer(self.root / service / "packaged_ruleset") == version:
+            return
+        path = self.ruleset_path(service, version)
+        with self._locked(service):
+            if self.active_ruleset(service) or _pointer(self.root / service / "packaged_ruleset") == version:
+                return
+            if path.exists() and path.read_text() != text:
+                return  # that version was published with other content: it stays as published
+            if not path.exists():
+                write_atomically(path, text)
+            previous = _pointer(self.root / service / "packaged_ruleset")
+            write_atomically(self.root / service / "packaged_ruleset", version + "\n")
+            self._audit(service, "packaged_recorded", PACKAGE_IDENTITY, "ruleset", version, previous)
 
     def propose_ruleset(self, service: str, ruleset: Ruleset, text: str, identity: str) -> Proposal:
         """Store the (already validated) ruleset as an immutable version and propose putting it in force."""
@@ -96,47 +130,71 @@ class ControlStore:
                         ]
                     }
                 )
+            if ruleset.version == self.current_ruleset(service):
+                raise ControlError({"version": [f"ruleset {ruleset.version} is already in force"]})
             if not path.exists():
                 write_atomically(path, text)
-            return self._propose(service, "ruleset", ruleset.version, identity)
+            return self._propose(service, "ruleset", "publish", ruleset.version, identity)
 
     # ------------------------------------------------------------------ models
-
-    def propose_promotion(self, service: str, version: str, identity: str) -> Proposal:
-        if version not in self.models.versions(service):
-            raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
-        with self._locked(service):
-            return self._propose(service, "model", version, identity)
-
-    def challenger(self, service: str) -> str | None:
-        """The model scored in shadow beside the champion (recorded in decisions, never acted on)."""
-        try:
-            return (self.root / service / "challenger").read_text().strip() or None
-        except FileNotFoundError:
-            return None
-
-    def set_challenger(self, service: str, version: str | None, identity: str) -> Change:
-        """Shadow scoring changes no decision, so it needs no second person; it is audited all the same."""
-        with self._locked(service):
-            if version is not None and version not in self.models.versions(service):
-                raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
-            previous = self.challenger(service)
-            write_atomically(self.root / service / "challenger", (version or "") + "\n")
-            self._audit(
-                service,
-                "challenger_set" if version else "challenger_cleared",
-                identity,
-                "challenger",
-                version or "",
-                previous,
-            )
-            return Change(service, "challenger", version or "", previous)
 
     def champion(self, service: str) -> str | None:
         try:
             return self.models.champion(service)
         except ModelNotFoundError:
             return None
+
+    def challenger(self, service: str) -> str | None:
+        """The model scored in shadow beside the champion (recorded in decisions, never acted on)."""
+        return _pointer(self.root / service / "challenger")
+
+    def propose_promotion(self, service: str, version: str, identity: str) -> Proposal:
+        with self._locked(service):
+            self._registered(service, version)
+            if version == self.champion(service):
+                raise ControlError({"version": [f"{service} model {version} is already the champion"]})
+            return self._propose(service, "model", "promote", version, identity)
+
+    def propose_challenger(self, service: str, version: str | None, identity: str) -> Proposal:
+        """Shadow scoring changes no decision, yet it changes what runs on every event: a proposal too.
+        `version` None proposes clearing the challenger."""
+        with self._locked(service):
+            if version is not None:
+                self._registered(service, version)
+            if version == self.challenger(service):
+                raise ControlError({"version": [f"the {service} challenger is already {version or 'none'}"]})
+            return self._propose(service, "challenger", "challenger", version or "", identity)
+
+    def record_first_champion(self, service: str, version: str, identity: str) -> None:
+        """The registry made `version` the champion because there was none: the one change without a proposal."""
+        self._audit(service, "first_champion", identity, "model", version, None)
+
+    # ------------------------------------------------------------------ rollbacks
+
+    def history(self, service: str, kind: Reversible) -> list[str]:
+        """The versions of `kind` in the order they came into force (a version again each time it came back)."""
+        history: list[str] = []
+        for entry in self.audit(service):
+            if entry.get("kind") != kind or entry.get("action") not in IN_FORCE_ACTIONS:
+                continue
+            previous = entry.get("previous")
+            if previous and (not history or history[-1] != previous):  # in force before the log knew it
+                history.append(previous)
+            if not history or history[-1] != entry["version"]:
+                history.append(entry["version"])
+        return history
+
+    def rollback_targets(self, service: str, kind: Reversible) -> list[str]:
+        """Where a rollback may go: the versions in force before the current one first came into force."""
+        current = self.current_ruleset(service) if kind == "ruleset" else self.champion(service)
+        history = self.history(service, kind)
+        earlier = history[: history.index(current)] if current in history else history
+        return list(dict.fromkeys(v for v in earlier if v != current))
+
+    def propose_rollback(self, service: str, kind: Reversible, version: str, identity: str) -> Proposal:
+        with self._locked(service):
+            self._check_rollback(service, kind, version)
+            return self._propose(service, kind, "rollback", version, identity)
 
     # ------------------------------------------------------------------ decisions on proposals
 
@@ -155,6 +213,7 @@ class ControlStore:
                     proposal=proposal.id,
                 )
                 raise ForbiddenError(f"{identity!r} proposed this change: a different identity must approve it")
+            self._still_possible(proposal)
             change = self._put_in_force(service, proposal.kind, proposal.version)
             self._decide(proposal, "approved", identity)
             self._audit(
@@ -166,6 +225,7 @@ class ControlStore:
                 change.previous,
                 proposal=proposal.id,
                 proposed_by=proposal.proposed_by,
+                change=proposal.action,
             )
             return change
 
@@ -173,53 +233,87 @@ class ControlStore:
         with self._locked(service):
             proposal = self._decide(self._pending(service, proposal_id), "refused", identity)
             self._audit(
-                service, "refused", identity, proposal.kind, proposal.version, None, proposal=proposal.id, reason=reason
+                service,
+                "refused",
+                identity,
+                proposal.kind,
+                proposal.version,
+                None,
+                proposal=proposal.id,
+                reason=reason,
+                change=proposal.action,
             )
             return proposal
 
-    def rollback(self, service: str, kind: Kind, version: str, identity: str) -> Change:
-        """Back to a version that exists (a published ruleset, a registered model), at once."""
-        with self._locked(service):
-            if kind == "ruleset" and version not in self.ruleset_versions(service):
-                raise ControlError({"version": [f"no published {service} ruleset {version!r}"]})
-            if kind == "model" and version not in self.models.versions(service):
-                raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
-            change = self._put_in_force(service, kind, version)
-            self._audit(service, "rolled_back", identity, kind, version, change.previous)
-            return change
-
     def proposals(self, service: str) -> list[Proposal]:
         folder = self.root / service / "proposals"
-        found = [Proposal(**json.loads(p.read_text())) for p in folder.glob("*.json")] if folder.is_dir() else []
+        found = [_proposal(json.loads(p.read_text())) for p in folder.glob("*.json")] if folder.is_dir() else []
         return sorted(found, key=lambda p: p.proposed_at)
+
+    def proposal(self, service: str, proposal_id: str) -> Proposal:
+        try:
+            return _proposal(json.loads(self._proposal_path(service, proposal_id).read_text()))
+        except FileNotFoundError:
+            raise ControlError({"proposal": [f"no {service} proposal {proposal_id!r}"]}) from None
+
+    # ------------------------------------------------------------------ the audit log
 
     def audit_action(self, service: str, action: str, identity: str, **detail: Any) -> None:
         """Put an action that changes no version in force (e.g. pruning records by retention) in the audit log."""
-        self._append_audit(
-            service, {"at": _now(), "service": service, "action": action, "identity": identity, **detail}
-        )
+        self._log(service).append({"at": _now(), "service": service, "action": action, "identity": identity, **detail})
 
     def audit(self, service: str) -> list[dict[str, Any]]:
-        try:
-            lines = (self.root / service / "audit.jsonl").read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
+        return self._log(service).entries()
+
+    def verify_audit(self, service: str, expected_head: str | None = None) -> Verification:
+        return self._log(service).verify(expected_head)
 
     # ------------------------------------------------------------------ internals
 
-    def _propose(self, service: str, kind: Kind, version: str, identity: str) -> Proposal:
-        proposal = Proposal(uuid.uuid4().hex[:12], service, kind, version, identity, _now())
+    def _log(self, service: str) -> AuditLog:
+        return AuditLog(self.root / service / "audit.jsonl")
+
+    def _propose(self, service: str, kind: Kind, action: Action, version: str, identity: str) -> Proposal:
+        current = {
+            "ruleset": self.current_ruleset,
+            "model": self.champion,
+            "challenger": self.challenger,
+        }[kind](service)
+        proposal = Proposal(
+            uuid.uuid4().hex[:12], service, kind, version, identity, _now(), action=action, previous=current
+        )
         write_atomically(self._proposal_path(service, proposal.id), json.dumps(asdict(proposal)) + "\n")
-        current = self.active_ruleset(service) if kind == "ruleset" else self.champion(service)
-        self._audit(service, "proposed", identity, kind, version, current, proposal=proposal.id)
+        self._audit(service, "proposed", identity, kind, version, current, proposal=proposal.id, change=action)
         return proposal
 
+    def _registered(self, service: str, version: str) -> None:
+        if version not in self.models.versions(service):
+            raise ControlError({"version": [f"no {service} model version {version!r} in the registry"]})
+
+    def _check_rollback(self, service: str, kind: Reversible, version: str) -> None:
+        targets = self.rollback_targets(service, kind)
+        if version not in targets:
+            what = "ruleset" if kind == "ruleset" else "model version"
+            raise ControlError(
+                {
+                    "version": [
+                        f"a rollback goes back to a {service} {what} in force before the current one; "
+                        f"{version!r} is not one (it may be: {', '.join(targets) or 'none'})"
+                    ]
+                }
+            )
+
+    def _still_possible(self, proposal: Proposal) -> None:
+        """What was checked when it was proposed, checked again: things may have moved since."""
+        if proposal.action == "rollback" and proposal.kind in ("ruleset", "model"):
+            self._check_rollback(proposal.service, proposal.kind, proposal.version)
+        elif proposal.kind == "ruleset" and not self.ruleset_path(proposal.service, proposal.version).exists():
+            raise ControlError({"version": [f"ruleset {proposal.version} is no longer published"]})
+        elif proposal.kind in ("model", "challenger") and proposal.version:
+            self._registered(proposal.service, proposal.version)
+
     def _pending(self, service: str, proposal_id: str) -> Proposal:
-        try:
-            proposal = Proposal(**json.loads(self._proposal_path(service, proposal_id).read_text()))
-        except FileNotFoundError:
-            raise ControlError({"proposal": [f"no {service} proposal {proposal_id!r}"]}) from None
+        proposal = self.proposal(service, proposal_id)
         if proposal.status != "pending":
             raise ControlError({"proposal": [f"proposal {proposal_id} was already {proposal.status}"]})
         return proposal
@@ -231,8 +325,11 @@ class ControlStore:
 
     def _put_in_force(self, service: str, kind: Kind, version: str) -> Change:
         if kind == "ruleset":
-            previous = self.active_ruleset(service)
+            previous = self.current_ruleset(service)
             write_atomically(self.root / service / "active_ruleset", version + "\n")
+        elif kind == "challenger":
+            previous = self.challenger(service)
+            write_atomically(self.root / service / "challenger", version + "\n")
         else:
             previous = self.champion(service)
             self.models.set_champion(service, version)
@@ -241,23 +338,7 @@ class ControlStore:
     def _audit(
         self, service: str, action: str, identity: str, kind: Kind, version: str, previous: str | None, **detail: Any
     ) -> None:
-        entry = {
-            "at": _now(),
-            "service": service,
-            "action": action,
-            "identity": identity,
-            "kind": kind,
-            "version": version,
-            "previous": previous,
-            **detail,
-        }
-        self._append_audit(service, entry)
-
-    def _append_audit(self, service: str, entry: dict[str, Any]) -> None:
-        path = self.root / service / "audit.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as stream:  # O_APPEND: entries are only ever added
-            stream.write(json.dumps(entry, sort_keys=True) + "\n")
+        self.audit_action(service, action, identity, kind=kind, version=version, previous=previous, **detail)
 
     def _proposal_path(self, service: str, proposal_id: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{12}", proposal_id):
@@ -266,7 +347,7 @@ class ControlStore:
 
     @contextmanager
     def _locked(self, service: str) -> Iterator[None]:
-        """One control change of a service at a time, across processes (CLI and HTTP alike)."""
+        """One control change of a service at a time, across processes."""
         folder = self.root / service
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -275,6 +356,21 @@ class ControlStore:
             yield
         finally:
             os.close(descriptor)
+
+
+def _proposal(record: dict[str, Any]) -> Proposal:
+    """A stored proposal; one written before proposals named their action gets the action its kind implies."""
+    known = {f.name for f in fields(Proposal)}
+    record = {name: value for name, value in record.items() if name in known}
+    record.setdefault("action", {"ruleset": "publish", "model": "promote"}.get(record["kind"], "challenger"))
+    return Proposal(**record)
+
+
+def _pointer(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def _checked_version(version: str) -> str:

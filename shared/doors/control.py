@@ -1,33 +1,25 @@
 """What `risk rules ...`, `risk models ...` and `risk audit` do, for one service; services/cli.py wires them.
 
-Each command takes the service's runtime and acts as the API identity of the key it is given
-(`--api-key`, or RISK_API_KEY), resolved against RISK_API_KEYS like an HTTP request, so the CLI and the HTTP
-control endpoints share identities and the maker-checker rule.
+Whatever changes what is in force, or reads the control plane's records, is asked of the running service's
+control API (`ControlClient`, over HTTP, with the key given by `--api-key` or RISK_API_KEY): the server checks
+the key, its roles and the maker-checker rule against its own RISK_API_KEYS, so nothing in the client's
+environment can stand in for them. Checks and backtests of a candidate change nothing and run here.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from shared.control.store import Change, Kind
+import requests
+
 from shared.core.contract import validate_event
 from shared.doors.backtest import Costs, as_html, as_table, backtest, load_history
-from shared.errors import InvalidInputError, InvalidRulesetError, UnauthorizedError
+from shared.errors import InvalidInputError, InvalidRulesetError, RiskError, UsageError
 from shared.files import read_chunks
 from shared.runtime import Runtime
-
-
-def identity(runtime: Runtime, api_key: str | None) -> str:
-    who = runtime.settings.identity_of(api_key or "")
-    if who is None:
-        raise UnauthorizedError(
-            "give the API key you act with (--api-key or RISK_API_KEY); it must be in RISK_API_KEYS"
-        )
-    return who
 
 
 def check_ruleset(runtime: Runtime, path: Path, data: Path | None) -> list[str]:
@@ -63,77 +55,105 @@ def check_ruleset(runtime: Runtime, path: Path, data: Path | None) -> list[str]:
     return problems
 
 
-def publish_ruleset(runtime: Runtime, path: Path, who: str) -> dict[str, Any]:
-    text = path.read_text()
-    ruleset = runtime.parse_ruleset(text, source=str(path))
-    return asdict(runtime.control.propose_ruleset(runtime.service.name, ruleset, text, who))
-
-
-def approve(runtime: Runtime, kind: Kind, proposal_id: str, who: str) -> dict[str, Any]:
-    service = runtime.service.name
-    proposal = next((p for p in runtime.control.proposals(service) if p.id == proposal_id), None)
-    if proposal is not None and proposal.kind != kind:
-        raise InvalidInputError(
-            {"proposal": [f"proposal {proposal_id} is a {proposal.kind} change, not a {kind} change"]}
-        )
-    return _in_force(runtime, runtime.control.approve(service, proposal_id, who))
-
-
-def refuse(runtime: Runtime, proposal_id: str, who: str, reason: str) -> dict[str, Any]:
-    return asdict(runtime.control.refuse(runtime.service.name, proposal_id, who, reason))
-
-
-def rollback(runtime: Runtime, kind: Kind, version: str, who: str) -> dict[str, Any]:
-    return _in_force(runtime, runtime.control.rollback(runtime.service.name, kind, version, who))
-
-
-def promote(runtime: Runtime, version: str, who: str) -> dict[str, Any]:
-    return asdict(runtime.control.propose_promotion(runtime.service.name, version, who))
-
-
-def set_challenger(runtime: Runtime, version: str | None, who: str) -> dict[str, Any]:
-    return _in_force(runtime, runtime.control.set_challenger(runtime.service.name, version, who))
-
-
-def ruleset_listing(runtime: Runtime) -> dict[str, Any]:
-    store, service = runtime.control, runtime.service
-    return {
-        "active": store.active_ruleset(service.name) or f"packaged ({service.ruleset_path.name})",
-        "published": store.ruleset_versions(service.name),
-        "pending": [asdict(p) for p in store.proposals(service.name) if p.kind == "ruleset" and p.status == "pending"],
-    }
-
-
-def model_listing(runtime: Runtime) -> dict[str, Any]:
-    store, registry, service = runtime.control, runtime.registry, runtime.service.name
-    champion = store.champion(service)
-    return {
-        "champion": champion,
-        "versions": [
-            {
-                "version": v,
-                "champion": v == champion,
-                "created_at": card.get("created_at"),
-                "metrics": card.get("metrics"),
-            }
-            for v in registry.versions(service)
-            for card in [registry.card(service, v)]
-        ],
-        "pending": [asdict(p) for p in store.proposals(service) if p.kind == "model" and p.status == "pending"],
-    }
-
-
-def audit_entries(runtime: Runtime) -> list[dict[str, Any]]:
-    return runtime.control.audit(runtime.service.name)
-
-
-def _in_force(runtime: Runtime, change: Change) -> dict[str, Any]:
-    announced = runtime.announce(change, f"/risk/{change.service}/cli")
-    return {"change": asdict(change), "announced": announced}
-
-
 def printable(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+class ControlRequestError(RiskError):
+    """The server refused a control request: its answer (error, message, fields) is kept as it came."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(str(body.get("message") or body.get("error") or f"HTTP {status}"))
+        self.status, self.body = status, body
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, **self.body}
+
+
+class ControlClient:
+    """The control API of one running service, as the identity of one key."""
+
+    def __init__(self, service: str, base_url: str | None, api_key: str | None, timeout: float = 60.0) -> None:
+        if not base_url:
+            raise UsageError(
+                f"say which {service} server to ask: --server URL or RISK_SERVER_URL (e.g. http://127.0.0.1:8000); "
+                "changes are made by the running service, which checks the key"
+            )
+        if not api_key:
+            raise UsageError("give the API key you act with (--api-key or RISK_API_KEY)")
+        self.service, self.base_url, self.timeout = service, base_url.rstrip("/"), timeout
+        self._session = requests.Session()
+        self._session.headers["X-API-Key"] = api_key
+        self._checked = False
+
+    def publish(self, path: Path) -> Any:
+        headers = {"Content-Type": "application/yaml"}
+        return self._call("POST", "/v1/control/rulesets", data=path.read_text().encode(), headers=headers)
+
+    def promote(self, version: str) -> Any:
+        return self._call("POST", "/v1/control/promotions", json={"version": version})
+
+    def challenger(self, version: str | None) -> Any:
+        return self._call("POST", "/v1/control/challengers", json={"version": version})
+
+    def rollback(self, kind: Literal["ruleset", "model"], version: str) -> Any:
+        return self._call("POST", "/v1/control/rollbacks", json={"kind": kind, "version": version})
+
+    def approve(self, proposal_id: str, kinds: tuple[str, ...]) -> Any:
+        """Approve a proposal of one of `kinds` (`risk rules approve` approves no model change, and the reverse)."""
+        self._of_kind(proposal_id, kinds)
+        return self._call("POST", f"/v1/control/proposals/{proposal_id}/approve")
+
+    def refuse(self, proposal_id: str, kinds: tuple[str, ...], reason: str) -> Any:
+        self._of_kind(proposal_id, kinds)
+        return self._call("POST", f"/v1/control/proposals/{proposal_id}/refuse", json={"reason": reason})
+
+    def rulesets(self) -> Any:
+        return self._call("GET", "/v1/control/rulesets")
+
+    def models(self) -> Any:
+        return self._call("GET", "/v1/control/models")
+
+    def audit(self) -> Any:
+        return self._call("GET", "/v1/control/audit")["entries"]
+
+    def verify(self, head: str | None = None) -> Any:
+        return self._call("GET", "/v1/control/audit/verify", params={"head": head} if head else None)
+
+    def _of_kind(self, proposal_id: str, kinds: tuple[str, ...]) -> None:
+        found = next(
+            (p for p in self._call("GET", "/v1/control/proposals")["proposals"] if p["id"] == proposal_id), None
+        )
+        if found is not None and found["kind"] not in kinds:
+            raise InvalidInputError(
+                {"proposal": [f"proposal {proposal_id} is a {found['kind']} change, not a {' or '.join(kinds)} change"]}
+            )
+
+    def _call(self, method: str, path: str, **options: Any) -> Any:
+        if not self._checked:  # a disease ruleset must never be sent to the fraud server
+            served = self._request("GET", "/healthz").get("service")
+            if served != self.service:
+                raise UsageError(
+                    f"{self.base_url} serves {served!r}, not {self.service!r}: give the {self.service} server"
+                )
+            self._checked = True
+        return self._request(method, path, **options)
+
+    def _request(self, method: str, path: str, **options: Any) -> Any:
+        try:
+            response = self._session.request(method, self.base_url + path, timeout=self.timeout, **options)
+        except requests.RequestException as error:
+            raise UsageError(
+                f"the {self.service} server at {self.base_url} did not answer ({type(error).__name__}): "
+                f"is `risk serve {self.service}` running there?"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": "not_json", "message": response.text[:200]}
+        if response.status_code >= 400:
+            raise ControlRequestError(response.status_code, body if isinstance(body, dict) else {"body": body})
+        return body
 
 
 def run_backtest(

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.core.contract import Contract, ValidEvent
 from shared.core.idempotency import Answer, Conflict, Lookup
+from shared.doors.access import authorise
 from shared.doors.bodies import field_path, json_body, one_or_batch, validate_each
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
@@ -30,7 +31,6 @@ from shared.errors import (
     NotReadyError,
     PayloadTooLargeError,
     RiskError,
-    UnauthorizedError,
 )
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
@@ -68,9 +68,10 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id, service=service.name)
         if settings.auth_required and request.path not in OPEN_PATHS:
-            g.identity = settings.identity_of(request.headers.get("X-API-Key", ""))
-            if g.identity is None:
-                raise UnauthorizedError("missing or unknown API key (X-API-Key header)")
+            rule = request.url_rule.rule if request.url_rule else None
+            presented = request.headers.get("X-API-Key", "")
+            g.caller = authorise(settings, presented, request.method, rule, request.endpoint)
+            g.identity = g.caller.name
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -215,7 +216,7 @@ def _request_id(presented: str | None) -> str:
 
 def _secrets_of(settings: Settings) -> tuple[str, ...]:
     """Values no answer may show: the API keys, the pseudonym key, the stores' passwords."""
-    keys = tuple(entry.partition(":")[2] or entry for entry in settings.api_keys)
+    keys = tuple(identity.key for identity in settings.identities)
     passwords = [urlsplit(url).password for url in (settings.state_url, settings.decisions_url)]
     return (*keys, settings.pseudonym_key.decode("utf-8", "replace"), *(p for p in passwords if p))
 

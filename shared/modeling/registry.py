@@ -6,7 +6,9 @@
     <root>/<service>/<version>/card.json      the model card: what it is, what it was trained on, how good
     <root>/<service>/champion                 the version in service (one line; replaced atomically)
 
-A version is never rewritten: training always adds one. Promotion only moves the champion alias.
+A version is never rewritten: training always adds one, a candidate. Only an approved proposal moves the
+champion alias (shared/control/store.py), except for a service's first model, which becomes the champion
+because there is none.
 Nothing is pickled: loading a model never runs code from the registry directory.
 """
 
@@ -65,11 +67,11 @@ class ModelRegistry:
         model: Artifact,
         card: dict[str, Any],
         *,
-        make_champion: bool = True,
         attachments: Mapping[str, bytes] | None = None,
     ) -> str:
         """Store a new version and return it. The card gets `version`, `service` and `created_at`;
-        `attachments` (file name -> content, e.g. a reliability chart) are stored beside it."""
+        `attachments` (file name -> content, e.g. a reliability chart) are stored beside it. The version
+        becomes the champion only when the service has none."""
         created = datetime.now(UTC)
         fingerprint = str(card.get("data_fingerprint", ""))[:8] or "nodata"
         version = f"{created:%Y%m%dT%H%M%S%f}-{fingerprint}"
@@ -88,8 +90,7 @@ class ModelRegistry:
         full_card = {"service": service, "version": version, "created_at": created.isoformat(), **card}
         (staging / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
         os.replace(staging, service_dir / version)
-        if make_champion:
-            self.set_champion(service, version)
+        self._champion_if_none(service, version)
         return version
 
     def versions(self, service: str) -> list[str]:
@@ -107,6 +108,22 @@ class ModelRegistry:
         if version not in self.versions(service):
             raise ModelNotFoundError(f"the {service} champion {version!r} is not in {self.root}")
         return version
+
+    def _champion_if_none(self, service: str, version: str) -> None:
+        """Point the alias at `version` only if no alias exists (a hard link made or refused atomically, so two
+        trainings racing on an empty registry make one champion, never two in turn)."""
+        pointer = self.root / service / CHAMPION_FILE
+        if pointer.exists():
+            return
+        handle, temporary = tempfile.mkstemp(dir=pointer.parent, prefix=f".{CHAMPION_FILE}.")
+        with os.fdopen(handle, "w") as stream:
+            stream.write(version + "\n")
+        try:
+            os.link(temporary, pointer)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
 
     def set_champion(self, service: str, version: str) -> None:
         if version not in self.versions(service):

@@ -31,20 +31,22 @@ def two_versions(disease_settings: Settings, disease_model_dir: Path, tmp_path: 
     registry = ModelRegistry(model_dir)
     champion = registry.champion("disease")
     train(model_dir)
-    registry.set_champion("disease", champion)
+    assert registry.champion("disease") == champion  # training registers a candidate, the champion stays
     return replace(disease_settings, model_dir=model_dir, control_dir=tmp_path / "control")
 
 
 def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings, tmp_path: Path) -> None:
-    """A challenger set through the control store is scored in shadow in every decision, never acted on, and
-    compared by the CLI."""
+    """A challenger proposed and approved through the control store is scored in shadow in every decision,
+    never acted on, and compared by the CLI; clearing it is a proposal too."""
     settings = two_versions
     registry = ModelRegistry(settings.model_dir)
     champion, challenger = registry.versions("disease")
     holder = runtime("disease", settings).holder
     assert holder.core.challenger is None
     store = ControlStore(settings.control_dir, registry)
-    store.set_challenger("disease", challenger, "ana")
+    proposal = store.propose_challenger("disease", challenger, "ana")
+    assert not holder.refresh()  # proposed is not in force
+    store.approve("disease", proposal.id, "bo")
     assert holder.refresh() and holder.core.challenger.version == challenger
     assert holder.core.model.version == champion
 
@@ -63,10 +65,10 @@ def test_the_challenger_is_scored_in_shadow_and_compared(two_versions: Settings,
     # Both versions were fitted to the same data by the same deterministic procedure: they agree.
     assert report["decisions"] == 150 and report["agreement"] == 1.0 and report["score_correlation"] == 1.0
 
-    store.set_challenger("disease", None, "ana")
+    store.approve("disease", store.propose_challenger("disease", None, "ana").id, "bo")
     assert holder.refresh() and holder.core.challenger is None
     assert holder.core.score_offline([core.validate(sample_assessments(1)[0])])[0].shadow is None
-    assert [e["action"] for e in store.audit("disease")] == ["challenger_set", "challenger_cleared"]
+    assert [e["action"] for e in store.audit("disease")] == ["proposed", "approved", "proposed", "approved"]
 
 
 def test_compare_counts_changes_and_scores_each_side_against_labels(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Rules and models change without a deploy, by two people, while events flow: a real broker, gunicorn with
 2 workers and a stream worker of the disease service. A ruleset is published over HTTP and a model
-promoted with the CLI; no event is lost or scored twice across the switches, every decision names the
-versions that made it, and 5 seconds after each approval every instance uses the new one. A ruleset
-that an instance cannot load is refused there (log and metric) while the old one keeps serving."""
+promoted with the CLI (a client of the server's control API); `risk train` meanwhile changes nothing in
+force; no event is lost or scored twice across the switches, every decision names the versions that made
+it, and 5 seconds after each approval every instance uses the new one. A ruleset that an instance cannot
+load (put back by an approved rollback) is refused there (log and metric) while the old one keeps serving."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ from shared.settings import Settings
 from tests.fixtures.kafka_io import collect, decision_payloads
 from tests.fixtures.services import running_server, running_worker, service_environment
 
-MAKER, CHECKER = "ana:key-ana-0123456789", "bo:key-bo-0123456789"
-MAKER_KEY, CHECKER_KEY = MAKER.split(":")[1], CHECKER.split(":")[1]
+MAKER, CHECKER = "ana:key-ana-0123456789:analyst+approver", "bo:key-bo-0123456789:analyst+approver"
+SCORER = "scoring-app:key-scoring-0123456789:scorer"
+MAKER_KEY, CHECKER_KEY, SCORER_KEY = (entry.split(":")[1] for entry in (MAKER, CHECKER, SCORER))
 APPLY_WITHIN = 5.0
 RULESET = Path(__file__).resolve().parents[2] / "services" / "disease_risk" / "rules.yaml"
 
@@ -41,10 +43,11 @@ def test_ruleset_and_model_change_while_events_flow(
     kafka_broker: EmbeddedBroker, disease_settings: Settings, disease_model_dir: Path, tmp_path: Path
 ) -> None:
     """A ruleset published over HTTP and a model promoted by the CLI reach every worker while events flow: none lost
-    or scored twice, each decision names the versions that made it."""
-    settings = _private_registry(disease_settings, disease_model_dir, tmp_path, kafka_broker)
+    or scored twice, each decision names the versions that made it; a model trained meanwhile is a candidate
+    that no instance scores with until its promotion is approved."""
+    settings = _private_settings(disease_settings, disease_model_dir, tmp_path, kafka_broker)
     registry = ModelRegistry(settings.model_dir)
-    first_model, second_model = registry.versions("disease")
+    (first_model,) = registry.versions("disease")
     old_rules = "2026.11.1"
     new_rules = tmp_path / "rules-2026.11.2.yaml"
     new_rules.write_text(
@@ -62,11 +65,12 @@ def test_ruleset_and_model_change_while_events_flow(
         running_worker("disease", settings, tmp_path / "worker.log"),
     ):
         auth = {"X-API-Key": MAKER_KEY}
+        scoring = {"X-API-Key": SCORER_KEY}
         flows = [
             threading.Thread(target=_publish_until_stopped, args=(settings, events, stop, published)),
             *(
                 threading.Thread(
-                    target=_score_over_http, args=(server.base_url, events[k::3], auth, stop, http_decisions)
+                    target=_score_over_http, args=(server.base_url, events[k::3], scoring, stop, http_decisions)
                 )
                 for k in range(2)
             ),
@@ -105,8 +109,17 @@ def test_ruleset_and_model_change_while_events_flow(
             "an HTTP decision under the new ruleset",
         )
 
-        promoted = _cli(settings, "models", "promote", "disease", second_model, "--api-key", MAKER_KEY)
-        _cli(settings, "models", "approve", "disease", promoted["id"], "--api-key", CHECKER_KEY)
+        trained = _cli(settings, "train", "disease")  # the issue's first bypass: the champion moved at once
+        second_model, trained_at = trained["version"], time.time()
+        assert trained["status"].startswith("candidate") and registry.champion("disease") == first_model
+        _poll_until(
+            lambda: any(m > trained_at + APPLY_WITHIN for m, _ in list(http_decisions)),
+            APPLY_WITHIN + 15,
+            "HTTP decisions past the training's window",
+        )
+        promoted = _cli(settings, "models", "promote", "disease", second_model, "--api-key", MAKER_KEY, server=server)
+        approving_at = time.time()
+        _cli(settings, "models", "approve", "disease", promoted["id"], "--api-key", CHECKER_KEY, server=server)
         model_at = time.time()
         _poll_until(
             lambda: any(m > model_at + APPLY_WITHIN for m, _ in list(http_decisions)),
@@ -123,7 +136,9 @@ def test_ruleset_and_model_change_while_events_flow(
             timeout=120,
         )
 
-        _an_unloadable_ruleset_is_refused_and_the_old_one_kept(server.base_url, settings, auth)
+        _an_unloadable_ruleset_is_refused_and_the_old_one_kept(server.base_url, settings, scoring)
+        entries = _cli(settings, "audit", "disease", "--api-key", CHECKER_KEY, server=server)
+        verified = _cli(settings, "audit", "verify", "disease", "--api-key", MAKER_KEY, server=server)
 
     over_kafka = [d for d in decision_payloads(records) if d["event_id"].startswith("CTL-")]
     ids = [d["event_id"] for d in over_kafka]
@@ -137,25 +152,30 @@ def test_ruleset_and_model_change_while_events_flow(
                 assert decision["ruleset_version"] == "2026.11.2", (door, moment - rules_at)
             if moment > model_at + APPLY_WITHIN:
                 assert decision["model"]["version"] == second_model, (door, moment - model_at)
+            if moment < approving_at:  # trained, registered, but not approved: nobody scores with it
+                assert decision["model"]["version"] == first_model, (door, moment - trained_at)
         assert any(d["ruleset_version"] == old_rules for _, d in decisions), f"{door}: nothing before the switch"
         assert any(m > model_at + APPLY_WITHIN for m, _ in decisions), f"{door}: nothing after the switch"
-    audit = [entry["action"] for entry in _cli(settings, "audit", "disease")]
-    assert audit == ["proposed", "approval_refused", "approved", "proposed", "approved", "rolled_back"]
+    audit = [entry["action"] for entry in entries]
+    assert audit == [
+        "packaged_recorded",  # the packaged ruleset, version 1 of the history
+        *("proposed", "approval_refused", "approved"),  # the ruleset over HTTP; its maker may not approve it
+        *("proposed", "approved"),  # the model promotion by the CLI
+        *("proposed", "approved"),  # the rollback to the damaged packaged ruleset
+    ]
+    assert verified["ok"] and verified["entries"] == len(audit), verified
 
 
 def _an_unloadable_ruleset_is_refused_and_the_old_one_kept(
     base_url: str, settings: Settings, auth: dict[str, str]
 ) -> None:
-    """The file in force is damaged behind the control plane's back, then a rollback to it is announced:
-    both workers refuse it, count the refusal and go on scoring with the ruleset they have."""
-    damaged = settings.control_dir / "disease" / "rulesets" / "2026.11.0.yaml"
-    shutil.copy(RULESET, damaged)
-    damaged.write_text(
-        damaged.read_text()
-        .replace('version: "2026.11.1"', 'version: "2026.11.0"')
-        .replace("event.bmi >= 35", "event.bmii >= 35")
-    )
-    _cli(settings, "rules", "rollback", "disease", "2026.11.0", "--api-key", CHECKER_KEY)
+    """The published packaged ruleset is damaged behind the control plane's back, then a rollback to it is
+    proposed, approved and announced: both workers refuse it, count the refusal and go on scoring with the
+    ruleset they have."""
+    damaged = settings.control_dir / "disease" / "rulesets" / "2026.11.1.yaml"
+    damaged.write_text(damaged.read_text().replace("event.bmi >= 35", "event.bmii >= 35"))
+    proposed = _cli(settings, "rules", "rollback", "disease", "2026.11.1", "--api-key", CHECKER_KEY, url=base_url)
+    _cli(settings, "rules", "approve", "disease", proposed["id"], "--api-key", MAKER_KEY, url=base_url)
     deadline = time.monotonic() + APPLY_WITHIN + 5
     refusals = 0.0
     while time.monotonic() < deadline and refusals < 2:
@@ -171,21 +191,16 @@ def _an_unloadable_ruleset_is_refused_and_the_old_one_kept(
     assert still.status_code == 200 and still.json()["ruleset_version"] == "2026.11.2"
 
 
-def _private_registry(settings: Settings, trained: Path, tmp_path: Path, broker: EmbeddedBroker) -> Settings:
-    """A copy of the session's model registry with a second version that is not yet the champion."""
-    from services.disease_risk.train import train
-
+def _private_settings(settings: Settings, trained: Path, tmp_path: Path, broker: EmbeddedBroker) -> Settings:
+    """A copy of the session's model registry (one version, the champion), the maker's, checker's and a
+    scoring application's keys."""
     model_dir = tmp_path / "models"
     shutil.copytree(trained, model_dir)
-    registry = ModelRegistry(model_dir)
-    champion = registry.champion("disease")
-    train(model_dir)
-    registry.set_champion("disease", champion)
     return replace(
         settings,
         model_dir=model_dir,
         control_dir=tmp_path / "control",
-        api_keys=(MAKER, CHECKER),
+        api_keys=(MAKER, CHECKER, SCORER),
         kafka_bootstrap_servers=broker.bootstrap_servers,
     )
 
@@ -248,10 +263,13 @@ def _at(decision: dict[str, Any]) -> float:
     return datetime.fromisoformat(decision["scored_at"]).timestamp()
 
 
-def _cli(settings: Settings, *args: str) -> Any:
+def _cli(settings: Settings, *args: str, server: Any = None, url: str | None = None) -> Any:
+    """`risk ARGS` in a child process, as a client of the server at `url` (or `server`'s), which holds the keys:
+    the child's own environment has none."""
+    address = url or (server.base_url if server is not None else "")
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
-        env=service_environment(settings),
+        env={**service_environment(settings), "RISK_API_KEYS": "", "RISK_SERVER_URL": address},
         capture_output=True,
         text=True,
         timeout=120,

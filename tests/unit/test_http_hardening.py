@@ -172,7 +172,7 @@ def test_error_bodies_mask_store_passwords_and_every_configured_secret(tmp_path:
     """A 503 whose message carries a store URL with a password, a token parameter, the pseudonym key and an
     API key answers with each masked; the rest of the message stays readable."""
     url = f"redis://ops:{STORE_PASSWORD}@cache.internal:6379/0"
-    app = app_for("fraud", tmp_path, state_url=url, api_keys=(f"ana:{API_KEY}",))
+    app = app_for("fraud", tmp_path, state_url=url, api_keys=(f"ana:{API_KEY}:admin",))
 
     @app.get("/v1/broken")
     def broken() -> None:

@@ -78,7 +78,7 @@ def control(tmp_path: Path) -> FlaskClient:
         model_dir=tmp_path / "empty-registry",
         control_dir=tmp_path / "control",
         state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
-        api_keys=(f"ana:{API_KEY}",),
+        api_keys=(f"ana:{API_KEY}:analyst",),
     )
     return scoring_app("fraud", settings).test_client()
 
