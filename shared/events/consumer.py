@@ -232,7 +232,8 @@ class StreamWorker:
         self.time_fields: dict[str, str] = dict(time_fields or {})
         self._ranks = {name: rank for rank, name in enumerate(precedence)}
         self.max_idle_ms = max_idle_ms
-        self.buffer_limit = batch_size  # records buffered per partition before its fetching is paused
+        # Records buffered per partition; beyond it, the rest is read again later (see _bound_buffers).
+        self.buffer_limit = 2 * batch_size
         self._consumer_options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -293,7 +294,6 @@ class StreamWorker:
                     self._fill(consumer, merger, revocations)
                     released = merger.release(time.monotonic(), self.batch_size)
                     self._announce_idle(merger)
-                    self._pause_or_resume(consumer, merger)
                     if released:
                         self._process([entry.item for entry in released], consumer, producer)
                 _log().info("stream_worker_stopping", group_id=self.group_id)
@@ -317,7 +317,6 @@ class StreamWorker:
             waited = self.poll_timeout_ms if deadline is None else (deadline - now) * 1000.0 + 1.0
             timeout_ms = max(0, min(self.poll_timeout_ms, int(waited)))
         while self._poll_into(consumer, merger, revocations, timeout_ms) and not self._stop_requested:
-            self._pause_or_resume(consumer, merger)
             if len(merger.plan(time.monotonic(), self.batch_size)) >= self.batch_size:
                 return
             timeout_ms = 0
@@ -336,6 +335,7 @@ class StreamWorker:
         for topic, count in Counter(record.topic for record in records).items():
             STREAM_RECORDS.labels(topic).inc(count)
         merger.add((self._timed(record) for record in records), now)
+        self._bound_buffers(consumer, merger)
         return len(records)
 
     def _timed(self, record: ConsumerRecord) -> Timed[_Polled]:
@@ -353,17 +353,15 @@ class StreamWorker:
             _Polled(record, decoded),
         )
 
-    def _pause_or_resume(self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled]) -> None:
-        """Stop fetching a partition whose buffer is full (it waits on the others' event times), and fetch
-        it again once half of it has gone, so memory stays bounded whatever the skew between partitions."""
-        paused = set(consumer.paused())
-        held = merger.held
-        full = {p for p in held if merger.buffered(p) >= self.buffer_limit}
-        drained = {p for p in paused if p not in held or merger.buffered(p) <= self.buffer_limit // 2}
-        if full - paused:
-            consumer.pause(*(full - paused))
-        if drained - full:
-            consumer.resume(*(drained - full))
+    def _bound_buffers(self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled]) -> None:
+        """A partition far ahead in event time waits on the others: keep buffer_limit of its records and seek
+        back to the first one let go, so it is fetched again once there is room. (Not pause/resume:
+        kafka-python 3.0.12 can keep a resumed partition's parked fetch forever, and the partition then
+        never fetches again.)"""
+        for partition in merger.held:
+            first_dropped = merger.trim(partition, self.buffer_limit)
+            if first_dropped is not None:
+                consumer.seek(partition, first_dropped)
 
     def _announce_idle(self, merger: EventTimeMerger[_Polled]) -> None:
         for partition in merger.newly_expired(time.monotonic()):

@@ -98,6 +98,17 @@ class EventTimeMerger(Generic[T]):
             return len(self._buffers.get(partition, ()))
         return sum(len(buffer) for buffer in self._buffers.values())
 
+    def trim(self, partition: TopicPartition, limit: int) -> int | None:
+        """Keep at most `limit` records of `partition`, the oldest; the offset of the first one let go (for the
+        consumer to read again from there), or None if nothing was. Memory stays bounded whatever the skew."""
+        buffer = self._buffers.get(partition)
+        if buffer is None or len(buffer) <= limit:
+            return None
+        first_dropped = buffer[limit].offset
+        while len(buffer) > limit:
+            buffer.pop()
+        return first_dropped
+
     # ------------------------------------------------------------------ in and out
 
     def add(self, entries: Iterable[Timed[T]], now: float) -> None:

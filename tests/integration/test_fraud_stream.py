@@ -115,3 +115,86 @@ def test_the_worker_serves_its_metrics_and_health_on_a_port_of_its_own(
     ]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in decided) >= 10
     assert missing == 404
+
+
+def test_a_history_skewed_across_partitions_gets_exactly_the_offline_features_and_decisions(
+    fraud_settings: Settings, tmp_path: Path
+) -> None:
+    """30 days of payments, each card on one of four partitions, published partition after partition (all
+    of partition 0's month first, then partition 1's...), so the broker hands the worker records far apart in
+    event time while terminal windows span partitions. One worker, started on that backlog, orders them by
+    event time: every event's 16 features equal the offline features of the whole history, and every score,
+    decision, rule hit and reason equals `risk rescore` on the same events."""
+    from dataclasses import replace
+
+    import numpy as np
+    import pandas as pd
+
+    from services.fraud_detection.dataset import simulate
+    from services.fraud_detection.features import FEATURE_SET, events_from_simulation, frame_from_events
+    from services.fraud_detection.features import offline_features as fraud_offline_features
+    from services.fraud_detection.schemas import TransactionSchema
+    from shared.decisions import DecisionStore
+    from shared.events.broker import EmbeddedBroker, ensure_topics
+    from shared.events.topics import ALL_TOPICS
+    from tests.fixtures.kafka_io import decision_payloads, publish_by_partition
+
+    events = events_from_simulation(simulate(n_customers=80, n_terminals=120, nb_days=30, radius=15.0, processes=1))
+    cards = sorted({e["customer_id"] for e in events})
+    partition_of = {card: n % PAYMENTS_TRANSACTIONS.partitions for n, card in enumerate(cards)}
+    skewed = sorted(events, key=lambda e: partition_of[e["customer_id"]])  # stable: time order within each
+    spanning = {
+        terminal
+        for terminal in {e["terminal_id"] for e in events}
+        if len({partition_of[e["customer_id"]] for e in events if e["terminal_id"] == terminal}) > 1
+    }
+    assert len(events) > 2000 and len(spanning) > 50, "the test needs terminals whose windows span partitions"
+
+    settings = replace(fraud_settings, state_url=f"sqlite:///{tmp_path / 'stream-state.sqlite3'}")
+    with EmbeddedBroker(port=0) as broker:
+        ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
+        settings = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
+        publish_by_partition(broker.bootstrap_servers, PAYMENTS_TRANSACTIONS, skewed, "customer_id", partition_of.get)
+        with running_worker("fraud", settings, tmp_path / "worker.log"):
+            records = collect(broker.bootstrap_servers, FRAUD_DECISIONS, lambda r: len(r) >= len(events), timeout=180)
+    streamed = {d["event_id"]: d for d in decision_payloads(records)}
+    assert len(streamed) == len(events), (tmp_path / "worker.log").read_text()[-3000:]
+
+    loaded = [TransactionSchema().load(e) for e in events]
+    offline = fraud_offline_features(frame_from_events(loaded))
+    recorded = DecisionStore(settings.decisions_url).find("fraud", [e["transaction_id"] for e in events])
+    online = pd.DataFrame([recorded[e["transaction_id"]].features for e in events])[list(FEATURE_SET.features)]
+    np.testing.assert_allclose(online.to_numpy(dtype=float), offline.to_numpy(dtype=float), rtol=0, atol=1e-9)
+
+    in_batch = _rescored(events, fraud_settings, tmp_path)
+    flagged = 0
+    for event in events:
+        key = event["transaction_id"]
+        s, b = streamed[key], in_batch[key]
+        assert abs(s["score"] - b["score"]) <= 1e-9, key
+        assert (s["decision"], s["rule_hits"]) == (b["decision"], b["rule_hits"]), key
+        assert [r["feature"] for r in s["reasons"]] == [r["feature"] for r in b["reasons"]], key
+        flagged += s["decision"] != "approve"
+    assert flagged > 0, "the month should hold decisions other than approve"
+
+
+def _rescored(events: list[dict[str, Any]], settings: Settings, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """`risk rescore fraud` on the events as a CSV file: the batch door's decisions by event id."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from tests.fixtures.services import service_environment
+
+    source, output = tmp_path / "transactions.csv", tmp_path / "decisions.jsonl"
+    pd.DataFrame(events).to_csv(source, index=False)
+    command = ["rescore", "fraud", "--input", str(source), "--output", str(output), "--no-progress"]
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", *command],
+        env=service_environment(settings),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}

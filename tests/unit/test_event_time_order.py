@@ -177,3 +177,15 @@ def test_the_wait_is_a_setting_zero_allowed_negative_refused() -> None:
     assert Settings.from_env({"RISK_STREAM_MAX_IDLE_MS": "0"}).stream_max_idle_ms == 0
     with pytest.raises(ConfigurationError, match="RISK_STREAM_MAX_IDLE_MS"):
         Settings.from_env({"RISK_STREAM_MAX_IDLE_MS": "-5"})
+
+
+def test_trim_keeps_the_oldest_records_and_says_where_to_read_again() -> None:
+    """A partition far ahead keeps only `limit` records, its oldest; the first offset let go is returned
+    (the consumer seeks back there), and a buffer within the limit is left alone."""
+    held = merger(P0, P1)
+    held.add([timed(P0, 10 + i, i) for i in range(5)], now=0.0)
+    assert held.trim(P0, 5) is None
+    assert held.trim(P0, 3) == 13
+    assert held.buffered(P0) == 3
+    held.add([timed(P0, 13, 3)], now=0.0)  # read again from there: appended in order
+    assert [e.offset for e in held.release(now=5.0, limit=10)] == [10, 11, 12, 13]
