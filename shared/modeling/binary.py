@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier
 from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.calibration import calibration_curve
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -236,8 +237,19 @@ def binary_metrics(outcome: np.ndarray, probability: np.ndarray) -> dict[str, fl
 
 
 def calibration_in_the_large(outcome: np.ndarray, logit: np.ndarray) -> float:
-    """The a solving sum(y - sigmoid(a + logit)) = 0: the shift that makes the mean prediction the observed rate."""
-    return float(brentq(lambda a: float(np.sum(outcome - _sigmoid(a + logit))), -20.0, 20.0))
+    """The a solving sum(y - sigmoid(a + logit)) = 0: the shift that makes the mean prediction the observed rate.
+
+    The sum falls as a grows, from the count of events to minus the count of non-events, so with both
+    outcomes present the root exists; the bracket widens until it holds it (a model sure of the wrong
+    answer, with logits near +-27 from probabilities clipped at 1e-12, needs a shift beyond +-20)."""
+
+    def residual(a: float) -> float:
+        return float(np.sum(outcome - _sigmoid(a + logit)))
+
+    bound = 20.0
+    while residual(-bound) * residual(bound) > 0 and bound < 1e6:
+        bound *= 2
+    return float(brentq(residual, -bound, bound))
 
 
 def reliability_curve(outcome: np.ndarray, probability: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
@@ -270,7 +282,7 @@ def reliability_png(curves: Mapping[str, Mapping[str, Sequence[float]]], title: 
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return np.asarray(expit(x), dtype=float)  # no overflow, however far out x is
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

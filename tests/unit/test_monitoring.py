@@ -125,3 +125,16 @@ def test_psi_of_a_population_against_itself_is_zero_and_grows_with_the_shift() -
     assert population_stability_index(reference, []) is None
     categories = reference_distribution({"c": ["a"] * 70 + ["b"] * 30 + [None] * 10})["c"]
     assert categories["kind"] == "categorical" and population_stability_index(categories, ["a"] * 10 + ["z"] * 10) > 0.2
+
+
+def test_calibration_in_the_large_is_found_however_sure_the_model_is_of_the_wrong_answer() -> None:
+    """Events the model scored near 0 (logits about -27, as probabilities clipped at 1e-12 give) need an
+    intercept beyond the old bracket of +-20: it is found, and it makes the mean prediction the observed
+    rate, instead of the monitor failing on the report."""
+    from shared.modeling.binary import calibration_in_the_large
+
+    outcome = np.array([1.0, 1.0, 0.0, 0.0])
+    logit = np.log(np.array([1e-12, 1e-12, 1e-12, 0.5]) / (1 - np.array([1e-12, 1e-12, 1e-12, 0.5])))
+    shift = calibration_in_the_large(outcome, logit)
+    assert shift > 20
+    assert np.mean(1 / (1 + np.exp(-(shift + logit)))) == pytest.approx(outcome.mean(), abs=1e-9)
