@@ -194,18 +194,21 @@ class DecisionStore:
             return set()
         inserted: set[str] = set()
         with self._transaction() as connection:
-            insert = _RECORDING[connection.dialect.name == "postgresql"]
-            if len(new) == 1:  # one event (an HTTP request): one plain INSERT
-                inserted.update(connection.execute(insert, _row(new[0])).scalars())
-            else:  # executemany of one statement: compiled once and cached, sent as batched multi-row INSERTs
-                inserted.update(connection.execute(insert, [_row(d) for d in new]).scalars())
+            on_postgresql = connection.dialect.name == "postgresql"
+            if on_postgresql and len(new) > 1:
+                inserted.update(_pipelined(connection, _PIPELINED_RECORDING, [_encoded_row(d) for d in new]))
+            else:  # one event (an HTTP request), or SQLite's executemany: one statement, compiled once and cached
+                rows = _row(new[0]) if len(new) == 1 else [_row(d) for d in new]
+                inserted.update(connection.execute(_RECORDING[on_postgresql], rows).scalars())
             hits = [
                 {"service": d.service, "event_id": d.event_id, "rule_id": rule}
                 for d in new
                 if d.event_id in inserted
                 for rule in dict.fromkeys(d.rule_ids)
             ]
-            if hits:
+            if hits and on_postgresql:
+                _pipelined(connection, _PIPELINED_RULE_HITS, hits)
+            elif hits:
                 connection.execute(_insert_ignoring_duplicates(connection, decision_rule_hits), hits)
         return inserted
 
@@ -529,7 +532,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
         rest = url.split("://", 1)[1]
-        return sa.create_engine(f"postgresql+psycopg://{rest}", pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        # No pre-ping: it would cost every checkout a round trip; a connection found dead is invalidated with
+        # its pool, the request in hand answered 503 (NotReadyError), and the next one connects afresh.
+        return sa.create_engine(f"postgresql+psycopg://{rest}", connect_args={"connect_timeout": 5}, **_JSON)
     raise ConfigurationError("RISK_DECISIONS_URL", f"{_masked(url)}: use sqlite:///ABSOLUTE/PATH or postgresql://")
 
 
@@ -574,6 +579,38 @@ _IGNORING_INSERTS: dict[tuple[bool, str], Any] = {
 }
 # A decision's insert says which event ids it inserted (the others were recorded before).
 _RECORDING = {pg: _IGNORING_INSERTS[(pg, "decisions")].returning(decisions.c.event_id) for pg in (False, True)}
+_PSYCOPG = postgresql.psycopg.dialect()
+_PIPELINED_RECORDING = str(_RECORDING[True].compile(dialect=_PSYCOPG))
+_PIPELINED_RULE_HITS = str(_IGNORING_INSERTS[(True, "decision_rule_hits")].compile(dialect=_PSYCOPG))
+
+
+def _pipelined(connection: Connection, sql: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Run one small statement once per row in psycopg's pipeline mode, in the connection's transaction;
+    returns the first column of what each execution returned. SQLAlchemy's batched multi-row INSERT would
+    send one statement of thousands of placeholders, which psycopg parses again on every call (too long for
+    its statement cache): that cost a micro-batch of 500 decisions about 200 us a decision on the client."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        returning = " RETURNING " in sql
+        cursor.executemany(sql, rows, returning=returning)
+        found: list[str] = []
+        while returning:
+            found.extend(row[0] for row in cursor.fetchall())
+            if not cursor.nextset():
+                break
+        return found
+    finally:
+        cursor.close()
+
+
+def _encoded_row(decision: NewDecision) -> dict[str, Any]:
+    """A row for the pipelined INSERT: the documents as JSON text, the moments in UTC."""
+    row = _row(decision)
+    for name in ("document", "event", "features"):
+        row[name] = orjson.dumps(row[name]).decode()
+    for name in ("event_time", "scored_at", "recorded_at"):
+        row[name] = row[name].astimezone(UTC)
+    return row
 
 
 def _row(decision: NewDecision) -> dict[str, Any]:
