@@ -3,13 +3,17 @@ committed copy; a test fails when the two drift apart)."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
+from shared.core.fields import Measurement
 from shared.core.service import Service
+from shared.features.units import MG_DL, MMOL_L, to_mmol_l
 
 API_VERSION = "1.0.0"
 
@@ -21,18 +25,37 @@ class ErrorSchema(Schema):
         data_key="fields",
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"description": "field path -> messages (422 only)"},
+        metadata={"description": "field path -> messages (422, and the 404 and 409 that name events)"},
     )
 
 
+class ReadinessSchema(Schema):
+    ready = fields.Boolean(required=True)
+    checks = fields.Dict(
+        required=True,
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "model version, and `ok` or `unavailable: <why>` for each store"},
+    )
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+    service = fields.String(required=True)
+
+
 def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title=f"{service.name} risk scoring",
         version=API_VERSION,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
         info={"description": f"Scores {service.name} events through the shared scoring core."},
     )
+    assert plugin.converter is not None  # set by APISpec when it registers the plugin
+    plugin.converter.add_attribute_function(_exclusive_bounds)
+    plugin.converter.add_attribute_function(_measurement_in_either_unit)
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     event_name = service.event_schema.__name__.removesuffix("Schema")
     spec.components.schema(event_name, schema=service.event_schema)
@@ -65,7 +88,6 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                             }
                         },
                     },
-                    "401": {"description": "missing or unknown API key", "content": error},
                     "409": {
                         "description": "an event id was decided before for another payload; nothing scored",
                         "content": error,
@@ -86,7 +108,7 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                 "security": [{"apiKey": []}],
                 "responses": {
                     "200": {"description": "HTML", "content": {"text/html": {}}},
-                    "401": {"description": "missing or unknown API key"},
+                    "503": {"description": "no model loaded yet, or one trained before reports", "content": error},
                 },
             }
         },
@@ -98,8 +120,11 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                 "summary": "The model card of the champion model",
                 "security": [{"apiKey": []}],
                 "responses": {
-                    "200": {"description": "model card"},
-                    "401": {"description": "missing or unknown API key"},
+                    "200": {
+                        "description": "model card",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "503": {"description": "no model loaded yet", "content": error},
                 },
             }
         },
@@ -124,7 +149,6 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                     "security": [{"apiKey": []}],
                     "responses": {
                         "200": {"description": "the report", "content": {content: {}}},
-                        "401": {"description": "missing or unknown API key", "content": error},
                         "404": {"description": "no report computed yet", "content": error},
                     },
                 }
@@ -138,20 +162,128 @@ def build_openapi(service: Service, max_batch_events: int) -> dict[str, Any]:
                     "summary": summary,
                     "security": [{"apiKey": []}],
                     "responses": {
-                        "200": {"description": "the reference document"},
-                        "401": {"description": "missing or unknown API key"},
+                        "200": {
+                            "description": "the reference document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
                     },
                 }
             },
         )
-    for path, summary in (
-        ("/healthz", "The process is alive"),
-        ("/readyz", "The model and the state store are usable"),
-        ("/metrics", "Prometheus metrics"),
-        ("/openapi.json", "This document"),
+    _open_paths(spec)
+    document = spec.to_dict()
+    _refusals_of_keyed_operations(document, error)
+    _drop_unreferenced_schemas(document)
+    return document
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Component schemas nothing refers to any more (apispec registers a nested schema, such as a laboratory
+    result's, before `_measurement_in_either_unit` replaces the reference to it)."""
+    schemas = document["components"]["schemas"]
+    for name in list(schemas):
+        others = {**document, "components": {**document["components"], "schemas": {**schemas, name: None}}}
+        if f'"#/components/schemas/{name}"' not in json.dumps(others):
+            del schemas[name]
+
+
+def _open_paths(spec: APISpec) -> None:
+    """The endpoints anyone may call, without a key: liveness, readiness, metrics and this document."""
+    spec.components.schema("Health", schema=HealthSchema)
+    spec.components.schema("Readiness", schema=ReadinessSchema)
+    readiness = {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}
+    for path, summary, responses in (
+        (
+            "/healthz",
+            "The process is alive",
+            {
+                "200": {
+                    "description": "alive",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                }
+            },
+        ),
+        (
+            "/readyz",
+            "The model and the stores are usable",
+            {
+                "200": {"description": "ready", "content": readiness},
+                "503": {"description": "not ready: `checks` says which part is unavailable", "content": readiness},
+            },
+        ),
+        (
+            "/metrics",
+            "Prometheus metrics",
+            {"200": {"description": "the text exposition format", "content": {"text/plain": {}}}},
+        ),
+        (
+            "/openapi.json",
+            "This document",
+            {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},
+        ),
     ):
-        spec.path(path=path, operations={"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}})
-    return spec.to_dict()
+        spec.path(path=path, operations={"get": {"summary": summary, "responses": responses}})
+
+
+def _refusals_of_keyed_operations(document: dict[str, Any], error: dict[str, Any]) -> None:
+    """Every operation behind a key may answer 401 (no key, or one the server does not know) and 403 (the
+    key's roles do not allow it), whatever else it answers: said once here rather than in each operation."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if not operation.get("security"):
+                continue
+            responses = operation["responses"]
+            responses["401"] = {"description": "missing or unknown API key", "content": error}
+            responses.setdefault("403", {"description": "the key's roles do not allow this endpoint", "content": error})
+
+
+def _exclusive_bounds(converter: Any, field: fields.Field, **_: Any) -> dict[str, Any]:
+    """`exclusiveMinimum`/`exclusiveMaximum` (OpenAPI 3.0's booleans) for a Range that leaves out its bound,
+    which apispec writes as an inclusive minimum or maximum (`exposure` above 0, say)."""
+    found: dict[str, Any] = {}
+    for validator in field.validators:
+        if isinstance(validator, validate.Range) and not isinstance(field, Measurement):
+            if validator.min is not None and not validator.min_inclusive:
+                found["exclusiveMinimum"] = True
+            if validator.max is not None and not validator.max_inclusive:
+                found["exclusiveMaximum"] = True
+    return found
+
+
+def _measurement_in_either_unit(converter: Any, field: fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """A laboratory result as what it is: `{"value", "unit"}` in mg/dL or in mmol/L, each unit with its own
+    plausible range (apispec would give the nested schema and the mg/dL range as `x-minimum`, which no
+    client can check a mmol/L value against). The mmol/L bounds are rounded inwards, so that any value
+    within them converts to a value the contract accepts."""
+    if not isinstance(field, Measurement):
+        return {}
+    ranges = [v for v in field.validators if isinstance(v, validate.Range)]
+    low = max((float(r.min) for r in ranges if r.min is not None), default=None)
+    high = min((float(r.max) for r in ranges if r.max is not None), default=None)
+    for stale in ("allOf", "$ref", "x-minimum", "x-maximum"):
+        ret.pop(stale, None)
+    mmol_low = None if low is None else _inward(to_mmol_l(low, field.analyte), math.ceil)
+    mmol_high = None if high is None else _inward(to_mmol_l(high, field.analyte), math.floor)
+    return {"oneOf": [_result_in(MG_DL, low, high), _result_in(MMOL_L, mmol_low, mmol_high)]}
+
+
+def _inward(bound: float, rounding: Any, places: int = 2) -> float:
+    scale = 10**places
+    return float(rounding(bound * scale)) / scale
+
+
+def _result_in(unit: str, low: float | None, high: float | None) -> dict[str, Any]:
+    value: dict[str, Any] = {"type": "number"}
+    if low is not None:
+        value["minimum"] = low
+    if high is not None:
+        value["maximum"] = high
+    return {
+        "type": "object",
+        "required": ["value", "unit"],
+        "additionalProperties": False,
+        "properties": {"value": value, "unit": {"type": "string", "enum": [unit]}},
+    }
 
 
 def _one_or_batch(item: dict[str, Any], key: str, limit: int) -> dict[str, Any]:
@@ -179,7 +311,6 @@ def _decision_paths(spec: APISpec, service: Service) -> None:
         name="DecisionPage",
     )
     spec.components.schema("DecisionPage", schema=page)
-    denied = {"401": {"description": "missing or unknown API key", "content": error}}
     spec.path(
         path="/v1/decisions/{event_id}",
         operations={
@@ -193,7 +324,6 @@ def _decision_paths(spec: APISpec, service: Service) -> None:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}},
                     },
                     "404": {"description": "no decision is recorded for this event id", "content": error},
-                    **denied,
                 },
             }
         },
@@ -214,7 +344,6 @@ def _decision_paths(spec: APISpec, service: Service) -> None:
                         "description": "a parameter is wrong, unknown or repeated; `fields` names it",
                         "content": error,
                     },
-                    **denied,
                 },
             }
         },
@@ -232,6 +361,8 @@ def _outcome_paths(spec: APISpec, service: Service, max_batch_events: int) -> No
     outcome_ref = {"$ref": f"#/components/schemas/{name}"}
     status = {
         "type": "object",
+        "required": [service.event_id_field, "status"],
+        "additionalProperties": False,
         "properties": {
             service.event_id_field: {"type": "string"},
             "status": {"type": "string", "enum": ["recorded", "duplicate", "revised", "stale"]},
@@ -257,6 +388,8 @@ def _outcome_paths(spec: APISpec, service: Service, max_batch_events: int) -> No
                                         status,
                                         {
                                             "type": "object",
+                                            "required": ["outcomes"],
+                                            "additionalProperties": False,
                                             "properties": {"outcomes": {"type": "array", "items": status}},
                                         },
                                     ]
@@ -264,7 +397,6 @@ def _outcome_paths(spec: APISpec, service: Service, max_batch_events: int) -> No
                             }
                         },
                     },
-                    "401": {"description": "missing or unknown API key", "content": error},
                     "404": {
                         "description": "an outcome names an event with no recorded decision; nothing recorded",
                         "content": error,
@@ -282,7 +414,6 @@ def _control_paths(spec: APISpec) -> None:
     """The control plane for tools (shared/control/http.py): each call acts as the identity of its key."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     denied = {
-        "401": {"description": "missing or unknown API key", "content": error},
         "403": {"description": "not allowed for this identity (e.g. approving one's own proposal)", "content": error},
     }
     refused = {"422": {"description": "the request or the ruleset is invalid; every problem named", "content": error}}

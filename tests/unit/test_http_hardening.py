@@ -184,3 +184,97 @@ def test_error_bodies_mask_store_passwords_and_every_configured_secret(tmp_path:
     assert message == "state store redis://ops:***@cache.internal:6379/0: refused (token=***; key ***; ***)"
     for secret in (STORE_PASSWORD, "abc123", API_KEY, PSEUDONYM_KEY):
         assert secret not in reply.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ answers as the OpenAPI document says
+
+
+def served_document(app: Flask) -> dict[str, Any]:
+    return dict(app.test_client().get("/openapi.json").get_json())
+
+
+def matches(document: dict[str, Any], schema: dict[str, Any], body: Any) -> bool:
+    """Whether `body` is valid under `schema`, its references read from the document's components."""
+    from jsonschema import Draft4Validator  # OpenAPI 3.0's schemas are JSON Schema draft 4's, extended
+
+    return bool(Draft4Validator({**schema, "components": document["components"]}).is_valid(body))
+
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+@pytest.mark.parametrize("service", ["fraud", "claims", "disease"])
+def test_every_operation_behind_a_key_documents_its_401_and_403(tmp_path: Path, service: str) -> None:
+    """Each operation that needs a key documents 401 and 403 with the error body, and a key whose roles do not
+    allow an endpoint gets exactly that: a 403 with a body of the documented schema."""
+    app = app_for(service, tmp_path, api_keys=(API_KEY,))  # a bare key: the scorer role alone
+    document = served_document(app)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security"):
+                for status in ("401", "403"):
+                    documented = operation["responses"].get(status, {})
+                    assert documented.get("content", {}).get("application/json", {}).get("schema") == ERROR, (
+                        method,
+                        path,
+                        status,
+                    )
+    reply = app.test_client().get("/v1/decisions", headers={"X-API-Key": API_KEY})
+    assert reply.status_code == 403 and matches(document, ERROR, reply.get_json())
+
+
+def test_a_readyz_503_is_documented_with_the_body_it_has(tmp_path: Path) -> None:
+    """/readyz with its state store down answers 503, a status its document lists, with a body matching the
+    documented readiness schema (the 200's schema, the same body saying ready)."""
+    app = app_for("fraud", tmp_path, state_url=f"redis://127.0.0.1:{closed_port()}/0")
+    documented = served_document(app)["paths"]["/readyz"]["get"]["responses"]
+    reply = app.test_client().get("/readyz")
+    assert reply.status_code == 503 and "503" in documented
+    schema = documented["503"]["content"]["application/json"]["schema"]
+    assert matches(served_document(app), schema, reply.get_json())
+    assert not matches(served_document(app), schema, {"ready": False})
+
+
+@pytest.mark.parametrize("service", ["fraud", "claims", "disease"])
+def test_an_outcomes_answer_matches_exactly_one_documented_shape(tmp_path: Path, service: str) -> None:
+    """The 200 of POST /v1/outcomes is one of two shapes (one status, or `outcomes` of them): an answer of
+    either matches exactly one, as `oneOf` requires (both were open objects, so each matched both)."""
+    document = served_document(app_for(service, tmp_path))
+    id_field = {"fraud": "transaction_id", "claims": "quote_id", "disease": "assessment_id"}[service]
+    responses = document["paths"]["/v1/outcomes"]["post"]["responses"]
+    shapes = responses["200"]["content"]["application/json"]["schema"]["oneOf"]
+    single = {id_field: "e-1", "status": "recorded"}
+    for answer in (single, {"outcomes": [single, {id_field: "e-2", "status": "stale"}]}):
+        assert [matches(document, shape, answer) for shape in shapes].count(True) == 1, answer
+
+
+def test_a_bound_the_contract_leaves_out_is_documented_as_exclusive(tmp_path: Path) -> None:
+    """claims' exposure must be above 0: the document says exclusiveMinimum (apispec wrote an inclusive
+    minimum of 0, so a generated 0 was refused although documented valid), and the contract refuses 0."""
+    app = app_for("claims", tmp_path)
+    exposure = served_document(app)["components"]["schemas"]["Policy"]["properties"]["exposure"]
+    assert exposure["minimum"] == 0 and exposure["exclusiveMinimum"] is True
+    reply = post_json(app.test_client(), {**example("claims"), "exposure": 0})
+    assert reply.status_code == 422 and list(reply.get_json()["fields"]) == ["exposure"]
+
+
+def test_a_laboratory_result_is_documented_in_both_units_within_what_the_contract_accepts(tmp_path: Path) -> None:
+    """Each laboratory result is documented as {value, unit} in mg/dL or in mmol/L, each with its range: a
+    value at either end of either unit's range passes the contract, and one just outside the mg/dL range
+    is a 422 naming the field."""
+    app = app_for("disease", tmp_path)
+    client = app.test_client()
+    properties = served_document(app)["components"]["schemas"]["Assessment"]["properties"]
+    measured = {name: p for name, p in properties.items() if "oneOf" in p and "value" in p["oneOf"][0]["properties"]}
+    assert set(measured) >= {"fasting_glucose", "glucose_2h", "total_cholesterol", "hdl_cholesterol"}
+    for name, documented in measured.items():
+        for shape in documented["oneOf"]:
+            unit, value = shape["properties"]["unit"]["enum"][0], shape["properties"]["value"]
+            for bound in (value["minimum"], value["maximum"]):
+                event = {**example("disease"), name: {"value": bound, "unit": unit}}
+                event.pop("hdl_cholesterol" if name == "total_cholesterol" else "total_cholesterol", None)
+                reply = post_json(client, event)
+                assert reply.status_code == 503, (name, unit, bound, reply.get_json())  # past the contract
+        mg_dl = documented["oneOf"][0]["properties"]["value"]
+        reply = post_json(client, {**example("disease"), name: {"value": mg_dl["maximum"] + 1, "unit": "mg/dL"}})
+        assert reply.status_code == 422 and name in reply.get_json()["fields"]
