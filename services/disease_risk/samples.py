@@ -3,8 +3,10 @@
 Each assessment takes a held-out Framingham participant's demographics, blood pressure, cholesterol, BMI,
 smoking, glucose and history; women also get a held-out Pima participant's 2-hour glucose, pregnancies,
 skinfold and pedigree. What neither data set holds is drawn from seeded, plausible distributions and
-said so here: HDL cholesterol, waist, the FINDRISC answers, race and SCORE2 region. Laboratory values come
-in mg/dL or mmol/L at random, as they would from different laboratories. Nothing here trains a model.
+said so here: HDL cholesterol, waist, the FINDRISC answers, race, SCORE2 region and QRISK3's inputs
+(ethnicity, Townsend score, ex-smoking, the spread of blood pressure readings, the conditions it names; their
+own seeded stream, so the other values are those of earlier versions). Laboratory values come in mg/dL or
+mmol/L at random, as they would from different laboratories. Nothing here trains a model.
 """
 
 from __future__ import annotations
@@ -73,7 +75,55 @@ def _assessment(
         assessment["pregnancies"] = int(pima["pregnancies"])
         assessment["triceps_skinfold"] = float(pima["triceps_skinfold"])
         assessment["diabetes_pedigree"] = float(pima["diabetes_pedigree"])
+    assessment.update(_qrisk3_answers(assessment, np.random.default_rng([seed, n, 3])))
     return assessment
+
+
+# Rough shares in England (census 2021 groups as QRISK3 codes them) and rough prevalences of its conditions;
+# plausible for a demo, not estimates.
+QRISK3_ETHNICITY_SHARES = {
+    "white_or_not_stated": 0.82,
+    "indian": 0.03,
+    "pakistani": 0.03,
+    "bangladeshi": 0.01,
+    "other_asian": 0.02,
+    "black_caribbean": 0.01,
+    "black_african": 0.03,
+    "chinese": 0.01,
+    "other_ethnic_group": 0.04,
+}
+QRISK3_CONDITION_PREVALENCE = {
+    "atrial_fibrillation": 0.03,
+    "atypical_antipsychotics": 0.01,
+    "corticosteroids": 0.02,
+    "migraine": 0.08,
+    "rheumatoid_arthritis": 0.01,
+    "chronic_kidney_disease": 0.04,
+    "severe_mental_illness": 0.04,
+    "systemic_lupus_erythematosus": 0.002,
+    "family_history_cvd": 0.12,
+}
+
+
+def _qrisk3_answers(assessment: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """QRISK3's inputs for one sampled person, agreeing with what the assessment already says."""
+    cigarettes = assessment.get("cigarettes_per_day") or 0
+    if assessment["smoker"]:
+        smoking = "heavy_smoker" if cigarettes >= 20 else "moderate_smoker" if cigarettes >= 10 else "light_smoker"
+    else:
+        smoking = "ex_smoker" if rng.random() < 0.3 else "non_smoker"
+    answers: dict[str, Any] = {
+        "ethnicity": str(rng.choice(list(QRISK3_ETHNICITY_SHARES), p=list(QRISK3_ETHNICITY_SHARES.values()))),
+        "townsend_score": round(float(np.clip(rng.normal(0.0, 3.0), -7.0, 11.0)), 2),
+        "smoking_status": smoking,
+        "systolic_bp_sd": round(float(rng.gamma(4.0, 2.2)), 1),
+        **{name: bool(rng.random() < share) for name, share in QRISK3_CONDITION_PREVALENCE.items()},
+    }
+    if assessment["sex"] == "male":
+        answers["erectile_dysfunction"] = bool(rng.random() < 0.1)
+    if assessment["diabetes"]:
+        answers["diabetes_type"] = "type_1" if rng.random() < 0.1 else "type_2"
+    return answers
 
 
 def assessment_bmi(person: dict[str, Any]) -> float:
