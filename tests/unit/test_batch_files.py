@@ -66,9 +66,7 @@ def test_a_byte_order_mark_is_read_as_one(tmp_path: Path) -> None:
         ('{"amount": NaN}', "not JSON: NaN is not a JSON value"),
     ],
 )
-def test_a_json_line_that_is_no_event_object_is_a_problem_in_its_place(
-    line: str, problem: str, tmp_path: Path
-) -> None:
+def test_a_json_line_that_is_no_event_object_is_a_problem_in_its_place(line: str, problem: str, tmp_path: Path) -> None:
     """A line nested beyond the parser, a value that is not an object, broken JSON or NaN: a problem
     saying which, between two rows that are read."""
     source = tmp_path / "in.jsonl"
