@@ -11,6 +11,7 @@ The format::
     version: "2026.11.1"                 # required text (quote it); every decision carries it
     outcomes: [approve, review, decline] # least to most severe; the most severe hit wins
     default: approve                     # the outcome when no rule hits; one of outcomes
+    on_error: review                     # optional: what a rule that cannot be evaluated counts as (else its then)
     explain_from_score: 0.2              # optional: events scored at or above get feature reasons before rules
     bands:                               # risk band of the score: the first from the top whose min_score it reaches
       - {name: high, min_score: 0.7}
@@ -24,14 +25,16 @@ The format::
         reason: "Fraud score {score} is at or above 0.9"   # optional; {dotted.path} placeholders
 
 The context of one event: ``{"event": {...}, "features": {...}, "score": float, "band": str,
-"reasons": [feature names], ...}`` plus any top-level keys the service adds (e.g. ``history``).
+"measures": {...}, "reasons": [feature names]}``; the service states every field it can have
+(`ContextFields`), and a ruleset naming any other is refused at load.
 
 Use::
 
-    ruleset = Ruleset.load(path, sample_context=sample)   # InvalidRulesetError(source, problems) if anything is wrong
-    verdict = ruleset.evaluate(context)                    # Verdict(outcome, band, hits=(RuleHit, ...))
+    ruleset = Ruleset.load(path, sample_context=sample, context_fields=fields)  # InvalidRulesetError if wrong
+    verdict = ruleset.evaluate(context)  # Verdict(outcome, band, hits=(RuleHit, ...), errors=(RuleError, ...))
 """
 
-from shared.rules.engine import Band, Rule, RuleHit, Ruleset, Verdict
+from shared.rules.context import ContextFields
+from shared.rules.engine import Band, Rule, RuleError, RuleHit, Ruleset, Verdict
 
-__all__ = ["Band", "Rule", "RuleHit", "Ruleset", "Verdict"]
+__all__ = ["Band", "ContextFields", "Rule", "RuleError", "RuleHit", "Ruleset", "Verdict"]
