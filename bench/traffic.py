@@ -67,7 +67,7 @@ def _fraud(settings: Settings, count: int) -> Traffic:
 
 
 def _claims(settings: Settings, count: int) -> Traffic:
-    from services.claims_risk.dataset import load_policies
+    from services.claims_risk.dataset import load_policies, policy_event
     from services.claims_risk.features import record_claims
     from services.claims_risk.schemas import ClaimSchema
 
@@ -78,21 +78,8 @@ def _claims(settings: Settings, count: int) -> Traffic:
     policies, claims = [], []
     for n, row in enumerate(book.itertuples()):
         policy_id = f"POL-{n:07d}"
-        policies.append(
-            {
-                "quote_id": f"Q-{n:07d}",
-                "policy_id": policy_id,
-                "kind": "renewal",
-                "timestamp": (now + timedelta(seconds=n)).isoformat(),
-                "exposure": 1.0,
-                "area": row.area,
-                "bonus_malus": int(row.bonus_malus),
-                "driver_age": int(row.driver_age),
-                "vehicle_age": int(row.vehicle_age),
-                "vehicle_power": int(row.vehicle_power),
-                "vehicle_brand": row.vehicle_brand,
-            }
-        )
+        moment = now + timedelta(seconds=n)
+        policies.append(policy_event(row, quote_id=f"Q-{n:07d}", policy_id=policy_id, kind="renewal", timestamp=moment))
         for k in range(int(row.claim_count)):
             claims.append(
                 {

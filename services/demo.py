@@ -115,27 +115,17 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
 
 
 def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
-    from services.claims_risk.dataset import load_policies
+    from services.claims_risk.dataset import load_policies, policy_event
 
     rng = random.Random(3)
     now = datetime.now(UTC).replace(microsecond=0)
     book = load_policies().sample(count + 5, random_state=11)
     policies, claims = [], []
     for n, row in enumerate(book.itertuples()):
+        kind = rng.choice(["quote", "renewal"])
+        moment = now + timedelta(seconds=n)
         policies.append(
-            {
-                "quote_id": f"Q-{n:06d}",
-                "policy_id": f"POL-{row.policy_id:06d}",
-                "kind": rng.choice(["quote", "renewal"]),
-                "timestamp": (now + timedelta(seconds=n)).isoformat(),
-                "exposure": 1.0,
-                "area": row.area,
-                "bonus_malus": int(row.bonus_malus),
-                "driver_age": int(row.driver_age),
-                "vehicle_age": int(row.vehicle_age),
-                "vehicle_power": int(row.vehicle_power),
-                "vehicle_brand": row.vehicle_brand,
-            }
+            policy_event(row, quote_id=f"Q-{n:06d}", policy_id=f"POL-{row.policy_id:06d}", kind=kind, timestamp=moment)
         )
         for k in range(rng.choice([0, 0, 0, 0, 0, 1, 1, 2, 3])):
             claims.append(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,23 @@ def load_policies() -> pd.DataFrame:
     frame.insert(0, "policy_id", np.arange(len(frame), dtype=np.int64))
     check_policies(frame)
     return frame
+
+
+def policy_event(row: Any, *, quote_id: str, policy_id: str, kind: str, timestamp: datetime) -> dict[str, Any]:
+    """A policy event (a quote or renewal for a year's exposure) rated on one row of `load_policies()`."""
+    return {
+        "quote_id": quote_id,
+        "policy_id": policy_id,
+        "kind": kind,
+        "timestamp": timestamp.isoformat(),
+        "exposure": 1.0,
+        "area": row.area,
+        "bonus_malus": int(row.bonus_malus),
+        "driver_age": int(row.driver_age),
+        "vehicle_age": int(row.vehicle_age),
+        "vehicle_power": int(row.vehicle_power),
+        "vehicle_brand": row.vehicle_brand,
+    }
 
 
 def train_test_split_policies(

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import requests
 
-from services.claims_risk.dataset import load_policies
+from services.claims_risk.dataset import load_policies, policy_event
 from services.claims_risk.features import record_claims
 from services.claims_risk.schemas import ClaimSchema
 from shared.events.broker import EmbeddedBroker, ensure_topics
@@ -43,19 +43,7 @@ def sample_book(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     for n, row in enumerate(frame.itertuples()):
         moment = NOW + timedelta(minutes=43 * n)
         policies.append(
-            {
-                "quote_id": f"Q{n}",
-                "policy_id": f"P{row.policy_id}",
-                "kind": "renewal",
-                "timestamp": moment.isoformat(),
-                "exposure": 1.0,
-                "area": row.area,
-                "bonus_malus": int(row.bonus_malus),
-                "driver_age": int(row.driver_age),
-                "vehicle_age": int(row.vehicle_age),
-                "vehicle_power": int(row.vehicle_power),
-                "vehicle_brand": row.vehicle_brand,
-            }
+            policy_event(row, quote_id=f"Q{n}", policy_id=f"P{row.policy_id}", kind="renewal", timestamp=moment)
         )
         for k in range(rng.choice([0, 0, 0, 0, 1, 1, 2, 3])):
             claims.append(
