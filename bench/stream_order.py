@@ -17,16 +17,11 @@ span cards, so partitions) see the other worker's payments late, and the figures
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from bench.common import bench_settings, record, workdir
 from services.fraud_detection.dataset import simulate
@@ -36,7 +31,7 @@ from shared.events.envelope import encode, make_event
 from shared.events.topics import ALL_TOPICS, FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
 from shared.settings import Settings
 from tests.fixtures.kafka_io import collect, decision_payloads, publish_by_partition
-from tests.fixtures.services import running_worker, service_environment
+from tests.fixtures.services import rescored, running_worker
 
 SCORE_TOLERANCE = 1e-9
 
@@ -54,7 +49,7 @@ def main() -> None:
     events = events_from_simulation(
         simulate(n_customers=args.customers, n_terminals=args.customers, nb_days=args.days, radius=15.0, processes=1)
     )
-    batch = rescored(events, settings, work)
+    batch = rescored("fraud", events, settings, work, environment={"RISK_DECISIONS_URL": "none"})
     runs = [through_workers(events, settings, work, count, args) | {"workers": count} for count in args.workers]
     for run in runs:
         run.update(compare(run.pop("decisions"), batch))
@@ -121,31 +116,6 @@ def publish_at_rate(bootstrap: str, events: list[dict[str, Any]], partition_of: 
         producer.send(PAYMENTS_TRANSACTIONS.name, key=key.encode(), value=value, partition=partition_of[key])
     producer.flush()
     producer.close()
-
-
-def rescored(events: list[dict[str, Any]], settings: Settings, work: Path) -> dict[str, dict[str, Any]]:
-    """`risk rescore fraud` on the same events: the reference."""
-    source, output = work / "transactions.csv", work / "decisions.jsonl"
-    pd.DataFrame(events).to_csv(source, index=False)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "rescore",
-            "fraud",
-            "--input",
-            str(source),
-            "--output",
-            str(output),
-            "--no-progress",
-        ],
-        env={**service_environment(settings), "RISK_DECISIONS_URL": "none"},
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    return {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
 
 
 def compare(streamed: dict[str, dict[str, Any]], batch: dict[str, dict[str, Any]]) -> dict[str, Any]:

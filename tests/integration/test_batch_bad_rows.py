@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,12 @@ from services.fraud_detection.features import events_from_simulation
 from shared.core.decision import DecisionSchema
 from shared.doors.batch import output_columns
 from shared.settings import Settings
-from tests.fixtures.services import service_environment
+from tests.fixtures.services import risk
 
 
 @pytest.fixture(scope="module")
 def events() -> list[dict[str, Any]]:
     return events_from_simulation(simulate(n_customers=20, n_terminals=40, nb_days=8, processes=1))[:60]
-
-
-def risk(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *arguments],
-        env=service_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def rescore(settings: Settings, source: Path, output: Path, *options: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from services.claims_risk.features import claims_history_offline, claims_history
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
 from shared.settings import Settings
 from shared.state import StateStore
-from tests.fixtures.services import running_worker
+from tests.fixtures.services import rescored, running_worker
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -70,19 +70,15 @@ def test_claims_published_after_the_renewals_they_precede_are_seen_by_them(
     them, then one worker starts on that backlog: ordered by event time across the two topics, each renewal
     sees exactly the claims before it, so its claim history, score, decision and rule hits equal the batch
     door's with the same claims as `--history`."""
-    import json
-    import subprocess
-    import sys
     from dataclasses import replace
 
     import pandas as pd
 
-    from services.claims_risk.dataset import load_policies
+    from services.claims_risk.dataset import load_policies, policy_event
     from shared.decisions import DecisionStore
     from shared.events.broker import EmbeddedBroker, ensure_topics
     from shared.events.topics import ALL_TOPICS, CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
     from tests.fixtures.kafka_io import collect, decision_payloads, publish
-    from tests.fixtures.services import service_environment
 
     rng = random.Random(11)
     renewals, claims = [], []
@@ -90,19 +86,7 @@ def test_claims_published_after_the_renewals_they_precede_are_seen_by_them(
         for k in range(3):  # three renewals a policy, two months apart, each with claims in between
             moment = START + timedelta(days=60 * k, minutes=37 * n)
             renewals.append(
-                {
-                    "quote_id": f"Q{n}-{k}",
-                    "policy_id": f"P{row.policy_id}",
-                    "kind": "renewal",
-                    "timestamp": moment.isoformat(),
-                    "exposure": 1.0,
-                    "area": row.area,
-                    "bonus_malus": int(row.bonus_malus),
-                    "driver_age": int(row.driver_age),
-                    "vehicle_age": int(row.vehicle_age),
-                    "vehicle_power": int(row.vehicle_power),
-                    "vehicle_brand": row.vehicle_brand,
-                }
+                policy_event(row, quote_id=f"Q{n}-{k}", policy_id=f"P{row.policy_id}", kind="renewal", timestamp=moment)
             )
             for c in range(rng.choice([0, 0, 1, 2])):
                 claims.append(
@@ -127,18 +111,9 @@ def test_claims_published_after_the_renewals_they_precede_are_seen_by_them(
     streamed = {d["event_id"]: d for d in decision_payloads(records)}
     assert len(streamed) == len(renewals), (tmp_path / "worker.log").read_text()[-3000:]
 
-    source, history, output = tmp_path / "renewals.csv", tmp_path / "claims.csv", tmp_path / "out.jsonl"
-    pd.DataFrame(renewals).to_csv(source, index=False)
+    history = tmp_path / "claims.csv"
     pd.DataFrame(claims).to_csv(history, index=False)
-    command = ["rescore", "claims", "--input", str(source), "--output", str(output), "--history", f"claims={history}"]
-    subprocess.run(
-        [sys.executable, "-m", "services.cli", *command, "--no-progress"],
-        env=service_environment(claims_settings),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    in_batch = {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
+    in_batch = rescored("claims", renewals, claims_settings, tmp_path, "--history", f"claims={history}")
 
     recorded = DecisionStore(settings.decisions_url).find("claims", [r["quote_id"] for r in renewals])
     loaded = [PolicySchema().load(r) for r in renewals]

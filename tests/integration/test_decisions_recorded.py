@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
 from shared.settings import Settings
 from shared.state import open_state_store
 from tests.fixtures.kafka_io import collect, publish
-from tests.fixtures.services import API_KEY, running_server, running_worker, scoring_app, service_environment
+from tests.fixtures.services import API_KEY, risk, running_server, running_worker, scoring_app
 
 AUTH = {"X-API-Key": API_KEY}
 
@@ -226,13 +225,7 @@ def test_stream_decisions_are_recorded_replayed_across_doors_and_survive_sigkill
 
 def _rescore(settings: Settings, source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = ["rescore", "fraud", "--input", str(source), "--output", str(output), "--no-progress", "--record"]
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *command, *extra],
-        env=service_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return risk(settings, *command, *extra, timeout=180)
 
 
 def test_a_batch_rerun_with_record_replays_and_refuses_changed_rows(settings: Settings, tmp_path: Path) -> None:
@@ -269,18 +262,16 @@ def test_the_terminal_shows_and_searches_recorded_decisions(fraud_settings: Sett
     decision and the next page's cursor; an unknown id exits 2 with one line."""
     client = scoring_app("fraud", fraud_settings).test_client()
     answered = client.post("/v1/score", json={"events": [tx("cli", i) for i in range(3)]}, headers=AUTH).get_json()
-    env = service_environment(fraud_settings)
 
-    def risk(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "services.cli", "decisions", *args]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    def decisions(*args: str) -> subprocess.CompletedProcess[str]:
+        return risk(fraud_settings, "decisions", *args, timeout=60)
 
-    shown = risk("show", "fraud", "cli-1")
+    shown = decisions("show", "fraud", "cli-1")
     assert shown.returncode == 0 and json.loads(shown.stdout) == answered["decisions"][1]
-    searched = risk("search", "fraud", "--limit", "2")
+    searched = decisions("search", "fraud", "--limit", "2")
     assert searched.returncode == 0 and len(searched.stdout.splitlines()) == 2
     assert "--cursor" in searched.stderr
-    missing = risk("show", "fraud", "cli-404")
+    missing = decisions("show", "fraud", "cli-404")
     assert missing.returncode == 2 and "cli-404" in missing.stderr and "Traceback" not in missing.stderr
 
 

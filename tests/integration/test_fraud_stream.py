@@ -13,7 +13,7 @@ import jsonschema
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
 from shared.settings import Settings
 from tests.fixtures.kafka_io import collect, publish, publish_raw
-from tests.fixtures.services import running_worker
+from tests.fixtures.services import rescored, running_worker
 
 REPO = Path(__file__).resolve().parents[2]
 DECISION_EVENT_SCHEMA = json.loads((REPO / "contracts/events/decision.v1.json").read_text())
@@ -166,7 +166,7 @@ def test_a_history_skewed_across_partitions_gets_exactly_the_offline_features_an
     online = pd.DataFrame([recorded[e["transaction_id"]].features for e in events])[list(FEATURE_SET.features)]
     np.testing.assert_allclose(online.to_numpy(dtype=float), offline.to_numpy(dtype=float), rtol=0, atol=1e-9)
 
-    in_batch = _rescored(events, fraud_settings, tmp_path)
+    in_batch = rescored("fraud", events, fraud_settings, tmp_path)
     flagged = 0
     for event in events:
         key = event["transaction_id"]
@@ -176,25 +176,3 @@ def test_a_history_skewed_across_partitions_gets_exactly_the_offline_features_an
         assert [r["feature"] for r in s["reasons"]] == [r["feature"] for r in b["reasons"]], key
         flagged += s["decision"] != "approve"
     assert flagged > 0, "the month should hold decisions other than approve"
-
-
-def _rescored(events: list[dict[str, Any]], settings: Settings, tmp_path: Path) -> dict[str, dict[str, Any]]:
-    """`risk rescore fraud` on the events as a CSV file: the batch door's decisions by event id."""
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    from tests.fixtures.services import service_environment
-
-    source, output = tmp_path / "transactions.csv", tmp_path / "decisions.jsonl"
-    pd.DataFrame(events).to_csv(source, index=False)
-    command = ["rescore", "fraud", "--input", str(source), "--output", str(output), "--no-progress"]
-    subprocess.run(
-        [sys.executable, "-m", "services.cli", *command],
-        env=service_environment(settings),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return {d["event_id"]: d for d in map(json.loads, output.read_text().splitlines())}
