@@ -161,26 +161,29 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int: ...
 @overload
 def _positive_int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
 def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(name)
-    if raw is None:
+    value = _whole_number(env, name)
+    if value is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigurationError(name, f"must be positive, got {value}")
     return value
 
 
 def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None:
+    value = _whole_number(env, name)
+    if value is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
     if value < 0:
         raise ConfigurationError(name, f"must be zero or more, got {value}")
     return value
+
+
+def _whole_number(env: Mapping[str, str], name: str) -> int | None:
+    """The variable as a whole number, None when it is not set."""
+    raw = env.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from shared.features.units import CHOLESTEROL_MG_DL_PER_MMOL_L
 
@@ -981,6 +981,7 @@ def _findrisc_population_reason(diabetes: bool) -> str | None:
 # QRISK3-2017 (Hippisley-Cox, Coupland & Brindle 2017)
 # ---------------------------------------------------------------------------------------------------------
 
+# In the order of QRISK3's own codes (ethrisk 1-9, smoke_cat 0-4), so a code's position is its published number.
 Qrisk3Ethnicity = Literal[
     "white_or_not_stated",
     "indian",
@@ -994,21 +995,9 @@ Qrisk3Ethnicity = Literal[
 ]
 Qrisk3Smoking = Literal["non_smoker", "ex_smoker", "light_smoker", "moderate_smoker", "heavy_smoker"]
 Qrisk3Diabetes = Literal["none", "type_1", "type_2"]
-
-# In the order of QRISK3's own codes (ethrisk 1-9, smoke_cat 0-4), so a code's position is its published number.
-QRISK3_ETHNICITIES: tuple[str, ...] = (
-    "white_or_not_stated",
-    "indian",
-    "pakistani",
-    "bangladeshi",
-    "other_asian",
-    "black_caribbean",
-    "black_african",
-    "chinese",
-    "other_ethnic_group",
-)
-QRISK3_SMOKING: tuple[str, ...] = ("non_smoker", "ex_smoker", "light_smoker", "moderate_smoker", "heavy_smoker")
-QRISK3_DIABETES: tuple[str, ...] = ("none", "type_1", "type_2")
+QRISK3_ETHNICITIES: tuple[str, ...] = get_args(Qrisk3Ethnicity)
+QRISK3_SMOKING: tuple[str, ...] = get_args(Qrisk3Smoking)
+QRISK3_DIABETES: tuple[str, ...] = get_args(Qrisk3Diabetes)
 # The conditions and treatments QRISK3 names, each a yes/no input with its own hazard ratio.
 QRISK3_CONDITIONS: tuple[str, ...] = (
     "atrial_fibrillation",
