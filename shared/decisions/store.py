@@ -196,7 +196,8 @@ class DecisionStore:
         with self._transaction() as connection:
             on_postgresql = connection.dialect.name == "postgresql"
             if on_postgresql and len(new) > 1:
-                inserted.update(_pipelined(connection, _PIPELINED_RECORDING, [_encoded_row(d) for d in new]))
+                encoded = [_encoded_row(d) for d in new]
+                inserted.update(_pipelined(connection, _PIPELINED_RECORDING, encoded, returning=True))
             else:  # one event (an HTTP request), or SQLite's executemany: one statement, compiled once and cached
                 rows = _row(new[0]) if len(new) == 1 else [_row(d) for d in new]
                 inserted.update(connection.execute(_RECORDING[on_postgresql], rows).scalars())
@@ -207,7 +208,7 @@ class DecisionStore:
                 for rule in dict.fromkeys(d.rule_ids)
             ]
             if hits and on_postgresql:
-                _pipelined(connection, _PIPELINED_RULE_HITS, hits)
+                _pipelined(connection, _PIPELINED_RULE_HITS, hits, returning=False)
             elif hits:
                 connection.execute(_insert_ignoring_duplicates(connection, decision_rule_hits), hits)
         return inserted
@@ -584,14 +585,13 @@ _PIPELINED_RECORDING = str(_RECORDING[True].compile(dialect=_PSYCOPG))
 _PIPELINED_RULE_HITS = str(_IGNORING_INSERTS[(True, "decision_rule_hits")].compile(dialect=_PSYCOPG))
 
 
-def _pipelined(connection: Connection, sql: str, rows: list[dict[str, Any]]) -> list[str]:
-    """Run one small statement once per row in psycopg's pipeline mode, in the connection's transaction;
-    returns the first column of what each execution returned. SQLAlchemy's batched multi-row INSERT would
+def _pipelined(connection: Connection, sql: str, rows: list[dict[str, Any]], *, returning: bool) -> list[str]:
+    """Run one small statement once per row in psycopg's pipeline mode, in the connection's transaction; with
+    `returning`, the first column of what each execution returned. SQLAlchemy's batched multi-row INSERT would
     send one statement of thousands of placeholders, which psycopg parses again on every call (too long for
     its statement cache): that cost a micro-batch of 500 decisions about 200 us a decision on the client."""
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        returning = " RETURNING " in sql
         cursor.executemany(sql, rows, returning=returning)
         found: list[str] = []
         while returning:
