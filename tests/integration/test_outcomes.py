@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,20 @@ def tx(run: str, i: int, **overrides: Any) -> dict[str, Any]:
 
 def outcome(event_id: str, what: str, reported: datetime = REPORTED, source: str = "chargeback") -> dict[str, Any]:
     return {"transaction_id": event_id, "outcome": what, "source": source, "reported_at": reported.isoformat()}
+
+
+def _labels_once_learnt(settings: Settings, run: str, awaited: list[str], timeout: float) -> dict[str, int | None]:
+    """The labels of the run's decisions, read again until every awaited one has a label or `timeout` passes."""
+    store = DecisionStore(settings.decisions_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            labels = {r.event_id: r.label for r in store.labelled("fraud") if r.event_id.startswith(run)}
+            if all(labels.get(e) is not None for e in awaited) or time.monotonic() > deadline:
+                return labels
+            time.sleep(0.2)
+    finally:
+        store.close()
 
 
 def _terminal_label(settings: Settings, terminal: str, event_id: str) -> int | None:
@@ -162,13 +177,13 @@ def test_outcomes_on_kafka_are_learnt_and_unknown_ones_dead_lettered(
             PAYMENTS_OUTCOMES.dead_letter,
             lambda records: any(f"{run}-404".encode() in r.value for r in records),
         )
+        # The worker takes the outcome partitions in event-time order, so the dead letter can come before the
+        # other two are learnt: wait for them (bounded) before stopping it.
+        labels = _labels_once_learnt(settings, run, [f"{run}-0", f"{run}-2"], timeout=30)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     letter = next(r for r in dead if f"{run}-404".encode() in r.value)
     assert json.loads(dict(letter.headers)["error"])["code"] == "unknown_event"
-    store = DecisionStore(settings.decisions_url)
-    labels = {r.event_id: r.label for r in store.labelled("fraud") if r.event_id.startswith(run)}
-    store.close()
     assert labels == {f"{run}-0": 1, f"{run}-1": None, f"{run}-2": 0}
     assert _terminal_label(settings, f"{run}-term-0", f"{run}-0") == 1
 
