@@ -10,16 +10,15 @@ a head kept elsewhere: `verify` prints the head hash, and checks it against one 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.locks import exclusive
 from shared.modeling.registry import write_atomically
 
 GENESIS = "0" * 64
@@ -133,15 +132,8 @@ class AuditLog:
             last = {"seq": len([line for line in self._lines() if line.strip()]), "hash": _sha256(lines[-1])}
         return last
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
+    def _locked(self) -> AbstractContextManager[None]:
+        return exclusive(self.path.with_name(f".{self.path.name}.lock"))
 
 
 def entry_hash(entry: dict[str, Any]) -> str:

@@ -18,13 +18,10 @@ Who may propose or approve (roles) is the doors' business: this store only sees 
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import Any, Literal
 
 from shared.control.audit import AuditLog, Verification
 from shared.errors import ForbiddenError, InvalidInputError, ModelNotFoundError
+from shared.locks import exclusive
 from shared.modeling.registry import ModelRegistry, write_atomically
 from shared.rules.engine import Ruleset
 
@@ -345,17 +343,9 @@ class ControlStore:
             raise ControlError({"proposal": [f"{proposal_id!r} is not a proposal id"]})
         return self.root / service / "proposals" / f"{proposal_id}.json"
 
-    @contextmanager
-    def _locked(self, service: str) -> Iterator[None]:
+    def _locked(self, service: str) -> AbstractContextManager[None]:
         """One control change of a service at a time, across processes."""
-        folder = self.root / service
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
+        return exclusive(self.root / service / ".lock")
 
 
 def _proposal(record: dict[str, Any]) -> Proposal:

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "shared.privacy",
         "shared.files",
         "shared.jsonlimits",
+        "shared.locks",
         "shared.sqlite",
     ),
     (
