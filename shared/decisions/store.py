@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from shared.decisions import cases
 from shared.decisions.tables import decision_rule_hits, decisions, monitoring_snapshots, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
 from shared.sqlite import Checkpointer, sqlite_path, tune
@@ -455,6 +456,60 @@ class DecisionStore:
         with self._reading() as connection:
             query = sa.select(sa.func.count()).select_from(outcomes).where(outcomes.c.service == service)
             return int(connection.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------ the desk's cases and sessions
+
+    def sync_cases(self, service: str, severities: Mapping[str, int], now: datetime) -> int:
+        """Open a case for each new decision whose outcome needs a person (`severities`: outcome -> its place
+        among the ruleset's outcomes); how many were opened."""
+        with self._transaction() as connection:
+            return cases.sync(connection, service, severities, now)
+
+    def queue(self, wanted: cases.QueueFilter) -> cases.QueuePage:
+        """Open cases, most urgent first (severity, score, age), one keyset page at a time."""
+        with self._reading() as connection:
+            return cases.queue_page(connection, wanted)
+
+    def queue_summary(self) -> cases.QueueSummary:
+        with self._reading() as connection:
+            return cases.summary(connection)
+
+    def case(self, service: str, event_id: str) -> cases.Case | None:
+        with self._reading() as connection:
+            return cases.one(connection, service, event_id)
+
+    def case_comments(self, service: str, event_id: str) -> list[cases.Comment]:
+        with self._reading() as connection:
+            return cases.comments(connection, service, event_id)
+
+    def assign_case(self, service: str, event_id: str, identity: str, now: datetime) -> bool:
+        with self._transaction() as connection:
+            return cases.assign(connection, service, event_id, identity, now)
+
+    def comment_case(self, service: str, event_id: str, author: str, body: str, now: datetime) -> None:
+        with self._transaction() as connection:
+            cases.add_comment(connection, service, event_id, author, body, now)
+
+    def resolve_case(self, service: str, event_id: str, resolution: str, identity: str, now: datetime) -> bool:
+        """Close an open case; False when it is not open (resolved meanwhile by someone else)."""
+        with self._transaction() as connection:
+            return cases.resolve(connection, service, event_id, resolution, identity, now)
+
+    def reopen_case(self, service: str, event_id: str) -> None:
+        with self._transaction() as connection:
+            cases.reopen(connection, service, event_id)
+
+    def save_desk_session(self, token_hash: str, data: Mapping[str, Any], now: datetime, expires: datetime) -> None:
+        with self._transaction() as connection:
+            cases.save_session(connection, token_hash, data, now, expires)
+
+    def load_desk_session(self, token_hash: str, now: datetime) -> dict[str, Any] | None:
+        with self._reading() as connection:
+            return cases.load_session(connection, token_hash, now)
+
+    def drop_desk_session(self, token_hash: str, now: datetime) -> None:
+        with self._transaction() as connection:
+            cases.drop_session(connection, token_hash, now)
 
     def ping(self) -> None:
         """Raise NotReadyError when the database cannot be reached."""

@@ -94,3 +94,67 @@ monitoring_snapshots = sa.Table(
     sa.Column("computed_at", UtcDateTime, primary_key=True),
     sa.Column("report", Document, nullable=False),  # quality, calibration and drift per model version
 )
+
+# ------------------------------------------------------------------ the analysts' desk (services/desk)
+
+# One row per decision that needs a person (its outcome is in the ruleset's `queue`), copied from `decisions`
+# with what the queue sorts and filters on. The queue's order is most severe first, then highest score, then
+# oldest: `order_severity` and `order_score` hold the negated severity and score, so that order is ascending
+# in every column and a page after a cursor is one range of the queue index (a row-value comparison).
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("entity_id", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("risk_band", sa.String(32), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("order_severity", sa.Integer, nullable=False),  # minus the outcome's place in the ruleset's outcomes
+    sa.Column("order_score", sa.Float, nullable=False),  # minus the score
+    sa.Column("scored_at", UtcDateTime, nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Column("assignee", sa.String(64), nullable=True),  # an identity's name from RISK_API_KEYS
+    sa.Column("assigned_at", UtcDateTime, nullable=True),
+    sa.Column("resolution", sa.String(32), nullable=True),  # in the domain's words, e.g. confirmed_fraud
+    sa.Column("resolved_by", sa.String(64), nullable=True),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
+    sa.Index("ix_cases_queue", "is_open", "order_severity", "order_score", "scored_at", "service", "event_id"),
+    sa.Index("ix_cases_oldest", "is_open", "scored_at"),
+    sa.Index("ix_cases_assignee", "assignee", "is_open"),
+)
+
+case_comments = sa.Table(
+    "case_comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("service", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("author", sa.String(64), nullable=False),
+    sa.Column("written_at", UtcDateTime, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["service", "event_id"], ["cases.service", "cases.event_id"], ondelete="CASCADE"),
+    sa.Index("ix_case_comments_case", "service", "event_id", "written_at"),
+)
+
+# How far each service's decisions have been looked through for new cases (scored_at).
+case_scans = sa.Table(
+    "case_scans",
+    metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("scanned_to", UtcDateTime, nullable=False),
+)
+
+# Desk sessions, kept server side: the cookie carries only a random token, stored here as its SHA-256 (a copy
+# of the table opens no session); `data` holds the session's values (the CSRF secret, who signed in).
+desk_sessions = sa.Table(
+    "desk_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("data", Document, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Index("ix_desk_sessions_expires", "expires_at"),
+)

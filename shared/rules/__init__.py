@@ -12,6 +12,7 @@ The format::
     outcomes: [approve, review, decline] # least to most severe; the most severe hit wins
     default: approve                     # the outcome when no rule hits; one of outcomes
     on_error: review                     # optional: what a rule that cannot be evaluated counts as (else its then)
+    queue: [review, decline]             # optional: the outcomes that need a person (the desk's queue)
     explain_from_score: 0.2              # optional: events scored at or above get feature reasons before rules
     bands:                               # risk band of the score: the first from the top whose min_score it reaches
       - {name: high, min_score: 0.7}

@@ -22,8 +22,8 @@ from shared.rules.conditions import evaluate_once, syntax_problem, zen_message
 from shared.rules.conditions import plain as plain_context
 from shared.rules.context import ContextFields, condition_problems, placeholder_problems
 
-TOP_KEYS = ("service", "version", "outcomes", "default", "on_error", "explain_from_score", "bands", "rules")
-OPTIONAL_TOP_KEYS = frozenset({"on_error", "explain_from_score"})
+TOP_KEYS = ("service", "version", "outcomes", "default", "on_error", "queue", "explain_from_score", "bands", "rules")
+OPTIONAL_TOP_KEYS = frozenset({"on_error", "queue", "explain_from_score"})
 RULE_KEYS = ("id", "description", "when", "then", "reason")
 OPTIONAL_RULE_KEYS = frozenset({"description", "reason"})
 BAND_KEYS = ("name", "min_score")
@@ -124,6 +124,8 @@ def document_problems(
         problems += _default_problems("default", document["default"], known_outcomes)
     if document.get("on_error") is not None:
         problems += _default_problems("on_error", document["on_error"], known_outcomes)
+    if "queue" in document:
+        problems += queue_problems(document["queue"], known_outcomes)
     problems += _explain_problems(document.get("explain_from_score"))
     if "bands" in document:
         problems += band_problems(document["bands"])
@@ -178,6 +180,20 @@ def _default_problems(key: str, outcome: Any, outcomes: tuple[str, ...] | None) 
     if outcomes is not None and outcome not in outcomes:
         return [f"{key} {outcome!r} is not one of the outcomes ({', '.join(outcomes)})"]
     return []
+
+
+def queue_problems(queue: Any, outcomes: tuple[str, ...] | None) -> list[str]:
+    """The outcomes that put a decision in the analysts' queue: a list of distinct outcomes (may be empty)."""
+    if not isinstance(queue, list) or not all(isinstance(o, str) and o for o in queue):
+        return ["queue must be a list of outcomes that need a person, e.g. queue: [review, decline]"]
+    problems = [f"queue names {o!r} twice" for o in sorted({o for o in queue if queue.count(o) > 1})]
+    if outcomes is not None:
+        problems += [
+            f"queue names {o!r}, which is not one of the outcomes ({', '.join(outcomes)})"
+            for o in queue
+            if o not in outcomes
+        ]
+    return problems
 
 
 def _explain_problems(threshold: Any) -> list[str]:
