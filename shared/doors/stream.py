@@ -41,10 +41,11 @@ def scoring_handler(
     current: Callable[[], ScoringCore], store: StateStore, decisions: DecisionStore | None = None
 ) -> Handler:
     """Scores the events of the input topics; records those of history topics and learns those of the
-    outcome topic (no output for either). History and outcomes are taken in before the batch's scoring, so
-    an event sees the notifications polled with it. `current` gives the core in force; each batch is scored
-    whole by the core it started with. With a decision store, each decision is recorded before it is
-    produced (and before the offsets are committed)."""
+    outcome topic (no output for either). History is taken in before the batch's scoring, so an event sees
+    the notifications polled with it; outcomes (and those history reveals) are learnt after it, so an
+    outcome polled with the decision it reports on finds that decision recorded. `current` gives the core
+    in force; each batch is scored whole by the core it started with. With a decision store, each decision
+    is recorded before it is produced (and before the offsets are committed)."""
     service = current().service
     output = service.output_topic
     histories = {h.topic.name: (h, h.schema()) for h in service.history_inputs}
@@ -88,13 +89,24 @@ def scoring_handler(
                 REJECTED.labels(service.name, "stream").inc()
                 results[index] = Reject(error.code, str(error), error.fields)
         for topic, events in updates.items():
-            history = histories[topic][0]
-            history.record(events, store)
-            if decisions is not None:
+            histories[topic][0].record(events, store)
+        if valid:
+            score(core, valid, positions, results, len(batch))
+        if decisions is not None:
+            for topic, events in updates.items():
+                history = histories[topic][0]
                 reports.extend((None, r) for r in service.outcomes_from_history(history, events, decisions))
         take_outcomes(reports, results)
-        if not valid:
-            return results
+        return results
+
+    def score(
+        core: ScoringCore,
+        valid: list[ValidEvent],
+        positions: list[int],
+        results: list[list[Produce] | Reject],
+        batch_size: int,
+    ) -> None:
+        """Decide the batch's valid events (each once), putting each one's decision event in its position."""
         started = time.perf_counter()
         answers = decide_once(
             core, valid, lambda chosen: core.score_online([valid[p] for p in chosen], store), decisions, "stream"
@@ -119,13 +131,12 @@ def scoring_handler(
             results[index] = [Produce(topic=output.name, key=answer.entity_id, event=event)]
         log.info(
             "stream_batch_scored",
-            events=len(batch),
+            events=batch_size,
             decided=len(answers),
             replayed=replayed,
             event_ids=[a.event_id for a in answers],
             entity_ids=[a.entity_id for a in answers if not isinstance(a, Conflict)],
         )
-        return results
 
     return handle
 

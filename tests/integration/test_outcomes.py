@@ -188,6 +188,33 @@ def test_outcomes_on_kafka_are_learnt_and_unknown_ones_dead_lettered(
     assert _terminal_label(settings, f"{run}-term-0", f"{run}-0") == 1
 
 
+def test_an_outcome_in_the_same_micro_batch_as_its_decision_is_learnt(fraud_settings: Settings) -> None:
+    """A payment and the outcome reporting on it, handed to the stream handler in one micro-batch (as event-time
+    order releases them together), end with the payment decided and the outcome joined to that decision and
+    its label in the window state, not as an unknown_event dead letter; an outcome naming no event still is one."""
+    from services.registry import runtime
+    from shared.doors.stream import UNKNOWN_EVENT, scoring_handler
+    from shared.events.consumer import Inbound, Produce, Reject
+
+    run = f"sb-{uuid.uuid4().hex[:6]}"
+    parts = runtime("fraud", fraud_settings)
+    handle = scoring_handler(lambda: parts.core, parts.state, parts.decisions)
+    batch = [
+        Inbound("payments.transactions", 0, 0, b"card", {"data": tx(run, 0)}),
+        Inbound("payments.outcomes", 0, 0, b"o", {"data": outcome(f"{run}-0", "fraud")}),
+        Inbound("payments.outcomes", 0, 1, b"o", {"data": outcome(f"{run}-404", "fraud")}),
+    ]
+    decided, learnt, unknown = handle(batch)
+    assert isinstance(decided, list) and [type(p) for p in decided] == [Produce]
+    assert learnt == []
+    assert isinstance(unknown, Reject) and unknown.code == UNKNOWN_EVENT
+    assert parts.decisions is not None
+    [row] = [r for r in parts.decisions.labelled("fraud") if r.event_id == f"{run}-0"]
+    assert row.label == 1
+    assert _terminal_label(fraud_settings, f"{run}-term-0", f"{run}-0") == 1
+    parts.close()
+
+
 def test_claims_following_a_decided_quote_become_its_outcome(claims_settings: Settings) -> None:
     """A claim notification on a policy is the outcome of that policy's latest quote decided in the year
     before the loss; a claim dated before any decided quote joins nothing."""
