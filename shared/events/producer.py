@@ -2,8 +2,10 @@
 
 Acknowledged by all in-sync replicas and idempotent, so the producer's own retries never duplicate a
 record; its waits are bounded so a dead broker surfaces as an error within seconds, not minutes (the
-kafka-python defaults are 60 s to block in `send` and 120 s to deliver). Keys and values are bytes:
-callers encode (`envelope.encode`), so nothing is serialised twice or in two ways.
+kafka-python defaults are 30 s to find a broker, 60 s to block in `send` and 120 s to deliver: a control
+change approved while the broker was down held its HTTP request past gunicorn's 30 s worker timeout).
+Keys and values are bytes: callers encode (`envelope.encode`), so nothing is serialised twice or in two
+ways.
 
 kafka-python clients hold sockets and a sender thread, which do not survive `fork`: create the
 producer in the process that uses it (lazily, or in gunicorn's `post_fork`), never at import time.
@@ -25,6 +27,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "request_timeout_ms": 10_000,
     "delivery_timeout_ms": 30_000,  # >= request_timeout_ms + linger_ms, as kafka-python requires
     "max_block_ms": 10_000,  # bound on `send` waiting for metadata or buffer space
+    "bootstrap_timeout_ms": 10_000,  # bound on the constructor's wait for a first broker
 }
 
 
