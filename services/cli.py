@@ -9,6 +9,7 @@ risk contracts [--check]                      write (or check) the OpenAPI docum
 risk demo                                     everything at once, end to end
 risk rules check|publish|approve|refuse|rollback|list SERVICE ...   rulesets without a deploy
 risk models list|promote|challenger|approve|refuse|rollback SERVICE ...   the champion alias, maker-checker
+risk lists list|show|propose-add|propose-remove|approve|refuse SERVICE ...   allow / deny / watch lists
 risk audit [verify] SERVICE                   who changed what, when; the log's hash chain checked
 (the control commands ask the running service, --server or RISK_SERVER_URL, which checks every key)
 risk decisions show|search|prune SERVICE ...  recorded decisions: by event id, by search, by retention
@@ -489,6 +490,7 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
         listing.set_defaults(
             run=lambda a, s, kind=kind: _control(a, lambda c: c.rulesets() if kind == "ruleset" else c.models())
         )
+    _lists_parsers(commands, services, acting)
     audit = commands.add_parser(
         "audit",
         help="the audit log of a service's control changes; `risk audit verify SERVICE` checks its hash chain",
@@ -498,6 +500,47 @@ def _control_parsers(commands: Any, services: list[str]) -> None:
     audit.add_argument("--head", help="verify: a head hash recorded earlier, which the chain must still end in")
     acting(audit)
     audit.set_defaults(run=lambda a, s: _run_audit(a, services))
+
+
+def _lists_parsers(commands: Any, services: list[str], acting: Callable[[argparse.ArgumentParser], None]) -> None:
+    lists = commands.add_parser(
+        "lists", help="allow / deny / watch lists: values added and removed by two people"
+    ).add_subparsers(required=True, metavar="ACTION")
+    listing = lists.add_parser("list", help="every list of the service: version, size, pending changes")
+    listing.add_argument("service", choices=services)
+    acting(listing)
+    listing.set_defaults(run=lambda a, s: _control(a, lambda c: c.lists()))
+    show = lists.add_parser("show", help="one list: a page of its values, its history, its pending changes")
+    show.add_argument("service", choices=services)
+    show.add_argument("name", help="e.g. deny_cards")
+    show.add_argument("--value", help="say whether this value is on the list (a personal id is pseudonymised first)")
+    show.add_argument("--after", help="the page after this value (the last one of the page before)")
+    show.add_argument("--limit", type=int, help="values on the page (default 1000, at most 10000)")
+    acting(show)
+    show.set_defaults(run=lambda a, s: _control(a, lambda c: c.show_list(a.name, a.value, a.after, a.limit)))
+    for verb, action, words in (("propose-add", "add", "adding"), ("propose-remove", "remove", "removing")):
+        change = lists.add_parser(verb, help=f"propose {words} values; another identity approves")
+        change.add_argument("service", choices=services)
+        change.add_argument("name", help="e.g. deny_cards")
+        change.add_argument("values", nargs="*", metavar="VALUE")
+        change.add_argument("--file", type=Path, help="values one a line (# comments and blank lines skipped)")
+        acting(change)
+        change.set_defaults(
+            run=lambda a, s, action=action: _control(
+                a, lambda c: c.propose_list_change(a.name, action, _commands().read_values(a.values, a.file))
+            )
+        )
+    approve = lists.add_parser("approve", help="approve another identity's list change: it takes effect")
+    approve.add_argument("service", choices=services)
+    approve.add_argument("proposal")
+    acting(approve)
+    approve.set_defaults(run=lambda a, s: _control(a, lambda c: c.approve(a.proposal, ("list",))))
+    refuse = lists.add_parser("refuse", help="refuse a list change, saying why")
+    refuse.add_argument("service", choices=services)
+    refuse.add_argument("proposal")
+    refuse.add_argument("--reason", required=True)
+    acting(refuse)
+    refuse.set_defaults(run=lambda a, s: _control(a, lambda c: c.refuse(a.proposal, ("list",), a.reason)))
 
 
 def _commands() -> Any:

@@ -26,7 +26,7 @@ from shared.control.listener import ControlListener
 from shared.control.store import Change, ControlStore
 from shared.core.contract import Contract
 from shared.core.monitoring import quality_report
-from shared.core.rulesets import packaged_ruleset, parse_ruleset
+from shared.core.rulesets import packaged_ruleset, parse_ruleset, service_lists
 from shared.core.scoring import ScoringCore
 from shared.core.service import Service
 from shared.decisions import DecisionStore
@@ -39,6 +39,7 @@ from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS, DECISIONS_PRUNED
 from shared.modeling.registry import ModelRegistry, RegisteredModel
 from shared.privacy import pseudonymise
 from shared.rules.engine import Ruleset
+from shared.rules.lists import ListsInForce
 from shared.settings import NO_DECISION_STORE, Settings
 from shared.state import StateStore, open_state_store
 
@@ -79,7 +80,11 @@ class Runtime:
         if self._state is None:
             with self._lock:
                 if self._state is None:
-                    self._state = open_state_store(self.settings.state_url, retention=self.service.state_retention)
+                    self._state = open_state_store(
+                        self.settings.state_url,
+                        retention=self.service.state_retention,
+                        timeout_seconds=self.settings.state_timeout_ms / 1000,
+                    )
         return self._state
 
     @property
@@ -148,12 +153,16 @@ class Runtime:
         return model
 
     def ruleset_in_force(self) -> Ruleset:
-        """The approved published ruleset, else the packaged one."""
+        """The approved published ruleset, else the packaged one, over the lists in force."""
         active = self.control.active_ruleset(self.service.name)
         if active is None:
-            return packaged_ruleset(self.service)
+            return packaged_ruleset(self.service).with_lists(self.lists_in_force())
         path = self.control.ruleset_path(self.service.name, active)
-        return parse_ruleset(self.service, path.read_text(), source=str(path))
+        return parse_ruleset(self.service, path.read_text(), source=str(path)).with_lists(self.lists_in_force())
+
+    def lists_in_force(self, previous: ListsInForce | None = None) -> ListsInForce:
+        """The service's allow / deny / watch lists as approved (those at `previous`'s version reused)."""
+        return self.control.lists.in_force(self.service.name, service_lists(self.service), previous)
 
     def parse_ruleset(self, text: str, source: str) -> Ruleset:
         return parse_ruleset(self.service, text, source)
@@ -268,16 +277,27 @@ class CoreHolder:
                 except (RiskError, OSError, ValueError) as error:
                     return self._refused("challenger", error)
             pointer = runtime.control.active_ruleset(service)
-            if pointer != self._ruleset_pointer:
+            ruleset_changed = pointer != self._ruleset_pointer
+            if ruleset_changed:
                 self._ruleset_pointer = pointer  # refused once, not again at every check
                 try:
                     ruleset = runtime.ruleset_in_force()
                 except (RiskError, OSError, ValueError) as error:
                     return self._refused("ruleset", error)
+            elif runtime.control.lists.versions(service).items() - ruleset.lists.versions.items():
+                try:
+                    ruleset = ruleset.with_lists(runtime.lists_in_force(ruleset.lists))
+                except (RiskError, OSError, ValueError) as error:
+                    return self._refused("lists", error)
             if model is current.model and ruleset is current.ruleset and challenger is current.challenger:
                 return False
             self._core = current.replaced(model=model, ruleset=ruleset, challenger=challenger)
-            for kind, changed in (("model", model is not current.model), ("ruleset", ruleset is not current.ruleset)):
+            lists_changed = ruleset.lists.versions != current.ruleset.lists.versions
+            for kind, changed in (
+                ("model", model is not current.model),
+                ("ruleset", ruleset_changed),
+                ("lists", lists_changed),
+            ):
                 if changed:
                     CONTROL_CHANGES.labels(service, kind).inc()
             self._log.info(
@@ -287,6 +307,7 @@ class CoreHolder:
                 challenger=challenger.version if challenger else None,
                 previous_model=current.model.version,
                 previous_ruleset=current.ruleset.version,
+                lists=ruleset.lists.versions if lists_changed else None,
             )
             return True
 

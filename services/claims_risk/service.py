@@ -40,6 +40,7 @@ class ClaimsService(Service):
     history_inputs = (HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, features.record_claims),)
     extra_features = features.HISTORY_COLUMNS
     measure_names = ("expected_frequency", "relative_risk")
+    list_subjects = MappingProxyType({"policies": "policy_id"})  # the contract carries no vehicle identifier
     outcomes = MappingProxyType(
         {"claimed": 1}
     )  # learnt from insurance.claims: a claim within the year after a decided quote

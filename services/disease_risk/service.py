@@ -57,6 +57,7 @@ class DiseaseService(Service):
     measure_names = MEASURE_NAMES
     decision_schema = DiseaseDecisionSchema
     personal_fields = PERSONAL_FIELDS
+    list_subjects = MappingProxyType({"patients": "patient_id"})
 
     def online_features(self, events: Sequence[Event], store: StateStore) -> FeatureBatch:
         return assessment_features(events)  # an assessment alone: no history, online or offline

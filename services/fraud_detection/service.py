@@ -29,6 +29,8 @@ class FraudService(Service):
     input_topics = (PAYMENTS_TRANSACTIONS,)
     output_topic = FRAUD_DECISIONS
     state_retention = features.STATE_RETENTION
+    # The simulated payments carry one id for the card and its holder: both subjects list it.
+    list_subjects = MappingProxyType({"cards": "customer_id", "customers": "customer_id", "terminals": "terminal_id"})
     outcomes = MappingProxyType({"fraud": 1, "genuine": 0})  # confirmed by a chargeback, the cardholder or an analyst
     outcome_topic = PAYMENTS_OUTCOMES
 

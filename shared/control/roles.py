@@ -20,7 +20,7 @@ ACTION_WORDS: Final[dict[str, str]] = {
     DESCRIBE: "read the model card and reference documents",
     READ_DECISIONS: "read recorded decisions and monitoring reports",
     REPORT_OUTCOMES: "report outcomes",
-    PROPOSE: "propose changes (rulesets, promotions, challengers, rollbacks)",
+    PROPOSE: "propose changes (rulesets, promotions, challengers, rollbacks, list values)",
     DECIDE: "approve or refuse proposals",
     READ_CONTROL: "read proposals, listings and the audit log",
     ADMINISTER: "use an endpoint no role is named for",

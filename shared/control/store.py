@@ -6,13 +6,15 @@ force, and the audit log (a hash chain, shared/control/audit.py). One directory 
     <root>/<service>/packaged_ruleset           the packaged version, recorded as version 1 of the history
     <root>/<service>/challenger                 the model scored in shadow (empty: none)
     <root>/<service>/proposals/<id>.json        a proposal and, once decided, its outcome
+    <root>/<service>/lists/...                  allow / deny / watch lists and their changes (shared/control/lists.py)
     <root>/<service>/audit.jsonl(.head)         who did what, when, old and new version: a hash chain
 
 Maker-checker: every change to what is in force (a ruleset publication, a model promotion, a challenger set
-or cleared, a rollback) is a proposal by one identity that takes effect only when a different identity
-approves it. A rollback goes back only: to a version in force before the current one first came into force.
-The model versions themselves live in the model registry; only its champion alias moves here (and once
-without a proposal: a service's first model, when there is no champion, is audited as `first_champion`).
+or cleared, a rollback, values added to or removed from a list) is a proposal by one identity that takes
+effect only when a different identity approves it. A rollback goes back only: to a version in force before
+the current one first came into force. The model versions themselves live in the model registry; only its
+champion alias moves here (and once without a proposal: a service's first model, when there is no
+champion, is audited as `first_champion`).
 Who may propose or approve (roles) is the doors' business: this store only sees identities.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -28,13 +31,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.control.audit import AuditLog, Verification
+from shared.control.lists import ListAction, ListStore, values_digest
 from shared.errors import ForbiddenError, InvalidInputError, ModelNotFoundError
 from shared.locks import exclusive
 from shared.modeling.registry import ModelRegistry, write_atomically
 from shared.rules.engine import Ruleset
+from shared.rules.lists import ListSpec
 
-Kind = Literal["ruleset", "model", "challenger"]
-Action = Literal["publish", "promote", "challenger", "rollback"]
+Kind = Literal["ruleset", "model", "challenger", "list"]
+Action = Literal["publish", "promote", "challenger", "rollback", "add", "remove"]
 Reversible = Literal["ruleset", "model"]  # the kinds a rollback can go back on
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Audit actions that put a ruleset or a champion in force (with `previous`, what they replaced).
@@ -61,23 +66,30 @@ class Proposal:
     decided_by: str | None = None
     decided_at: str | None = None
     action: Action = "publish"
-    previous: str | None = None  # what was in force when it was proposed
+    previous: str | None = None  # what was in force when it was proposed (a list: its version then)
+    # A list change: `version` is the list's name; how many values it adds or removes, and their digest
+    # (the values themselves are kept beside the proposal, shared/control/lists.py).
+    values: int | None = None
+    values_digest: str | None = None
 
 
 @dataclass(frozen=True)
 class Change:
-    """What an approval put in force: announced on `risk.control` for every instance."""
+    """What an approval put in force: announced on `risk.control` for every instance. For a list, `version`
+    is its name, `previous` and `list_version` its versions before and after."""
 
     service: str
     kind: Kind
     version: str
     previous: str | None
+    list_version: int | None = None
 
 
 class ControlStore:
     def __init__(self, root: Path, models: ModelRegistry) -> None:
         self.root = Path(root)
         self.models = models
+        self.lists = ListStore(self.root)
 
     # ------------------------------------------------------------------ rulesets
 
@@ -167,6 +179,31 @@ class ControlStore:
         """The registry made `version` the champion because there was none: the one change without a proposal."""
         self._audit(service, "first_champion", identity, "model", version, None)
 
+    # ------------------------------------------------------------------ lists
+
+    def propose_list_change(
+        self, service: str, spec: ListSpec, action: ListAction, values: list[str], identity: str
+    ) -> Proposal:
+        """Propose adding values to a list, or removing them (values as the list holds them: see
+        `shared.control.lists.entered_values`); refused when it would change nothing."""
+        with self._locked(service):
+            if not self.lists.effect(service, spec.name, action, values):
+                where = "already on" if action == "add" else "not on"
+                raise ControlError({"values": [f"every value given is {where} {spec.name}: nothing would change"]})
+            version, _ = self.lists.listed(service, spec.name)
+            proposal = self._propose(
+                service,
+                "list",
+                action,
+                spec.name,
+                identity,
+                previous=str(version),
+                values=len(values),
+                values_digest=values_digest(values),
+                before_writing=lambda proposal_id: self.lists.save_proposed(service, proposal_id, values),
+            )
+            return proposal
+
     # ------------------------------------------------------------------ rollbacks
 
     def history(self, service: str, kind: Reversible) -> list[str]:
@@ -212,7 +249,7 @@ class ControlStore:
                 )
                 raise ForbiddenError(f"{identity!r} proposed this change: a different identity must approve it")
             self._still_possible(proposal)
-            change = self._put_in_force(service, proposal.kind, proposal.version)
+            change = self._put_in_force(proposal, identity)
             self._decide(proposal, "approved", identity)
             self._audit(
                 service,
@@ -224,6 +261,7 @@ class ControlStore:
                 proposal=proposal.id,
                 proposed_by=proposal.proposed_by,
                 change=proposal.action,
+                **_list_detail(proposal, change),
             )
             return change
 
@@ -240,6 +278,7 @@ class ControlStore:
                 proposal=proposal.id,
                 reason=reason,
                 change=proposal.action,
+                **_list_detail(proposal, None),
             )
             return proposal
 
@@ -271,17 +310,50 @@ class ControlStore:
     def _log(self, service: str) -> AuditLog:
         return AuditLog(self.root / service / "audit.jsonl")
 
-    def _propose(self, service: str, kind: Kind, action: Action, version: str, identity: str) -> Proposal:
-        current = {
-            "ruleset": self.current_ruleset,
-            "model": self.champion,
-            "challenger": self.challenger,
-        }[kind](service)
-        proposal = Proposal(
-            uuid.uuid4().hex[:12], service, kind, version, identity, _now(), action=action, previous=current
+    def _propose(
+        self,
+        service: str,
+        kind: Kind,
+        action: Action,
+        version: str,
+        identity: str,
+        *,
+        previous: str | None = None,
+        values: int | None = None,
+        values_digest: str | None = None,
+        before_writing: Callable[[str], None] | None = None,
+    ) -> Proposal:
+        current = (
+            previous
+            if kind == "list"
+            else {"ruleset": self.current_ruleset, "model": self.champion, "challenger": self.challenger}[kind](service)
         )
+        proposal = Proposal(
+            uuid.uuid4().hex[:12],
+            service,
+            kind,
+            version,
+            identity,
+            _now(),
+            action=action,
+            previous=current,
+            values=values,
+            values_digest=values_digest,
+        )
+        if before_writing is not None:  # what the proposal needs beside it, there before the proposal is
+            before_writing(proposal.id)
         write_atomically(self._proposal_path(service, proposal.id), json.dumps(asdict(proposal)) + "\n")
-        self._audit(service, "proposed", identity, kind, version, current, proposal=proposal.id, change=action)
+        self._audit(
+            service,
+            "proposed",
+            identity,
+            kind,
+            version,
+            current,
+            proposal=proposal.id,
+            change=action,
+            **_list_detail(proposal, None),
+        )
         return proposal
 
     def _registered(self, service: str, version: str) -> None:
@@ -303,7 +375,13 @@ class ControlStore:
 
     def _still_possible(self, proposal: Proposal) -> None:
         """What was checked when it was proposed, checked again: things may have moved since."""
-        if proposal.action == "rollback" and proposal.kind in ("ruleset", "model"):
+        if proposal.kind == "list":
+            values = self.lists.proposed_values(proposal.service, proposal.id)
+            if not self.lists.effect(proposal.service, proposal.version, _list_action(proposal), values):
+                raise ControlError(
+                    {"proposal": [f"{proposal.version} has changed since: this change would change nothing now"]}
+                )
+        elif proposal.action == "rollback" and proposal.kind in ("ruleset", "model"):
             self._check_rollback(proposal.service, proposal.kind, proposal.version)
         elif proposal.kind == "ruleset" and not self.ruleset_path(proposal.service, proposal.version).exists():
             raise ControlError({"version": [f"ruleset {proposal.version} is no longer published"]})
@@ -321,7 +399,20 @@ class ControlStore:
         write_atomically(self._proposal_path(proposal.service, proposal.id), json.dumps(asdict(decided)) + "\n")
         return decided
 
-    def _put_in_force(self, service: str, kind: Kind, version: str) -> Change:
+    def _put_in_force(self, proposal: Proposal, approved_by: str) -> Change:
+        service, kind, version = proposal.service, proposal.kind, proposal.version
+        if kind == "list":
+            applied = self.lists.apply(
+                service,
+                version,
+                _list_action(proposal),
+                self.lists.proposed_values(service, proposal.id),
+                proposal=proposal.id,
+                proposed_by=proposal.proposed_by,
+                approved_by=approved_by,
+                at=_now(),
+            )
+            return Change(service, kind, version, str(applied.previous), list_version=applied.version)
         if kind == "ruleset":
             previous = self.current_ruleset(service)
             write_atomically(self.root / service / "active_ruleset", version + "\n")
@@ -346,6 +437,21 @@ class ControlStore:
     def _locked(self, service: str) -> AbstractContextManager[None]:
         """One control change of a service at a time, across processes."""
         return exclusive(self.root / service / ".lock")
+
+
+def _list_action(proposal: Proposal) -> ListAction:
+    return "remove" if proposal.action == "remove" else "add"
+
+
+def _list_detail(proposal: Proposal, change: Change | None) -> dict[str, Any]:
+    """What the audit log records of a list change beside its name: how many values, their digest, and
+    (approved) the list's new version; nothing for other kinds."""
+    if proposal.kind != "list":
+        return {}
+    detail: dict[str, Any] = {"values": proposal.values, "values_digest": proposal.values_digest}
+    if change is not None:
+        detail["list_version"] = change.list_version
+    return detail
 
 
 def _proposal(record: dict[str, Any]) -> Proposal:

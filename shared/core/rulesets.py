@@ -1,6 +1,7 @@
 """A service's rulesets: every ruleset is validated against the fields of the context its rules will see
-(the event contract's fields, the service's feature and measure names, score, band and reasons), and
-against a sample of that context made from the schema's examples, before it is used."""
+(the event contract's fields, the service's feature and measure names, score, band, reasons and one flag
+per allow / deny / watch list), and against a sample of that context made from the schema's examples,
+before it is used."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from marshmallow import Schema, fields
 from shared.core.service import Service
 from shared.rules.context import ANY, VALUE, ContextFields
 from shared.rules.engine import Ruleset
+from shared.rules.lists import CONTEXT_KEY, ListSpec, list_specs
 
 
 def sample_context(service: Service) -> dict[str, Any]:
@@ -27,7 +29,13 @@ def sample_context(service: Service) -> dict[str, Any]:
         "score": 0.5,
         "band": "low",
         "reasons": [],
+        CONTEXT_KEY: dict.fromkeys((spec.name for spec in service_lists(service)), False),
     }
+
+
+def service_lists(service: Service) -> tuple[ListSpec, ...]:
+    """Every list the service has (`deny_cards`, ...): one of each kind per subject it declares."""
+    return list_specs(service.list_subjects, service.personal_fields)
 
 
 def context_fields(service: Service) -> ContextFields:

@@ -75,6 +75,9 @@ class Service(ABC):
     extra_features: ClassVar[tuple[str, ...]] = ()
     measure_names: ClassVar[tuple[str, ...]] = ()
     personal_fields: ClassVar[tuple[str, ...]] = ()
+    # What allow / deny / watch lists may hold: subject -> the event's identifier field (rules read
+    # `lists.deny_<subject>`, see shared/rules/lists.py).
+    list_subjects: ClassVar[Mapping[str, str]] = {}
     decision_schema: ClassVar[type[DecisionSchema]] = DecisionSchema
     state_retention: ClassVar[Mapping[str, float]] = {}
     explain_top_k: ClassVar[int] = 3

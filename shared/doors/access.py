@@ -42,6 +42,10 @@ ENDPOINT_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/control/models"): READ_CONTROL,
     ("GET", "/v1/control/audit"): READ_CONTROL,
     ("GET", "/v1/control/audit/verify"): READ_CONTROL,
+    ("GET", "/v1/control/lists"): READ_CONTROL,
+    ("GET", "/v1/control/lists/<name>"): READ_CONTROL,
+    ("POST", "/v1/control/lists/<name>/additions"): PROPOSE,
+    ("POST", "/v1/control/lists/<name>/removals"): PROPOSE,
 }
 
 

@@ -1,4 +1,5 @@
-"""What `risk rules ...`, `risk models ...` and `risk audit` do, for one service; services/cli.py wires them.
+"""What `risk rules ...`, `risk models ...`, `risk lists ...` and `risk audit` do, for one service; services/cli.py
+wires them.
 
 Whatever changes what is in force, or reads the control plane's records, is asked of the running service's
 control API (`ControlClient`, over HTTP, with the key given by `--api-key` or RISK_API_KEY): the server checks
@@ -117,6 +118,17 @@ class ControlClient:
     def audit(self) -> Any:
         return self._call("GET", "/v1/control/audit")["entries"]
 
+    def lists(self) -> Any:
+        return self._call("GET", "/v1/control/lists")
+
+    def show_list(self, name: str, value: str | None = None, after: str | None = None, limit: int | None = None) -> Any:
+        query = {k: v for k, v in (("value", value), ("after", after), ("limit", limit)) if v is not None}
+        return self._call("GET", f"/v1/control/lists/{name}", params=query or None)
+
+    def propose_list_change(self, name: str, action: Literal["add", "remove"], values: list[str]) -> Any:
+        route = "additions" if action == "add" else "removals"
+        return self._call("POST", f"/v1/control/lists/{name}/{route}", json={"values": values})
+
     def verify(self, head: str | None = None) -> Any:
         return self._call("GET", "/v1/control/audit/verify", params={"head": head} if head else None)
 
@@ -154,6 +166,18 @@ class ControlClient:
         if response.status_code >= 400:
             raise ControlRequestError(response.status_code, body if isinstance(body, dict) else {"body": body})
         return body
+
+
+def read_values(given: list[str], path: Path | None) -> list[str]:
+    """The values of a list change: those on the command line, then those of a file (one a line; blank lines
+    and lines starting with # skipped, spaces around a value dropped)."""
+    values = list(given)
+    if path is not None:
+        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+        values += [line for line in lines if line and not line.startswith("#")]
+    if not values:
+        raise UsageError("give the values: on the command line, or --file PATH with one a line")
+    return values
 
 
 def run_backtest(

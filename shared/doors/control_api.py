@@ -12,21 +12,31 @@ the server that holds the keys, as the identity (and roles, shared/doors/access.
     GET  /v1/control/rulesets, /v1/control/models what is in force, published or registered, pending, history
     GET  /v1/control/audit                        the audit log
     GET  /v1/control/audit/verify[?head=HASH]     the audit log's hash chain checked
+    GET  /v1/control/lists                        every allow / deny / watch list: version, size, pending
+    GET  /v1/control/lists/<name>[?value=&after=&limit=]   one list: a page of its values, history, pending
+    POST /v1/control/lists/<name>/additions       {"values": [...]}: propose adding them (201)
+    POST /v1/control/lists/<name>/removals        {"values": [...]}: propose removing them (201)
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict
 from functools import cache
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from shared.control.lists import ListAction, entered_values
 from shared.control.store import Change, ControlStore
-from shared.errors import ForbiddenError, InvalidInputError
+from shared.core.rulesets import service_lists
+from shared.errors import ForbiddenError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from shared.rules.lists import ListSpec
 from shared.runtime import Runtime
 
 MAX_RULESET_BYTES = 256 * 1024
+MAX_LIST_BODY_BYTES = 8 * 1024 * 1024  # 100,000 identifiers of up to 64 characters, as JSON
+LIST_PAGE, MAX_LIST_PAGE = 1_000, 10_000
 
 
 def register_control_routes(app: Flask, runtime: Runtime) -> None:
@@ -122,6 +132,43 @@ def register_control_routes(app: Flask, runtime: Runtime) -> None:
         identity()
         return jsonify(asdict(store.verify_audit(service, request.args.get("head") or None)))
 
+    lists = {spec.name: spec for spec in service_lists(runtime.service)}
+
+    def list_named(name: str) -> ListSpec:
+        if name not in lists:
+            raise NotFoundError(f"{service} has no list {name!r}; its lists: {', '.join(lists) or 'none'}")
+        return lists[name]
+
+    def propose_list_change(name: str, action: ListAction) -> tuple[Response, int]:
+        who, spec = identity(), list_named(name)
+        if (request.content_length or 0) > MAX_LIST_BODY_BYTES:
+            raise PayloadTooLargeError(f"a list change is at most {MAX_LIST_BODY_BYTES} bytes")
+        request.max_content_length = MAX_LIST_BODY_BYTES  # above the scoring body limit, for this route only
+        raw = _json_object().get("values")
+        if not isinstance(raw, list):
+            raise InvalidInputError({"values": ["a list of identifiers"]})
+        values = entered_values(spec, raw, runtime.settings.pseudonym_key)
+        return jsonify(asdict(store.propose_list_change(service, spec, action, values, who))), 201
+
+    @app.get("/v1/control/lists")
+    def all_lists() -> Response:
+        identity()
+        return jsonify({"lists": [list_summary(store, service, spec) for spec in lists.values()]})
+
+    @app.get("/v1/control/lists/<name>")
+    def one_list(name: str) -> Response:
+        identity()
+        spec = list_named(name)
+        return jsonify(list_page(store, service, spec, request.args.to_dict(), runtime.settings.pseudonym_key))
+
+    @app.post("/v1/control/lists/<name>/additions")
+    def propose_additions(name: str) -> tuple[Response, int]:
+        return propose_list_change(name, "add")
+
+    @app.post("/v1/control/lists/<name>/removals")
+    def propose_removals(name: str) -> tuple[Response, int]:
+        return propose_list_change(name, "remove")
+
 
 def ruleset_listing(store: ControlStore, service: str) -> dict[str, Any]:
     return {
@@ -154,6 +201,61 @@ def model_listing(store: ControlStore, service: str) -> dict[str, Any]:
             asdict(p) for p in store.proposals(service) if p.kind in ("model", "challenger") and p.status == "pending"
         ],
     }
+
+
+def list_summary(store: ControlStore, service: str, spec: ListSpec) -> dict[str, Any]:
+    """A list without its values: what it lists, its version and size, the changes awaiting approval."""
+    version, values = store.lists.listed(service, spec.name)
+    return {
+        **asdict(spec),
+        "version": version,
+        "size": len(values),
+        "pending": [
+            asdict(p)
+            for p in store.proposals(service)
+            if p.kind == "list" and p.version == spec.name and p.status == "pending"
+        ],
+    }
+
+
+def list_page(store: ControlStore, service: str, spec: ListSpec, query: dict[str, str], key: bytes) -> dict[str, Any]:
+    """One list: a page of its values in order (`after` the last value of the previous page, at most `limit`),
+    its history (each approved change, without its values), the pending changes with their values; with
+    `value`, whether that value (pseudonymised first for a personal field) is on it."""
+    limit = _bounded_int(query.get("limit"), "limit", LIST_PAGE, MAX_LIST_PAGE)
+    summary = list_summary(store, service, spec)
+    _, values = store.lists.listed(service, spec.name)
+    after = query.get("after")
+    start = bisect_right(values, after) if after else 0
+    page = values[start : start + limit]
+    found: dict[str, Any] = {
+        **summary,
+        "values": page,
+        "next_after": page[-1] if start + limit < len(values) else None,
+        "history": [
+            {name: item for name, item in change.items() if name != "values"} | {"changed": len(change["values"])}
+            for change in store.lists.changes(service, spec.name)
+        ],
+        "pending": [
+            {**pending, "proposed_values": store.lists.proposed_values(service, pending["id"])}
+            for pending in summary["pending"]
+        ],
+    }
+    if "value" in query:
+        try:
+            (looked_up,) = entered_values(spec, [query["value"]], key)
+        except InvalidInputError:
+            raise InvalidInputError({"value": ["an identifier: text of 1 to 64 printable characters"]}) from None
+        found["contains"] = {"value": looked_up, "listed": looked_up in set(values)}
+    return found
+
+
+def _bounded_int(text: str | None, name: str, default: int, largest: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= largest:
+        raise InvalidInputError({name: [f"a whole number from 1 to {largest}"]})
+    return int(text)
 
 
 def _field(body: dict[str, Any], name: str, problem: str) -> str:

@@ -15,16 +15,17 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from shared.errors import InvalidRulesetError
 from shared.logging import get_logger
 from shared.metrics import RULE_ERRORS
-from shared.rules import checks, templates
+from shared.rules import checks, references, templates
 from shared.rules.conditions import ConditionFailure, Conditions
 from shared.rules.context import ContextFields
+from shared.rules.lists import CONTEXT_KEY, NO_LISTS, ListProbe, ListsInForce, named_lists, probes
 
 _log = get_logger("rules")
 LOG_EVERY_SECONDS = 60.0
@@ -99,9 +100,13 @@ class Ruleset:
     rules: tuple[Rule, ...]
     on_error: str | None = None  # the outcome of a rule that cannot be evaluated; None: the rule's own `then`
     queue: tuple[str, ...] = ()  # the outcomes that need a person: their decisions go to the desk's queue
+    # The allow/deny/watch lists in force, which the control plane changes apart from the ruleset: not part
+    # of its content or digest (`with_lists` gives the same ruleset over other lists).
+    lists: ListsInForce = field(default=NO_LISTS, repr=False, compare=False)
     digest: str = field(init=False)
     _conditions: Conditions = field(init=False, repr=False, compare=False)
     _reasons: tuple[templates.Template | None, ...] = field(init=False, repr=False, compare=False)
+    _list_probes: tuple[ListProbe, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", _digest(self))
@@ -109,6 +114,18 @@ class Ruleset:
         object.__setattr__(
             self, "_reasons", tuple(templates.Template(rule.reason) if rule.reason else None for rule in self.rules)
         )
+        object.__setattr__(self, "_list_probes", probes(self.lists_named(), self.lists))
+
+    def with_lists(self, lists: ListsInForce) -> Ruleset:
+        """The same ruleset (version, digest, rules) looking events up in `lists`."""
+        return replace(self, lists=lists)
+
+    def lists_named(self) -> frozenset[str]:
+        """The lists this ruleset's conditions and reasons read (only these are looked up per event)."""
+        paths = [reference.path for rule in self.rules for reference in references.references(rule.when)]
+        reasons = [rule.reason for rule in self.rules if rule.reason]
+        paths += [tuple(path.split(".")) for reason in reasons for path in templates.placeholders(reason)]
+        return named_lists(paths, self.lists.lists)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle and deep-copy by content (compiled ZEN expressions cannot be pickled): the copy recompiles,
@@ -125,6 +142,7 @@ class Ruleset:
                 self.rules,
                 self.on_error,
                 self.queue,
+                self.lists,
             ),
         )
 
@@ -205,7 +223,11 @@ class Ruleset:
         """The verdict for one event's context: one ZEN call for all conditions. A condition giving true
         hits, false does not; one that fails or gives anything else (null, a number) could not be
         evaluated: it hits with the `on_error` outcome (else its own), is listed in the verdict's errors,
-        logged and counted. Never raises for the event."""
+        logged and counted. Never raises for the event. The lists the rules name are looked up first, by
+        set membership, and reach ZEN as one boolean each (`lists.deny_cards`)."""
+        if self._list_probes:
+            event = context.get("event") or {}
+            context = {**context, CONTEXT_KEY: {probe.name: probe.flag(event) for probe in self._list_probes}}
         values = self._conditions.values(context)
         hits: list[RuleHit] = []
         errors: list[RuleError] = []
