@@ -20,7 +20,7 @@ DEFAULT_DATA_DIR = Path.home() / ".cache" / "risk-scoring"
 DECISION_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
 NO_DECISION_STORE = "none"
 # What an API identity may do (enforced by the doors: shared/doors/access.py says which role each needs).
-ROLES = ("scorer", "analyst", "approver", "admin")
+ROLES = ("scorer", "analyst", "approver", "admin", "viewer")  # viewer: reads the analysts' desk, nothing else
 DEFAULT_ROLE = "scorer"  # of a `name:key` or bare-key entry: it may score and nothing else
 
 
@@ -50,6 +50,8 @@ class SettingsOverrides(TypedDict, total=False):
     max_body_bytes: int
     stream_batch_size: int
     stream_max_idle_ms: int
+    desk_secure_cookies: bool
+    desk_secret_key: bytes
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Settings:
     # How long a stream worker holds back the other partitions' records for one with nothing buffered
     # (Kafka Streams' max.task.idle.ms): event-time order across partitions; 0 never waits.
     stream_max_idle_ms: int = 1000
+    # The analysts' desk: its cookies are Secure over TLS, and always when this is set (TLS ended by a proxy);
+    # the key signs its CSRF tokens (all its workers need the same one; `risk desk` makes one when unset).
+    desk_secure_cookies: bool = False
+    desk_secret_key: bytes = field(default=b"", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[SettingsOverrides]) -> Settings:
@@ -94,6 +100,8 @@ class Settings:
             max_body_bytes=_positive_int(env, "RISK_MAX_BODY_BYTES", defaults.max_body_bytes),
             stream_batch_size=_positive_int(env, "RISK_STREAM_BATCH_SIZE", defaults.stream_batch_size),
             stream_max_idle_ms=_non_negative_int(env, "RISK_STREAM_MAX_IDLE_MS", defaults.stream_max_idle_ms),
+            desk_secure_cookies=_flag(env, "RISK_DESK_SECURE_COOKIES"),
+            desk_secret_key=env.get("RISK_DESK_SECRET_KEY", "").encode(),
         )
         settings = replace(settings, **overrides) if overrides else settings
         settings.validate()
@@ -176,6 +184,16 @@ def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError(name, f"must be zero or more, got {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no variable: 1, true or yes; 0, false, no or unset."""
+    raw = env.get(name, "").strip().lower()
+    if raw in {"1", "true", "yes"}:
+        return True
+    if raw in {"", "0", "false", "no"}:
+        return False
+    raise ConfigurationError(name, f"must be 1 or 0 (true or false), got {raw!r}")
 
 
 def _whole_number(env: Mapping[str, str], name: str) -> int | None:

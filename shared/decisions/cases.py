@@ -22,7 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from shared.decisions.tables import case_comments, case_scans, cases, decision_rule_hits, decisions, desk_sessions
+from shared.decisions.tables import (
+    case_comments,
+    case_scans,
+    cases,
+    decision_rule_hits,
+    decisions,
+    desk_sessions,
+    outcomes,
+)
 from shared.errors import InvalidInputError
 
 RESCAN = timedelta(minutes=2)  # how far before the last look a sync looks again: longer than any commit lag
@@ -81,6 +89,14 @@ class QueueSummary:
     @property
     def total(self) -> int:
         return sum(self.open_by_outcome.values())
+
+
+@dataclass(frozen=True, slots=True)
+class KnownOutcome:
+    outcome: str
+    source: str
+    reported_at: datetime
+    revisions: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +176,9 @@ def summary(connection: Connection) -> QueueSummary:
         .where(cases.c.is_open.is_(True))
         .group_by(cases.c.service, cases.c.decision)
     )
-    oldest = connection.execute(sa.select(sa.func.min(cases.c.scored_at)).where(cases.c.is_open.is_(True))).scalar()
-    if oldest is not None and not isinstance(oldest, datetime):  # SQLite's min() gives the stored text
-        oldest = cases.c.scored_at.type.process_result_value(datetime.fromisoformat(str(oldest)), connection.dialect)
+    oldest = connection.execute(
+        sa.select(cases.c.scored_at).where(cases.c.is_open.is_(True)).order_by(cases.c.scored_at).limit(1)
+    ).scalar()
     return QueueSummary({(s, d): int(n) for s, d, n in counts}, oldest)
 
 
@@ -212,6 +228,15 @@ def comments(connection: Connection, service: str, event_id: str) -> list[Commen
         .order_by(case_comments.c.written_at, case_comments.c.id)
     )
     return [Comment(*row) for row in rows]
+
+
+def outcome_of(connection: Connection, service: str, event_id: str) -> KnownOutcome | None:
+    row = connection.execute(
+        sa.select(outcomes.c.outcome, outcomes.c.source, outcomes.c.reported_at, outcomes.c.revisions).where(
+            outcomes.c.service == service, outcomes.c.event_id == event_id
+        )
+    ).first()
+    return KnownOutcome(*row) if row is not None else None
 
 
 # ------------------------------------------------------------------ sessions

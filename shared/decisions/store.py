@@ -478,6 +478,11 @@ class DecisionStore:
         with self._reading() as connection:
             return cases.one(connection, service, event_id)
 
+    def outcome_of(self, service: str, event_id: str) -> cases.KnownOutcome | None:
+        """The outcome on record for a decided event, if one is known."""
+        with self._reading() as connection:
+            return cases.outcome_of(connection, service, event_id)
+
     def case_comments(self, service: str, event_id: str) -> list[cases.Comment]:
         with self._reading() as connection:
             return cases.comments(connection, service, event_id)

@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("shared.doors",),
     ("services.fraud_detection", "services.claims_risk", "services.disease_risk"),
     ("services.registry",),
+    ("services.desk",),
     ("services.cli", "services.demo"),
 )
 DOMAINS = LAYERS[5]
