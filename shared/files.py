@@ -291,6 +291,17 @@ class RecordWriter:
             self._parquet = pq.ParquetWriter(self.path, table.schema)
         self._parquet.write_table(table.cast(self._parquet.schema))
 
+    def write_table(self, table: pa.Table) -> None:
+        """Records already as columns (the fast engine's decisions): Parquet as they are, else row by row."""
+        if table.num_rows == 0:
+            return
+        if self.kind != "parquet":
+            self.write(table.to_pylist())
+            return
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.path, self._schema or table.schema)
+        self._parquet.write_table(table.cast(self._parquet.schema))
+
     def _open_jsonl(self) -> None:
         if self._stream is None:
             self._stream = self.path.open("w", encoding="utf-8")
@@ -328,8 +339,12 @@ class RecordWriter:
         self.close()
 
 
-def _flat(value: Any) -> Any:
+def flat_value(value: Any) -> Any:
+    """A value as CSV and Parquet outputs hold it: nested values as JSON text."""
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+_flat = flat_value
 
 
 def _texts(record: dict[str, Any], text_columns: list[str]) -> dict[str, Any]:

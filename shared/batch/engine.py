@@ -1,0 +1,230 @@
+"""`risk rescore` on the fast engine: a file through column-wise validation, window features and
+`score_chunk`, in memory bounded by the events of one time slice and its look-back, not by the file.
+
+    pass 1: the input in chunks -> validate_table -> rejects written; valid rows spooled on disk, one
+            Parquet file per week of event time
+    pass 2: week by week: that week's rows with the weeks its widest window looks back over (the
+            service's `state_retention`) -> features -> the week's rows scored -> the output
+
+An event's window holds only the events of the look-back before it, all in the slice, so its features
+are those of the whole input (counts exactly; sums to floating-point rounding: a running sum starts at
+the slice). The output holds one row per valid event, week by week in event time, each week's rows in
+input order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from shared.batch.records import output_columns
+from shared.batch.scoring import features_of, score_chunk
+from shared.batch.validation import Reject, validate_table
+from shared.core.scoring import ScoringCore
+from shared.files import RecordWriter, columns_of, format_of
+from shared.logging import get_logger
+
+log = get_logger("batch")
+SLICE_SECONDS = 7 * 86_400.0
+SLICE_ROWS = 1_000_000  # rows scored together; with their look-back, what memory holds at once
+DATA, DOCUMENT, KEPT, ROW = "d:", "j:", "k:", "row"
+
+
+@dataclass
+class Spool:
+    """Valid rows on disk, one Parquet file per time slice."""
+
+    folder: Path
+    schema: pa.Schema | None = None
+    writers: dict[int, pq.ParquetWriter] = field(default_factory=dict)
+    rows: int = 0
+    counts: dict[int, int] = field(default_factory=dict)
+
+    def write(self, table: pa.Table, slices: np.ndarray) -> None:
+        if self.schema is None:
+            self.schema = table.schema
+        table = table.cast(self.schema)
+        order = np.argsort(slices, kind="stable")
+        ordered, keys = table.take(order), slices[order]
+        bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+        for start, end in itertools.pairwise(bounds):
+            key = int(keys[start])
+            if key not in self.writers:
+                self.writers[key] = pq.ParquetWriter(self.folder / f"slice-{key}.parquet", self.schema)
+            self.writers[key].write_table(ordered.slice(start, end - start))
+            self.counts[key] = self.counts.get(key, 0) + int(end - start)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def read(self, key: int, columns: Sequence[str] | None = None) -> pa.Table | None:
+        if key not in self.writers:
+            return None
+        return pq.read_table(self.folder / f"slice-{key}.parquet", columns=columns)
+
+
+@dataclass(frozen=True)
+class FastSummary:
+    rows: int
+    scored: int
+    rejected: int
+    decisions: dict[str, int]
+    seconds: float
+
+
+def rescore_columns(
+    core: ScoringCore,
+    input_path: Path,
+    output_path: Path,
+    rejects: RecordWriter,
+    *,
+    chunk_size: int = 50_000,
+    keep: Sequence[str] = (),
+    progress: bool = True,
+) -> FastSummary:
+    """Score a file on the fast engine (usage already checked by the batch door). Rejected rows go to
+    `rejects` with their row number and fields."""
+    started = time.perf_counter()
+    service = core.service
+    time_field = service.event_time_field
+    lookback = max(service.state_retention.values(), default=0.0)
+    behind = int(np.ceil(lookback / SLICE_SECONDS))
+    with tempfile.TemporaryDirectory(prefix="rescore-", dir=output_path.parent) as folder:
+        spool = Spool(Path(folder))
+        rows, rejected = 0, 0
+        for first_row, raw in _raw_tables(input_path, chunk_size, core):
+            rows += raw.num_rows
+            valid = validate_table(core.contract, raw, first_row, keep)
+            _write_rejects(rejects, valid.rejects)
+            rejected += len(valid.rejects)
+            if valid.data.num_rows == 0:
+                continue
+            seconds = valid.data.column(time_field).cast(pa.int64()).to_numpy() / 1e6
+            spooled = _prefixed(valid.data, DATA, valid.documents, DOCUMENT)
+            for name in keep:
+                values = raw.column(name).take(pa.array(valid.rows - first_row)) if name in raw.column_names else None
+                spooled = spooled.append_column(
+                    KEPT + name, values if values is not None else pa.nulls(len(valid.rows))
+                )
+            spooled = spooled.append_column(ROW, pa.array(valid.rows, pa.int64()))
+            spool.write(spooled, np.floor(seconds / SLICE_SECONDS).astype(np.int64))
+        spool.close()
+        counts: dict[str, int] = {}
+        columns = dict(output_columns(service.decision_schema()))
+        if spool.schema is not None:
+            for name in keep:
+                kind = spool.schema.field(KEPT + name).type
+                columns[name] = kind if _primitive(kind) else pa.string()
+        with (
+            RecordWriter(output_path, columns) as writer,
+            tqdm(total=spool.rows, unit="event", desc=f"rescore {service.name}", disable=not progress) as bar,
+        ):
+            data_columns = [n for n in (spool.schema.names if spool.schema else []) if n.startswith(DATA)]
+            for keys in _slices(spool):
+                table = pa.concat_tables([t for k in keys if (t := spool.read(k)) is not None])
+                earlier = [spool.read(k, data_columns) for k in range(keys[0] - behind, keys[0])]
+                history = [t for t in earlier if t is not None]
+                data_all = pa.concat_tables([*history, table.select(data_columns)])
+                features = features_of(core, _unprefixed(data_all, DATA), {})
+                own = features.take(slice(data_all.num_rows - table.num_rows, data_all.num_rows))
+                for start in range(0, table.num_rows, chunk_size):
+                    part = table.slice(start, chunk_size)
+                    decided = score_chunk(
+                        core,
+                        _unprefixed(part, DOCUMENT),
+                        _unprefixed(part, DATA),
+                        own.take(slice(start, start + part.num_rows)),
+                    )
+                    for name in keep:
+                        decided = decided.append_column(name, part.column(KEPT + name).cast(columns[name]))
+                    _count(counts, decided)
+                    writer.write_table(decided)
+                    bar.update(part.num_rows)
+    return FastSummary(rows, sum(counts.values()), rejected, counts, round(time.perf_counter() - started, 3))
+
+
+def _slices(spool: Spool) -> list[list[int]]:
+    """Consecutive weeks grouped while their rows stay within SLICE_ROWS: a small input is one slice,
+    whose features are computed once; a large one is cut where its weeks fill a slice."""
+    groups: list[list[int]] = []
+    rows = 0
+    for key in sorted(spool.writers):
+        count = spool.counts.get(key, 0)
+        if groups and rows + count <= SLICE_ROWS and key == groups[-1][-1] + 1:
+            groups[-1].append(key)
+            rows += count
+        else:
+            groups.append([key])
+            rows = count
+    return groups
+
+
+def _primitive(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _count(counts: dict[str, int], decided: pa.Table) -> None:
+    values = pc.value_counts(decided.column("decision")).to_pylist()
+    for item in values:
+        counts[item["values"]] = counts.get(item["values"], 0) + int(item["counts"])
+
+
+def _prefixed(data: pa.Table, data_prefix: str, documents: pa.Table, document_prefix: str) -> pa.Table:
+    names = [data_prefix + n for n in data.column_names] + [document_prefix + n for n in documents.column_names]
+    return pa.Table.from_arrays([*data.columns, *documents.columns], names=names)
+
+
+def _unprefixed(table: pa.Table, prefix: str) -> pa.Table:
+    chosen = [n for n in table.column_names if n.startswith(prefix)]
+    return table.select(chosen).rename_columns([n.removeprefix(prefix) for n in chosen])
+
+
+def _write_rejects(rejects: RecordWriter, found: Sequence[Reject]) -> None:
+    rejects.write([{"row": r.row, "error": r.error, "fields": r.fields} for r in found])
+
+
+class NotColumnarError(Exception):
+    """The input is one Arrow does not read as tables (JSON Lines, a ragged or non-UTF-8 CSV): the batch
+    door scores it row by row instead."""
+
+
+def _raw_tables(path: Path, chunk_size: int, core: ScoringCore) -> Iterator[tuple[int, pa.Table]]:
+    """The input as Arrow tables of raw rows (CSV cells as text), with the number of each one's first row."""
+    kind = format_of(path)
+    done = 0
+    if kind == "parquet":
+        file = pq.ParquetFile(path)
+        for batch in file.iter_batches(batch_size=chunk_size):
+            table = pa.Table.from_batches([batch])
+            yield done + 1, table.drop_columns([n for n in table.column_names if n.startswith("__index_level_")])
+            done += batch.num_rows
+        return
+    if kind != "csv":
+        raise NotColumnarError(f"{path}: {kind} is read row by row")
+    names = columns_of(path) or []
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 23, use_threads=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+        for batch in reader:
+            yield done + 1, pa.Table.from_batches([batch])
+            done += batch.num_rows
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise NotColumnarError(f"{path}: {error}") from None

@@ -1,0 +1,88 @@
+"""Rules in bulk: which rows of a chunk some rule could hit, in one ZEN call for the whole chunk.
+
+Handing a context to ZEN costs more than evaluating it (DESIGN.md), and most events hit no rule. So each
+condition's field references (found by the rules' own tokenizer, `shared.rules.references`) are moved onto
+the element of a `map` over the chunk's rows (`score` becomes `#[0]`, `features.x` `#[1]`), the rows are
+handed over once as JSON arrays of just the fields the conditions read, and ZEN says for each row whether
+every condition gave false. Only the rows where one did not (a hit, a null, an error) are decided the
+ordinary way, through `ScoringCore.decide`; the others take the default outcome with no hit, which is what
+`Ruleset.evaluate` gives such a row. A chunk ZEN cannot evaluate (a null compared in some row) is halved
+until the failing rows stand alone, and those are decided the ordinary way too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import zen
+
+from shared.rules.engine import Ruleset
+from shared.rules.references import references
+
+SCREENED_ROOTS = frozenset({"event", "features", "score", "band", "measures", "lists"})
+SMALLEST_SCREENED = 64  # a failing part of a chunk smaller than this is decided row by row
+
+
+class RuleScreen:
+    """The ruleset's conditions over a chunk's rows at once; `paths` are the fields each row carries."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        paths: dict[tuple[str, ...], int] = {}
+        rewritten = []
+        self.usable = bool(ruleset.rules)
+        for rule in ruleset.rules:
+            found = references(rule.when)
+            pieces, last = [], 0
+            for reference in found:
+                if reference.path[0] not in SCREENED_ROOTS or (
+                    reference.path[0] in {"score", "band"} and len(reference.path) > 1
+                ):
+                    self.usable = False
+                position = paths.setdefault(reference.path, len(paths))
+                pieces += [rule.when[last : reference.position], f"#[{position}]"]
+                last = reference.position + len(_written(rule.when, reference.position, reference.path))
+            pieces.append(rule.when[last:])
+            rewritten.append("".join(pieces))
+        self.paths = tuple(paths)
+        body = " or ".join(f"(({condition}) != false)" for condition in rewritten) or "false"
+        self._expression = zen.compile_expression(f"map(rows, {body})") if self.usable else None
+
+    def may_hit(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
+        """For each row (one column of values per path), whether some condition did not give false."""
+        n = len(columns[0]) if columns else 0
+        if self._expression is None:
+            return np.ones(n, dtype=bool)
+        rows = [list(row) for row in zip(*columns, strict=True)]
+        return self._screen(rows)
+
+    def _screen(self, rows: list[list[Any]]) -> np.ndarray:
+        if not rows:
+            return np.zeros(0, dtype=bool)
+        assert self._expression is not None
+        try:
+            result = self._expression.evaluate(orjson.dumps({"rows": rows}, option=orjson.OPT_SERIALIZE_NUMPY))
+        except Exception:  # ZEN raises RuntimeError, TypeError and bare Exception alike
+            if len(rows) < SMALLEST_SCREENED:
+                return np.ones(len(rows), dtype=bool)
+            half = len(rows) // 2
+            return np.concatenate([self._screen(rows[:half]), self._screen(rows[half:])])
+        if not isinstance(result, list) or len(result) != len(rows):
+            return np.ones(len(rows), dtype=bool)
+        return np.array([value is not False for value in result], dtype=bool)
+
+
+def _written(expression: str, position: int, path: tuple[str, ...]) -> str:
+    """The text of a reference as written at `position` (`a.b`, `a['b']`, `$root.a`): up to where its
+    path's last part ends."""
+    cursor = position
+    for part in path:
+        found = expression.index(part, cursor)
+        cursor = found + len(part)
+        if cursor < len(expression) and expression[cursor] in "'\"":
+            cursor += 1
+            if cursor < len(expression) and expression[cursor] == "]":
+                cursor += 1
+    return expression[position:cursor]
