@@ -50,6 +50,8 @@ class SettingsOverrides(TypedDict, total=False):
     max_body_bytes: int
     stream_batch_size: int
     stream_max_idle_ms: int
+    state_timeout_ms: int
+    stream_outage_seconds: int
     desk_secure_cookies: bool
     desk_secret_key: bytes
 
@@ -74,6 +76,11 @@ class Settings:
     # How long a stream worker holds back the other partitions' records for one with nothing buffered
     # (Kafka Streams' max.task.idle.ms): event-time order across partitions; 0 never waits.
     stream_max_idle_ms: int = 1000
+    # The longest a state-store call may wait (a Redis socket read or connect, SQLite's lock): then 503.
+    state_timeout_ms: int = 2000
+    # How long a stream worker waits out an outage (state store, decision store, broker) on one micro-batch,
+    # retrying with back-off, before it gives up and exits (uncommitted: the batch is consumed again).
+    stream_outage_seconds: int = 300
     # The analysts' desk: its cookies are Secure over TLS, and always when this is set (TLS ended by a proxy);
     # the key signs its CSRF tokens (all its workers need the same one; `risk desk` makes one when unset).
     desk_secure_cookies: bool = False
@@ -100,6 +107,8 @@ class Settings:
             max_body_bytes=_positive_int(env, "RISK_MAX_BODY_BYTES", defaults.max_body_bytes),
             stream_batch_size=_positive_int(env, "RISK_STREAM_BATCH_SIZE", defaults.stream_batch_size),
             stream_max_idle_ms=_non_negative_int(env, "RISK_STREAM_MAX_IDLE_MS", defaults.stream_max_idle_ms),
+            state_timeout_ms=_positive_int(env, "RISK_STATE_TIMEOUT_MS", defaults.state_timeout_ms),
+            stream_outage_seconds=_positive_int(env, "RISK_STREAM_OUTAGE_SECONDS", defaults.stream_outage_seconds),
             desk_secure_cookies=_flag(env, "RISK_DESK_SECURE_COOKIES"),
             desk_secret_key=env.get("RISK_DESK_SECRET_KEY", "").encode(),
         )

@@ -42,6 +42,7 @@ from shared.settings import Settings
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 # A caller's X-Request-ID is kept only when it is a plain token: it is in every log line of the request.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+RETRY_AFTER_SECONDS = "1"  # on a 503: a dependency down; the caller's next try is bounded by the store timeouts
 
 
 def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
@@ -99,7 +100,10 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
             REJECTED.labels(service.name, "http").inc()
         body = error.to_dict()
         body["message"] = mask_secrets(str(body.get("message", "")), secrets)  # e.g. a store URL's password
-        return jsonify(body), error.http_status
+        response = jsonify(body)
+        if isinstance(error, NotReadyError):  # a store or the model is down: worth asking again shortly
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response, error.http_status
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int]:
@@ -187,7 +191,10 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
             except NotReadyError as error:
                 checks["decision_store"] = f"unavailable: {mask_secrets(str(error), secrets)}"
         ready = all(not v.startswith("unavailable") for v in checks.values())
-        return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
+        response = jsonify({"ready": ready, "checks": checks})
+        if not ready:
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response, 200 if ready else 503
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -22,12 +22,12 @@ from shared.core.outcomes import learn, report_of, validate_outcome
 from shared.core.scoring import ScoringCore
 from shared.core.service import Event, Service
 from shared.decisions import DecisionStore, OutcomeReport, OutcomeStatus
-from shared.errors import InvalidInputError, UsageError
+from shared.errors import InvalidInputError, NotReadyError, UsageError
 from shared.events.consumer import Handler, Inbound, Produce, Reject, StreamWorker
 from shared.events.envelope import make_event
 from shared.logging import configure_logging, get_logger
 from shared.metrics import DECISIONS, REJECTED, SCORING_SECONDS, render
-from shared.privacy import redact_event_record
+from shared.privacy import mask_secrets, redact_event_record
 from shared.runtime import Runtime
 from shared.state import StateStore
 
@@ -156,6 +156,7 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
             ),
         )
     worker_options.setdefault("max_idle_ms", settings.stream_max_idle_ms)
+    worker_options.setdefault("outage_seconds", settings.stream_outage_seconds)
     history_topics = tuple(h.topic for h in service.history_inputs)
     outcome_topics = (service.outcome_topic,) if service.outcome_topic is not None else ()
     return StreamWorker(
@@ -167,6 +168,7 @@ def build_worker(runtime: Runtime, **worker_options: Any) -> StreamWorker:
         time_fields=event_time_fields(service),
         # At an equal event time, what happened to an entity (a claim, an outcome) comes before what is scored.
         precedence=tuple(topic.name for topic in (*history_topics, *outcome_topics)),
+        outputs=(service.output_topic,),
         **worker_options,
     )
 
@@ -188,10 +190,10 @@ def event_time_fields(service: Service) -> dict[str, str]:
 
 def run_worker(runtime: Runtime, metrics_address: tuple[str, int] | None = None) -> None:
     """`risk stream SERVICE`: consume until SIGTERM/SIGINT, finishing and committing the batch in hand; with
-    `metrics_address`, serve /metrics and /healthz there meanwhile."""
+    `metrics_address`, serve /metrics, /healthz and /readyz there meanwhile."""
     configure_logging(runtime.settings.log_level, runtime.settings.pseudonym_key)
     worker = build_worker(runtime)
-    server = serve_health(worker, metrics_address) if metrics_address is not None else None
+    server = serve_health(worker, metrics_address, store_checks(runtime)) if metrics_address is not None else None
     runtime.follow_control()
     try:
         worker.run_until_stopped_by_signals()
@@ -205,9 +207,36 @@ def run_worker(runtime: Runtime, metrics_address: tuple[str, int] | None = None)
 STALE_AFTER_SECONDS = 30.0
 
 
-def serve_health(worker: StreamWorker, address: tuple[str, int]) -> WSGIServer:
+def store_checks(runtime: Runtime) -> dict[str, Callable[[], None]]:
+    """The worker's stores, each pinged (NotReadyError when down, within the store's timeout) by /readyz."""
+    checks = {"state_store": runtime.state.ping}
+    decisions = runtime.decisions
+    if decisions is not None:
+        checks["decision_store"] = decisions.ping
+    return checks
+
+
+def readiness(worker: StreamWorker, checks: Mapping[str, Callable[[], None]]) -> dict[str, Any]:
+    """Whether the worker decides records now, and why not: the broker (in its group, reachable), an outage
+    it is waiting out, and each store pinged (a store's message with any password in its URL masked)."""
+    found: dict[str, str] = {"broker": "ok" if worker.broker_reachable else "unavailable: no group coordinator"}
+    if worker.waiting_for is not None:
+        found["outage"] = f"unavailable: waiting for the {worker.waiting_for} to answer"
+    for name, ping in checks.items():
+        try:
+            ping()
+            found[name] = "ok"
+        except NotReadyError as error:
+            found[name] = f"unavailable: {mask_secrets(str(error))}"
+    return {"ready": all(value == "ok" for value in found.values()), "checks": found}
+
+
+def serve_health(
+    worker: StreamWorker, address: tuple[str, int], checks: Mapping[str, Callable[[], None]] | None = None
+) -> WSGIServer:
     """The stream worker's own HTTP port, on a thread: `/metrics` (Prometheus: records, decisions, dead
-    letters...) and `/healthz` (200 while the consumer loop polls; 503 when it has not for 30 s)."""
+    letters...), `/healthz` (200 while the consumer loop polls; 503 when it has not for 30 s) and `/readyz`
+    (200 while it decides records; 503, with Retry-After, while the broker or a store of `checks` is down)."""
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -220,9 +249,16 @@ def serve_health(worker: StreamWorker, address: tuple[str, int]) -> WSGIServer:
             healthy = since is None or since < STALE_AFTER_SECONDS  # None: still joining its group
             body = json.dumps({"status": "ok" if healthy else "stuck", "seconds_since_poll": since}).encode()
             status, content_type = ("200 OK" if healthy else "503 Service Unavailable"), "application/json"
+        elif path == "/readyz":
+            answer = readiness(worker, checks or {})
+            body, content_type = json.dumps(answer).encode(), "application/json"
+            status = "200 OK" if answer["ready"] else "503 Service Unavailable"
         else:
             body, status, content_type = b'{"error": "not_found"}', "404 Not Found", "application/json"
-        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if status.startswith("503"):
+            headers.append(("Retry-After", "1"))
+        start_response(status, headers)
         return [body]
 
     try:

@@ -20,10 +20,16 @@ The policy for failures, in one place:
   instead, with every header and `truncated: true`, carry on; an output that large: a dead letter;
 - the handler raising on a batch: retry record by record; a record that still raises: dead letter
   with code "internal_error", carry on: one poisonous record never stops the worker;
-- the handler raising NotReadyError (a dependency such as the state store is down): raise without
-  committing, since the records are fine and dead-lettering them would lose them;
-- a send the broker does not acknowledge: a few bounded attempts (stamina), then raise without
-  committing, so the process restarts and the batch is consumed again;
+- an outage (`outage_retrying`): the handler raising NotReadyError (the state store or the decision store
+  is down: the records are fine, and dead-lettering them would lose them) or the broker not acknowledging
+  the batch's sends: the same batch again, with back-off, polling meanwhile (so the group keeps the worker)
+  and reporting not ready, until it goes through or `outage_seconds` have passed; then raise without
+  committing (the batch is consumed again). A producer whose state the broker no longer knows (a broker
+  restarted empty answers UnknownProducerId) is replaced by a new one before the next attempt;
+- a send no broker can take (a record over max_request_size, a topic it may not write): raise at once;
+- a broker that comes back empty (its cluster id changed, as an embedded broker's does on each start): the
+  worker recreates its topics, lets go of what it had buffered, reads every partition from its beginning
+  and does not commit the batch in hand, whose offsets meant the old log; its outputs still go out;
 - a commit refused because the group rebalanced meanwhile: the partitions' new owner consumes the batch
   again (at least once); carry on.
 """
@@ -31,6 +37,7 @@ The policy for failures, in one place:
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -39,15 +46,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
-import stamina
+import tenacity
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    AuthorizationError,
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from shared.errors import InvalidInputError, NotReadyError
+from shared.events.broker import ensure_topics
 from shared.events.envelope import decode, encode, rfc3339
 from shared.events.ordering import UNKNOWN_TIME, EventTimeMerger, Timed, event_time_of
 from shared.events.producer import PRODUCER_DEFAULTS, make_producer
@@ -63,8 +78,13 @@ FAST_GROUP_SETTINGS: dict[str, Any] = {
     "heartbeat_interval_ms": 1000,
     "max_poll_interval_ms": 10000,
 }
-DELIVERY_ATTEMPTS = 3
-DELIVERY_BUDGET_SECONDS = 90.0
+# Waits between attempts on a batch during an outage: exponential from the first, with jitter, up to the last.
+OUTAGE_WAIT_INITIAL_SECONDS = 0.2
+OUTAGE_WAIT_MAX_SECONDS = 5.0
+OUTAGE_WAIT_JITTER_SECONDS = 0.2
+DEFAULT_OUTAGE_SECONDS = 300.0  # RISK_STREAM_OUTAGE_SECONDS's default
+# Failures no new attempt can mend: the record is too large for any producer, or the worker may not write there.
+UNSENDABLE = (MessageSizeTooLargeError, RecordListTooLargeError, AuthorizationError)
 FLUSH_TIMEOUT_SECONDS = 35.0  # above the producer's delivery_timeout_ms: by then every send has an outcome
 COMMIT_TIMEOUT_MS = 10_000
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -120,6 +140,7 @@ class Reject:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+_R = TypeVar("_R")
 Handler = Callable[[list[Inbound]], list[list[Produce] | Reject]]  # one result per inbound, same order
 # For inputs carrying personal data: (key, value) -> (key, value, headers) safe to keep in a dead-letter topic.
 DeadLetterRedactor = Callable[[bytes | None, bytes | None], tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
@@ -137,6 +158,47 @@ class TransientDeliveryError(DeliveryFailedError):
 
 class HandlerContractError(TypeError):
     """The handler returned something other than one `list[Produce] | Reject` per inbound record."""
+
+
+class _StoppedDuringOutageError(Exception):
+    """stop() was asked while the worker waited out an outage: the batch in hand is left uncommitted."""
+
+
+def outage_retrying(
+    outage_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+) -> tenacity.Retrying:
+    """The one retry policy for a micro-batch during an outage: NotReadyError (a store down) and
+    DeliveryFailedError (sends not acknowledged) are tried again after waits growing from
+    OUTAGE_WAIT_INITIAL_SECONDS to OUTAGE_WAIT_MAX_SECONDS (jittered), until `outage_seconds` have passed since
+    the first attempt; then the last error is raised. Anything else is raised at once: a bug, or a send no
+    broker can take (UNSENDABLE). `sleep` is how a wait is spent (the worker polls meanwhile)."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(worth_waiting_out),
+        wait=tenacity.wait_exponential_jitter(
+            multiplier=OUTAGE_WAIT_INITIAL_SECONDS, max=OUTAGE_WAIT_MAX_SECONDS, jitter=OUTAGE_WAIT_JITTER_SECONDS
+        ),
+        stop=tenacity.stop_after_delay(outage_seconds),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def worth_waiting_out(error: BaseException) -> bool:
+    """Whether `error` is an outage (something down that may come back), not a fault of the batch."""
+    if isinstance(error, NotReadyError):
+        return True
+    return isinstance(error, DeliveryFailedError) and not isinstance(error.__cause__, UNSENDABLE)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def _described(error: BaseException) -> str:
+    """An error for a log line: its type and message, a URL's password masked, bounded."""
+    return _URL_PASSWORD.sub(r"\1***@", f"{type(error).__name__}: {error}")[:300]
 
 
 @dataclass(frozen=True)
@@ -215,6 +277,8 @@ class StreamWorker:
         time_fields: Mapping[str, str] | None = None,
         precedence: Sequence[str] = (),
         max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        outputs: Sequence[Topic] = (),
+        outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
     ) -> None:
         if not inputs:
             raise ValueError("a stream worker needs at least one input topic")
@@ -222,6 +286,8 @@ class StreamWorker:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
         if max_idle_ms < 0:
             raise ValueError(f"max_idle_ms must be zero or more, not {max_idle_ms}")
+        if outage_seconds <= 0:
+            raise ValueError(f"outage_seconds must be positive, not {outage_seconds}")
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.inputs: dict[str, Topic] = {topic.name: topic for topic in inputs}
@@ -232,6 +298,9 @@ class StreamWorker:
         self.time_fields: dict[str, str] = dict(time_fields or {})
         self._ranks = {name: rank for rank, name in enumerate(precedence)}
         self.max_idle_ms = max_idle_ms
+        self.outage_seconds = outage_seconds
+        # What the worker needs on a broker: recreated when one comes back empty.
+        self._topics = [*inputs, *(topic.dead_letter for topic in inputs), *outputs]
         # Records buffered per partition; beyond it, the rest is read again later (see _bound_buffers).
         self.buffer_limit = 2 * batch_size
         self._consumer_options: dict[str, Any] = {
@@ -241,6 +310,9 @@ class StreamWorker:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_poll_records": batch_size,
+            # A topic missing from a broker that came back empty is recreated by the worker with its own
+            # partition count, never by a metadata request with the broker's default.
+            "allow_auto_create_topics": False,
             **FAST_GROUP_SETTINGS,
             **(consumer_overrides or {}),
         }
@@ -252,6 +324,17 @@ class StreamWorker:
         # and from a signal handler (Event.set takes a lock the interrupted main thread might be holding).
         self._stop_requested = False
         self.last_poll_at: float | None = None  # time.monotonic() of the latest poll answered: liveness
+        # Readiness, written by the loop and read by the health thread (plain attributes: atomic to assign).
+        self.waiting_for: str | None = None  # the outage being waited out, while one is
+        self.broker_reachable = False  # the group's coordinator known at the latest poll
+        self._producer: KafkaProducer | None = None
+        self._cluster_id: str | None = None
+        self._cluster_epoch = 0  # one more each time the broker is found replaced
+
+    @property
+    def ready(self) -> bool:
+        """Whether the worker is deciding records: in its group on a reachable broker, no outage waited out."""
+        return self.broker_reachable and self.waiting_for is None
 
     # ------------------------------------------------------------------ control
 
@@ -282,7 +365,7 @@ class StreamWorker:
         consumer.subscribe(topics=sorted(self.inputs), listener=revocations)
         merger: EventTimeMerger[_Polled] = EventTimeMerger(self.max_idle_ms / 1000.0)
         try:
-            producer = make_producer(self.bootstrap_servers, **self._producer_options)
+            self._producer = make_producer(self.bootstrap_servers, **self._producer_options)
             try:
                 _log().info(
                     "stream_worker_started",
@@ -295,10 +378,15 @@ class StreamWorker:
                     released = merger.release(time.monotonic(), self.batch_size)
                     self._announce_idle(merger)
                     if released:
-                        self._process([entry.item for entry in released], consumer, producer)
+                        self._process([entry.item for entry in released], consumer, merger, revocations)
                 _log().info("stream_worker_stopping", group_id=self.group_id)
+            except _StoppedDuringOutageError:
+                _log().warning(
+                    "stream_worker_stopped_during_outage", group_id=self.group_id, waiting_for=self.waiting_for
+                )
             finally:
-                producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
+                self._producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
+                self._producer = None
         finally:
             consumer.close(autocommit=False, timeout_ms=int(CLOSE_TIMEOUT_SECONDS * 1000))
             _log().info("stream_worker_stopped", group_id=self.group_id)
@@ -328,6 +416,10 @@ class StreamWorker:
         forgotten first (their buffered records belong to the new owner now), newly assigned ones held."""
         polled = consumer.poll(timeout_ms=timeout_ms, max_records=self.batch_size)
         now = self.last_poll_at = time.monotonic()
+        self.broker_reachable = not _coordinator_unknown(consumer)
+        if self._broker_replaced(consumer):
+            self._start_over_on_new_broker(consumer, merger)
+            return 0  # whatever this poll brought may be the new log read at the old positions
         assigned = set(consumer.assignment())
         merger.drop(revocations.drain() | (merger.held - assigned))
         merger.hold(assigned - merger.held, now)
@@ -372,17 +464,114 @@ class StreamWorker:
                 waited_ms=self.max_idle_ms,
             )
 
-    def _process(self, polled: list[_Polled], consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    # ------------------------------------------------------------------ outages and a replaced broker
+
+    def _ride_out(
+        self,
+        action: Callable[[], _R],
+        consumer: KafkaConsumer,
+        merger: EventTimeMerger[_Polled],
+        revocations: _Revocations,
+    ) -> _R:
+        """`action` under `outage_retrying`, polling during each wait, not ready until it goes through."""
+
+        def wait_polling(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._stop_requested:
+                    raise _StoppedDuringOutageError
+                self._poll_into(consumer, merger, revocations, max(1, min(self.poll_timeout_ms, int(remaining * 1000))))
+
+        def note_wait(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self.waiting_for = "state" if isinstance(error, NotReadyError) else "broker"
+            _log().warning(
+                "stream_waiting_out_outage",
+                group_id=self.group_id,
+                waiting_for=self.waiting_for,
+                attempt=state.attempt_number,
+                next_attempt_in_s=round(state.upcoming_sleep, 2),
+                waited_s=round(state.seconds_since_start or 0.0, 2),
+                error=_described(error) if error is not None else None,
+            )
+
+        try:
+            result = outage_retrying(self.outage_seconds, wait_polling, note_wait)(action)
+        finally:
+            waited, self.waiting_for = self.waiting_for, None
+        if waited is not None:
+            _log().info("stream_outage_over", group_id=self.group_id, waited_for=waited)
+        return result
+
+    def _broker_replaced(self, consumer: KafkaConsumer) -> bool:
+        """True once when the broker's cluster id differs from the one seen before (an embedded broker
+        restarted empty); Apache Kafka keeps its id across restarts, and its topics and offsets with it."""
+        seen = _cluster_id(consumer)
+        if seen is None or seen == self._cluster_id:
+            return False
+        previous, self._cluster_id = self._cluster_id, seen
+        return previous is not None
+
+    def _start_over_on_new_broker(self, consumer: KafkaConsumer, merger: EventTimeMerger[_Polled]) -> None:
+        """The old log is gone: recreate the topics, forget what was buffered from it, read from the start."""
+        self._cluster_epoch += 1
+        _log().warning("stream_broker_replaced", group_id=self.group_id, buffered_records_dropped=merger.buffered())
+        merger.drop(merger.held)
+        try:
+            ensure_topics(self.bootstrap_servers, self._topics)
+        except KafkaError as error:  # it answered a moment ago; the next outage wait tries again
+            _log().warning("stream_topics_not_recreated", group_id=self.group_id, error=_described(error))
+        assigned = consumer.assignment()
+        if assigned:
+            consumer.seek_to_beginning(*assigned)
+        self._renew_producer()
+
+    def _renew_producer(self) -> None:
+        """A new producer (a new producer id, sequence numbers from zero) in place of one the broker no
+        longer knows; what the old one still had unacknowledged is sent again by the next attempt."""
+        old, self._producer = self._producer, make_producer(self.bootstrap_servers, **self._producer_options)
+        if old is not None:
+            old.close(timeout=0)
+
+    def _deliver_renewing(self, sends: list[_Send]) -> None:
+        """One round of sends; when it fails for a reason a new producer may mend, renew the producer."""
+        assert self._producer is not None
+        try:
+            _send_round(self._producer, sends)
+        except DeliveryFailedError as error:
+            if not isinstance(error, TransientDeliveryError) and worth_waiting_out(error):
+                self._renew_producer()
+                for send in sends:
+                    if send.future is not None and not send.future.succeeded():
+                        send.future = None  # the old producer's: sent again by the new one
+            raise
+
+    # ------------------------------------------------------------------ one micro-batch, continued
+
+    def _process(
+        self,
+        polled: list[_Polled],
+        consumer: KafkaConsumer,
+        merger: EventTimeMerger[_Polled],
+        revocations: _Revocations,
+    ) -> None:
         started = time.perf_counter()
+        epoch = self._cluster_epoch
         records = [entry.record for entry in polled]
+        outcomes = self._ride_out(lambda: self._outcomes(polled), consumer, merger, revocations)
         outgoing = [
             item
-            for entry, outcome in zip(polled, self._outcomes(polled), strict=True)
+            for entry, outcome in zip(polled, outcomes, strict=True)
             for item in self._to_outgoing(entry.record, outcome)
         ]
-        _deliver(producer, outgoing)
+        sends = [_Send(item) for item in outgoing]
+        self._ride_out(lambda: self._deliver_renewing(sends), consumer, merger, revocations)
         _account_for(outgoing)
-        committed = self._commit(consumer, records)
+        if epoch == self._cluster_epoch:
+            committed = self._commit(consumer, records)
+        else:  # the offsets are the old broker's log's; the new one starts from its beginning
+            committed = False
+            _log().warning("stream_batch_not_committed_on_new_broker", group_id=self.group_id, records=len(records))
         elapsed = time.perf_counter() - started
         STREAM_BATCH_SECONDS.observe(elapsed)
         dead_letters = sum(1 for item in outgoing if item.dead_letter_code)
@@ -489,8 +678,13 @@ class StreamWorker:
     def _commit(self, consumer: KafkaConsumer, records: list[ConsumerRecord]) -> bool:
         """Commit the offset after the last record of each partition in the batch; False when the group
         rebalanced meanwhile (the new owner consumes these records again)."""
+        assigned = consumer.assignment()
+        # Partitions taken away while an outage was waited out are the new owner's to commit.
+        offsets = {partition: at for partition, at in _next_offsets(records).items() if partition in assigned}
+        if not offsets:
+            return False
         try:
-            consumer.commit(_next_offsets(records), timeout_ms=COMMIT_TIMEOUT_MS)
+            consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError:
             _log().warning("stream_commit_refused_after_rebalance", group_id=self.group_id)
             return False
@@ -582,22 +776,6 @@ def _checked(results: Any, expected: int) -> list[list[Produce] | Reject]:
     return results
 
 
-def _deliver(producer: KafkaProducer, outgoing: list[_Outgoing]) -> None:
-    """Send every record and return only once the broker acknowledged all of them. Transient failures get
-    DELIVERY_ATTEMPTS attempts in all, re-sending only the records that failed; then DeliveryFailedError."""
-    sends = [_Send(item) for item in outgoing]
-    for attempt in stamina.retry_context(
-        on=TransientDeliveryError,
-        attempts=DELIVERY_ATTEMPTS,
-        timeout=DELIVERY_BUDGET_SECONDS,
-        wait_initial=0.5,
-        wait_max=5.0,
-        wait_jitter=0.25,
-    ):
-        with attempt:
-            _send_round(producer, sends)
-
-
 def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
     failures: list[BaseException] = []
     for send in sends:
@@ -627,6 +805,18 @@ def _send_round(producer: KafkaProducer, sends: list[_Send]) -> None:
         f"{len(unacknowledged)} of {len(sends)} records not acknowledged (topics {topics}): "
         f"{type(cause).__name__}: {cause}"
     ) from cause
+
+
+def _coordinator_unknown(consumer: KafkaConsumer) -> bool:
+    """Whether the consumer has lost its group's coordinator (the broker is unreachable). kafka-python has
+    no public accessor for it; 3.0.12 is pinned."""
+    return bool(consumer._coordinator.coordinator_unknown())
+
+
+def _cluster_id(consumer: KafkaConsumer) -> str | None:
+    """The cluster id of the latest metadata the consumer had (no public accessor either)."""
+    found = consumer._client.cluster.cluster_id
+    return str(found) if found else None
 
 
 def _account_for(outgoing: list[_Outgoing]) -> None:

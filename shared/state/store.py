@@ -46,6 +46,7 @@ from shared.errors import ConfigurationError, NotReadyError
 from shared.sqlite import Checkpointer, tune
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+")
+DEFAULT_TIMEOUT_SECONDS = 2.0  # RISK_STATE_TIMEOUT_MS's default: the longest one call waits for the store
 
 
 class Record(NamedTuple):
@@ -249,7 +250,7 @@ class SqliteStateStore:
     and the kernel releases it when its holder dies.
     """
 
-    def __init__(self, path: Path, busy_timeout_seconds: float = 30.0) -> None:
+    def __init__(self, path: Path, busy_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.path = Path(path)
         self.busy_timeout_seconds = busy_timeout_seconds
         self._process: _SqliteProcess | None = None
@@ -640,7 +641,7 @@ class RedisStateStore:
 
     PREFIX = "risk:state"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         try:
             redis.connection.parse_url(url)
         except ValueError as error:
@@ -649,21 +650,34 @@ class RedisStateStore:
         if database and not database.isdigit():  # redis-py would quietly use database 0
             raise ConfigurationError("RISK_STATE_URL", f"{url!r}: the database is a number, not {database!r}")
         self.url = url
+        self.timeout_seconds = timeout_seconds
         self._client: redis.Redis | None = None
         self._pid: int | None = None
 
     def _redis(self) -> redis.Redis:
-        """A client made in this process on first use (never one inherited through a fork). Retries are
-        few and short, so a readiness probe or a request fails within seconds when Redis is gone."""
+        """A client made in this process on first use (never one inherited through a fork). A refused or
+        dropped connection is retried twice, briefly; a timeout is not (a hung Redis would cost the caller
+        three of them), so no call waits much longer than `timeout_seconds`."""
         if self._client is None or self._pid != os.getpid():
             self._client = redis.Redis.from_url(
                 self.url,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
+                socket_timeout=self.timeout_seconds,
+                socket_connect_timeout=self.timeout_seconds,
+                retry=Retry(
+                    ExponentialWithJitterBackoff(cap=0.5, base=0.05),
+                    retries=2,
+                    supported_errors=(redis.ConnectionError,),
+                ),
             )
             self._pid = os.getpid()
         return self._client
+
+    def _unavailable(self, error: redis.RedisError) -> NotReadyError:
+        """What a caller is told (HTTP 503, the stream worker's wait): a hung Redis said as such."""
+        if isinstance(error, redis.TimeoutError):
+            waited = round(self.timeout_seconds * 1000)
+            return NotReadyError(f"state store {self.url} did not answer within {waited} ms (RISK_STATE_TIMEOUT_MS)")
+        return NotReadyError(f"state store {self.url}: {error}")
 
     def _entity(self, namespace: str, key: str) -> tuple[str, str]:
         return f"{self.PREFIX}:z:{namespace}:{key}", f"{self.PREFIX}:h:{namespace}:{key}"
@@ -682,7 +696,7 @@ class RedisStateStore:
                     self._redis().script_load(script.text)
                 return self._send(calls)
         except _REDIS_UNAVAILABLE as error:
-            raise NotReadyError(f"state store {self.url}: {error}") from error
+            raise self._unavailable(error) from error
 
     def _send(self, calls: Sequence[_Call]) -> list[Any]:
         pipe = self._redis().pipeline(transaction=False)
@@ -763,7 +777,7 @@ class RedisStateStore:
             try:
                 candidates = self._redis().zrangebyscore(index, "-inf", below, start=0, num=_PRUNE_CANDIDATES)
             except _REDIS_UNAVAILABLE as error:
-                raise NotReadyError(f"state store {self.url}: {error}") from error
+                raise self._unavailable(error) from error
             if not candidates:
                 return removed
             removed += sum(
@@ -786,13 +800,13 @@ class RedisStateStore:
                 pipe.zcard(self._entity(namespace, key)[0])
             return int(sum(pipe.execute())) if entities else 0
         except _REDIS_UNAVAILABLE as error:
-            raise NotReadyError(f"state store {self.url}: {error}") from error
+            raise self._unavailable(error) from error
 
     def ping(self) -> None:
         try:
             self._redis().ping()
         except redis.RedisError as error:
-            raise NotReadyError(f"state store {self.url}: {error}") from error
+            raise self._unavailable(error) from error
 
     def close(self) -> None:
         client, self._client = self._client, None
