@@ -3,6 +3,7 @@
 risk broker [--port N]                        the embedded Kafka-protocol broker (Tansu), in memory
 risk train SERVICE [--size full|demo|small]   train, evaluate and register a model
 risk serve SERVICE [--port N --workers N]     the HTTP door under gunicorn
+risk desk [--port N --workers N]              the analysts' desk (web pages for the three services) under gunicorn
 risk stream SERVICE [--metrics-port N]        the Kafka door (consumer group worker)
 risk rescore SERVICE --input X --output Y     the batch door (CSV, JSON Lines or Parquet)
 risk contracts [--check]                      write (or check) the OpenAPI documents in contracts/http
@@ -96,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2)
     serve.set_defaults(run=_run_serve)
 
+    desk = commands.add_parser("desk", help="serve the analysts' desk (queue, cases) under gunicorn")
+    desk.add_argument("--host", default="127.0.0.1")
+    desk.add_argument("--port", type=int, default=8080)
+    desk.add_argument("--workers", type=int, default=2)
+    desk.set_defaults(run=_run_desk)
+
     stream = commands.add_parser("stream", help="run the Kafka stream worker")
     stream.add_argument("service", choices=services)
     stream.add_argument("--bootstrap-servers", help="overrides KAFKA_BOOTSTRAP_SERVERS")
@@ -128,6 +135,14 @@ def _parser() -> argparse.ArgumentParser:
         "--record",
         action="store_true",
         help="decide each event once against the decision store and record new decisions (a rerun replays)",
+    )
+    rescore.add_argument(
+        "--engine",
+        choices=("fast", "rows"),
+        default="fast",
+        help="fast: column-wise, memory bounded by a week of events and its look-back (CSV or Parquet in, no "
+        "--record or --history); rows: every event through the contract and core one by one (what fast falls "
+        "back to otherwise)",
     )
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
@@ -190,6 +205,16 @@ def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 1  # not reached
 
 
+def _run_desk(args: argparse.Namespace, settings: Settings) -> int:
+    from services.desk.app import APP_SPEC, desk_environment
+    from shared.doors.gunicorn import gunicorn_command
+
+    env = desk_environment(settings, args.host, args.port, args.workers)
+    command = gunicorn_command(APP_SPEC)
+    os.execve(command[0], command, env)
+    return 1  # not reached
+
+
 def _run_stream(args: argparse.Namespace, settings: Settings) -> int:
     from shared.doors.stream import run_worker
 
@@ -223,6 +248,7 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
             history_paths=history,
             keep=args.keep,
             record=_decision_store(parts) if args.record else None,
+            engine=args.engine,
         )
     except OSError as error:  # e.g. the disk filled up, or a file was taken away while the run read it
         raise UsageError(f"{error.filename or args.output}: {error.strerror or error}") from None

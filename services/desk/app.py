@@ -17,10 +17,12 @@ from services.desk import auth, views
 from services.desk.access import OPEN, check_access, may, requires
 from services.desk.desk import Desk
 from services.desk.sessions import DatabaseSessions
+from shared.doors.gunicorn import serve_environment
 from shared.errors import NotReadyError
 from shared.logging import configure_logging
 from shared.settings import Settings
 
+APP_SPEC = "services.desk.app:create_app()"  # what gunicorn serves for `risk desk`
 BLUEPRINTS = (auth.blueprint, views.blueprint)
 NAV: tuple[tuple[str, str, str], ...] = (  # (endpoint, words, the action it needs)
     ("desk.queue", "Queue", "view_cases"),
@@ -66,6 +68,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         return {"nav": links, "identity": identity}
 
     return app
+
+
+def desk_environment(settings: Settings, host: str, port: int, workers: int) -> dict[str, str]:
+    """gunicorn's environment for the desk; without RISK_DESK_SECRET_KEY, one made now, which all the workers
+    share (a restart then asks open forms to be reloaded; sessions themselves survive it)."""
+    env = serve_environment(host, port, workers)
+    if not settings.desk_secret_key:
+        env["RISK_DESK_SECRET_KEY"] = secrets.token_urlsafe(32)
+    return env
 
 
 @requires(OPEN)
