@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from shared.features.calendar import is_night, is_weekend
+from shared.features.calendar import NIGHT_ENDS_AT_HOUR, is_night, is_weekend
 from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
 from shared.state import Record, StateStore, WindowQuery
@@ -59,6 +60,27 @@ def frame_from_events(events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "is_weekend": np.array([is_weekend(m) for m in moments], dtype=np.int64),
             "is_night": np.array([is_night(m) for m in moments], dtype=np.int64),
             "label": np.zeros(len(events), dtype=np.int64),
+        }
+    )
+
+
+def frame_from_columns(data: pa.Table) -> pd.DataFrame:
+    """Validated transactions as columns (the batch engine's shape: the timestamp a UTC instant beside its
+    offset in seconds) to a transactions frame; the weekend and night read off the local wall clock."""
+    micros = data.column("timestamp").cast(pa.int64()).to_numpy()
+    offsets = data.column("timestamp__offset_seconds").to_numpy().astype(np.int64)
+    local = (micros // 1_000_000 + offsets).astype("datetime64[s]")
+    days = local.astype("datetime64[D]")
+    return pd.DataFrame(
+        {
+            "event_id": data.column("transaction_id").to_numpy(zero_copy_only=False).astype(object),
+            "customer_id": data.column("customer_id").to_numpy(zero_copy_only=False).astype(object),
+            "terminal_id": data.column("terminal_id").to_numpy(zero_copy_only=False).astype(object),
+            "ts": micros / 1e6,
+            "amount": data.column("amount").to_numpy().astype(float),
+            "is_weekend": ((days.astype(np.int64) + 3) % 7 >= 5).astype(np.int64),
+            "is_night": ((local - days).astype(np.int64) // 3600 <= NIGHT_ENDS_AT_HOUR).astype(np.int64),
+            "label": np.zeros(data.num_rows, dtype=np.int64),
         }
     )
 

@@ -11,6 +11,8 @@ from typing import Any
 from services.fraud_detection import features
 from services.fraud_detection.schemas import TransactionSchema
 from shared.core.service import Event, History, Prediction, Service
+import pyarrow as pa
+
 from shared.decisions import OutcomeResult
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_OUTCOMES, PAYMENTS_TRANSACTIONS
 from shared.features.featureset import FeatureBatch
@@ -48,6 +50,9 @@ class FraudService(Service):
         return features.reason_text(feature, row)
 
     def apply_outcomes(self, learnt: Sequence[OutcomeResult], store: StateStore) -> None:
+    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch:
+        return FeatureBatch.from_frame(features.offline_features(features.frame_from_columns(data)), self.feature_set)
+
         features.record_labels([(r.decision.event, r.report.label) for r in learnt if r.decision is not None], store)
 
     def load_model(self, version_dir: Path) -> TreeModel:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from marshmallow import Schema
@@ -23,6 +23,9 @@ from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.modeling.explain import Contribution, top_contributions
 from shared.modeling.registry import RegisteredModel, load_catboost
 from shared.state import StateStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Event = dict[str, Any]
 History = Mapping[str, Sequence[Event]]
@@ -121,6 +124,12 @@ class Service(ABC):
 
     def details(
         self, events: Sequence[Event], features: FeatureBatch, prediction: Prediction
+    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch | None:
+        """`offline_features` of valid events given as columns (the batch engine's shape: each contract
+        field as loaded, a time as a UTC instant with `<field>__offset_seconds`), or None when the service
+        has no column-wise form (the engine then hands `offline_features` the events one dict each)."""
+        return None
+
     ) -> list[dict[str, Any]] | None:
         """Service-specific fields of each decision's `details` (described by `decision_schema`), or None."""
         return None
