@@ -241,7 +241,7 @@ def test_published_ports_bind_loopback_unless_configured(name: str) -> None:
 
 
 def test_published_ports_are_those_the_readme_names() -> None:
-    """The HTTP services, Prometheus and Grafana are published on the host ports the README lists."""
+    """The HTTP services, the desk, Prometheus and Grafana are published on the host ports the README lists."""
     published = {
         name: int(str(port).rsplit(":", 2)[1]) for name, s in services().items() for port in s.get("ports", [])
     }
@@ -249,6 +249,7 @@ def test_published_ports_are_those_the_readme_names() -> None:
         "fraud-http": 8000,
         "claims-http": 8001,
         "disease-http": 8002,
+        "desk": 8080,
         "prometheus": 9090,
         "grafana": 3000,
     }
