@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "shared.control",
     ),
     ("shared.core",),
-    ("shared.runtime",),
+    ("shared.runtime", "shared.batch"),
     ("shared.doors",),
     ("services.fraud_detection", "services.claims_risk", "services.disease_risk"),
     ("services.registry",),
