@@ -157,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the end-to-end demo")
     demo.add_argument("--events", type=int, default=300)
+    demo.add_argument("--keep", action="store_true", help="leave everything running after the summary, until Ctrl-C")
     demo.set_defaults(run=_run_demo)
     return parser
 
@@ -647,7 +648,7 @@ def _run_rules_check(args: argparse.Namespace, settings: Settings) -> int:
 def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from services.demo import run_demo
 
-    return run_demo(settings, events=args.events)
+    return run_demo(settings, events=args.events, keep=args.keep)
 
 
 if __name__ == "__main__":

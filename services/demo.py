@@ -6,6 +6,8 @@ malformed record each, to show the dead-letter path), collects the decisions, sc
 HTTP, prints a readable summary, and shuts everything down. Every decision is recorded (a SQLite file in the
 run's folder): the demo finds a few again by event id, sends one event again to show it replayed, reports
 the fraud outcomes (confirmed fraud or genuine) back, and prints the quality figures the monitor computes.
+The analysts' desk runs beside them over the same decisions (its address and a sign-in key are printed);
+with `--keep` everything stays up after the summary, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import requests
@@ -52,6 +54,7 @@ from shared.events.topics import (
 from shared.settings import Settings
 
 FRAUD_DAY = pd.Timestamp("2018-08-08")
+Held = TypeVar("Held")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class RunningService:
     base_url: str
 
 
-def run_demo(settings: Settings, events: int = 300) -> int:
+def run_demo(settings: Settings, events: int = 300, keep: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="risk-demo-"))
     for service in ("fraud", "claims", "disease"):
         _ensure_model(settings, service)
@@ -76,9 +79,15 @@ def run_demo(settings: Settings, events: int = 300) -> int:
             decisions_url=f"sqlite:///{workdir / 'decisions.sqlite3'}",
             pseudonym_key=pseudonym_key,
         )
-        _fraud_demo(settings, workdir, events)
-        _claims_demo(settings, workdir, max(50, events // 2))
-        _disease_demo(settings, workdir, max(50, events // 2))
+        with ExitStack() as kept:
+            kept.enter_context(_desk(settings, workdir))
+            held = kept if keep else None
+            _fraud_demo(settings, workdir, events, held)
+            _claims_demo(settings, workdir, max(50, events // 2), held)
+            _disease_demo(settings, workdir, max(50, events // 2), held)
+            if keep:
+                _say("everything keeps running (the desk, the HTTP servers, the stream workers): Ctrl-C stops it")
+                _until_interrupted()
     _say(f"stopped the workers, the servers and the broker; logs kept in {workdir}")
     return 0
 
@@ -86,7 +95,7 @@ def run_demo(settings: Settings, events: int = 300) -> int:
 # ------------------------------------------------------------------ fraud
 
 
-def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
+def _fraud_demo(settings: Settings, workdir: Path, count: int, kept: ExitStack | None) -> None:
     from services.fraud_detection.dataset import load_or_simulate
     from services.fraud_detection.features import events_from_simulation, frame_from_simulation, record_history
     from services.fraud_detection.train import SIZES
@@ -101,7 +110,7 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
     _say(f"fraud: warming window state with {len(history):,} simulated transactions before {FRAUD_DAY:%Y-%m-%d}")
     with runtime("fraud", settings) as warming:
         record_history(warming.state, frame_from_simulation(history))
-    with _running("fraud", settings, workdir) as service:
+    with _lasting(_running("fraud", settings, workdir), kept) as service:
         decisions = _publish_and_collect(settings, PAYMENTS_TRANSACTIONS, stream, "customer_id", FRAUD_DECISIONS)
         http_decisions, refusal = _over_http(service, http, {"amount": -5, "timestamp": "yesterday"})
         _summary("fraud", decisions, http_decisions, refusal, PAYMENTS_TRANSACTIONS)
@@ -114,7 +123,7 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int) -> None:
 # ------------------------------------------------------------------ claims
 
 
-def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
+def _claims_demo(settings: Settings, workdir: Path, count: int, kept: ExitStack | None) -> None:
     from services.claims_risk.dataset import load_policies, policy_event
 
     rng = random.Random(3)
@@ -137,7 +146,7 @@ def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
                 }
             )
     stream, http = _split(policies, count)
-    with _running("claims", settings, workdir) as service:
+    with _lasting(_running("claims", settings, workdir), kept) as service:
         _publish(settings, INSURANCE_CLAIMS, claims, "policy_id")
         _say(f"claims: published {len(claims)} claim notifications to {INSURANCE_CLAIMS.name}")
         time.sleep(2.0)  # let the worker record the histories before the renewals that read them
@@ -149,11 +158,11 @@ def _claims_demo(settings: Settings, workdir: Path, count: int) -> None:
 # ------------------------------------------------------------------ disease
 
 
-def _disease_demo(settings: Settings, workdir: Path, count: int) -> None:
+def _disease_demo(settings: Settings, workdir: Path, count: int, kept: ExitStack | None) -> None:
     from services.disease_risk.samples import sample_assessments
 
     stream, http = _split(sample_assessments(count + 5, seed=5), count)
-    with _running("disease", settings, workdir) as service:
+    with _lasting(_running("disease", settings, workdir), kept) as service:
         decisions = _publish_and_collect(settings, HEALTH_ASSESSMENTS, stream, "patient_id", DISEASE_DECISIONS)
         http_decisions, refusal = _over_http(service, http, {"total_cholesterol": {"value": 5.2}, "age": 15})
     _summary("disease", decisions, http_decisions, refusal, HEALTH_ASSESSMENTS)
@@ -344,17 +353,72 @@ def _monitoring(settings: Settings, service: str) -> None:
     print("  (a few hundred decisions of one day: figures for show, not for judging)\n")
 
 
+@contextmanager
+def _lasting(running: AbstractContextManager[Held], kept: ExitStack | None) -> Iterator[Held]:
+    """`running` for the block, or, given `kept`, until `kept` closes (`--keep`: until Ctrl-C)."""
+    if kept is None:
+        with running as held:
+            yield held
+    else:
+        yield kept.enter_context(running)
+
+
+@contextmanager
+def _desk(settings: Settings, workdir: Path) -> Iterator[str]:
+    """The analysts' desk over the demo's decisions; without RISK_API_KEYS, one analyst identity made for
+    this run (its key printed, to sign in with)."""
+    from services.desk.app import APP_SPEC, desk_environment
+
+    keys = ",".join(settings.api_keys)
+    if not keys:
+        key = secrets.token_urlsafe(18)
+        keys = f"demo-analyst:{key}:analyst+approver"
+    port = free_port()
+    env = {
+        **desk_environment(settings, "127.0.0.1", port, 2),
+        "RISK_DECISIONS_URL": settings.decisions_url,
+        "RISK_STATE_URL": settings.state_url,
+        "RISK_MODEL_DIR": str(settings.model_dir),
+        "RISK_PSEUDONYM_KEY": settings.pseudonym_key.decode(),
+        "RISK_API_KEYS": keys,
+        "RISK_LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / "desk.log").open("w")
+    desk = subprocess.Popen(gunicorn_command(APP_SPEC), env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, desk, "/healthz")
+        how = f"sign in with the key {key}" if not settings.api_keys else "sign in with a key of RISK_API_KEYS"
+        _say(f"the analysts' desk: {base} ({how})")
+        yield base
+    finally:
+        desk.send_signal(signal.SIGTERM)
+        try:
+            desk.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            desk.kill()
+        log.close()
+
+
+def _until_interrupted() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _say("Ctrl-C: stopping")
+
+
 def _split(items: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return items[:count], items[count:]
 
 
-def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+def _wait_ready(base: str, server: subprocess.Popen[bytes], path: str = "/readyz") -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError("the HTTP server exited during start-up: see its log")
         try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+            if requests.get(f"{base}{path}", timeout=5).status_code == 200:
                 return
         except requests.RequestException:  # not listening yet, or busy starting
             pass
