@@ -145,7 +145,7 @@ def sync(connection: Connection, service: str, severities: Mapping[str, int], no
         ]
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(cases).from_select(columns, chosen).on_conflict_do_nothing()
-        opened = int(connection.execute(statement).rowcount or 0)
+        opened = len(connection.execute(statement.returning(cases.c.event_id)).all())
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(
         dialect.insert(case_scans)

@@ -40,7 +40,11 @@ def fraud_decision(
     """A fraud decision shaped as the scoring core records one."""
     scored_at = at or T0 + timedelta(minutes=n)
     event_id = f"tx{n:05d}"
-    rule_hits = [] if decision == "approve" else [{"rule_id": "score_review", "outcome": decision, "reason": f"fraud score {score} is at or above 0.3"}]
+    rule_hits = (
+        []
+        if decision == "approve"
+        else [{"rule_id": "score_review", "outcome": decision, "reason": f"fraud score {score} is at or above 0.3"}]
+    )
     document = {
         "event_id": event_id,
         "decision_id": f"00000000-0000-5000-8000-{n:012d}",
@@ -49,9 +53,7 @@ def fraud_decision(
         "score": score,
         "risk_band": "high" if score >= 0.6 else "medium",
         "decision": decision,
-        "reasons": [
-            {"feature": "amount", "value": amount, "contribution": 0.8, "text": f"amount {amount} is unusual"}
-        ],
+        "reasons": [{"feature": "amount", "value": amount, "contribution": 0.8, "text": f"amount {amount} is unusual"}],
         "rule_hits": rule_hits,
         "model": {"name": "fraud-catboost", "version": "20261101T000000000000-aaaaaaaa"},
         "feature_set": {"name": "fraud", "version": "3"},
@@ -353,7 +355,9 @@ def test_the_case_page_says_why(plant: Plant) -> None:
     assert "fraud-catboost 20261101T000000000000-aaaaaaaa" in html and "2026.11.1" in html
     assert f"sha256:{3:064x}" in html
     timeline = html.split('id="timeline-title"')[1].split("</ol>")[0]
-    assert re.findall(r"<code>(tx\d+)</code>", timeline) == ["tx00003"] and "(this case)" in timeline  # card3's only one
+    assert (
+        re.findall(r"<code>(tx\d+)</code>", timeline) == ["tx00003"] and "(this case)" in timeline
+    )  # card3's only one
     assert "Assign to me" not in html  # a viewer reads only
 
 
@@ -364,7 +368,12 @@ def test_a_resolution_is_an_outcome_and_is_audited(plant: Plant) -> None:
     client.get("/queue")
     token = token_on(client, "/cases/fraud/tx00002")
     assert client.post("/cases/fraud/tx00002/assign", data={"csrf_token": token}).status_code == 302
-    assert client.post("/cases/fraud/tx00002/comments", data={"csrf_token": token, "comment": "card reported stolen"}).status_code == 302
+    assert (
+        client.post(
+            "/cases/fraud/tx00002/comments", data={"csrf_token": token, "comment": "card reported stolen"}
+        ).status_code
+        == 302
+    )
     reply = client.post("/cases/fraud/tx00002/resolve", data={"csrf_token": token, "resolution": "confirmed_fraud"})
     assert reply.status_code == 302
     assert 'id="open-total">2<' in client.get("/queue").get_data(as_text=True)
