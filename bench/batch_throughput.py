@@ -1,15 +1,17 @@
 """Batch rescoring throughput through `rescore` (validation, offline features, model, explanations,
-rules, writing), CSV in and Parquet out; with `--record`, every decision also recorded in a decision store,
+rules, writing), CSV in and Parquet out, on the fast engine or the row path (`--engine rows`); with
+`--record`, every decision also recorded in a decision store,
 whose size per million decisions is measured.
 
     .venv/bin/python -m bench.batch_throughput [--service fraud|claims|disease] [--rows 100000]
-        [--record sqlite|postgresql]
+        [--record sqlite|postgresql] [--engine fast|rows]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--service", choices=service_names(), default="fraud")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--record", choices=("sqlite", "postgresql"), help="record every decision (rescore --record)")
+    parser.add_argument("--engine", choices=("fast", "rows"), default="fast", help="rescore --engine")
     args = parser.parse_args()
     work = workdir()
     with decision_store_url(work, args.record or "none") as decisions_url:
@@ -48,7 +51,13 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     core = parts.core
     started = time.perf_counter()
     summary = rescore(
-        core, source, work / "decisions.parquet", progress=False, history_paths=history_paths, record=parts.decisions
+        core,
+        source,
+        work / "decisions.parquet",
+        progress=False,
+        history_paths=history_paths,
+        record=parts.decisions,
+        engine=args.engine,
     )
     elapsed = time.perf_counter() - started
     results: dict[str, Any] = {
@@ -56,6 +65,8 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         "rows": summary.rows,
         "scored": summary.scored,
         "traffic": load.description,
+        "engine": args.engine,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "input": "csv",
         "output": "parquet",
         "seconds": round(elapsed, 2),
@@ -73,7 +84,11 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
             "kept_per_decision": "the decision document, the pseudonymised input, the feature row, rule hits, indexes",
         }
     parts.close()
-    name = f"batch_throughput_{args.service}" + (f"_recorded_{args.record}" if args.record else "")
+    name = (
+        f"batch_throughput_{args.service}"
+        + (f"_recorded_{args.record}" if args.record else "")
+        + ("_rows_engine" if args.engine == "rows" else "")
+    )
     record(name, results)
 
 
