@@ -34,6 +34,17 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
   echo "$wanted" > "$stamp"
 fi
 
+# The desk's browser test drives Debian's Chromium through its chromedriver (Selenium, in the test extras).
+browser_for_tests() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "dev.sh: the browser test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (as root)" >&2
+    exit 2
+  fi
+}
+
 command="${1:-}"
 shift || true
 case "$command" in
@@ -43,11 +54,12 @@ case "$command" in
       shift
       exec "$venv/bin/python" -m pytest tests/unit -m unit "$@"
     fi
+    browser_for_tests
     exec "$venv/bin/python" -m pytest "$@" ;;
   lint)
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
     "$venv/bin/mypy" ;;
-  setup) ;;
+  setup) browser_for_tests ;;
   *) echo "usage: infra/dev.sh demo|test [pytest args]|lint|setup" >&2; exit 2 ;;
 esac
