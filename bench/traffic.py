@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -20,6 +21,7 @@ from shared.events.topics import (
     PAYMENTS_TRANSACTIONS,
     Topic,
 )
+from shared.privacy import pseudonymise
 from shared.settings import Settings
 from shared.state import StateStore
 
@@ -59,7 +61,7 @@ def _fraud(settings: Settings, count: int) -> Traffic:
         "customer_id",
         PAYMENTS_TRANSACTIONS,
         FRAUD_DECISIONS,
-        lambda store: record_history(store, history),
+        lambda store: record_history(store, history, partial(pseudonymise, key=settings.pseudonym_key)),
         {},
         f"simulated transactions from {FRAUD_REPLAY_FROM:%Y-%m-%d} in time order, card and terminal state warmed "
         f"with the 40 days before; fraud share {replay['is_fraud'].mean():.4f}",

@@ -70,7 +70,7 @@ def run_demo(settings: Settings, events: int = 300, keep: bool = False) -> int:
     pseudonym_key = settings.pseudonym_key
     if not pseudonym_key:
         pseudonym_key = secrets.token_hex(16).encode()
-        _say("RISK_PSEUDONYM_KEY is not set: patient ids are pseudonymised with a key made for this run only")
+        _say("RISK_PSEUDONYM_KEY is not set: card and patient ids are pseudonymised with a key made for this run only")
     with EmbeddedBroker(port=0) as broker:
         ensure_topics(broker.bootstrap_servers, ALL_TOPICS)
         settings = Settings.from_env(
@@ -109,7 +109,7 @@ def _fraud_demo(settings: Settings, workdir: Path, count: int, kept: ExitStack |
     history = simulated[(times < FRAUD_DAY) & (times >= FRAUD_DAY - pd.Timedelta(days=40))]
     _say(f"fraud: warming window state with {len(history):,} simulated transactions before {FRAUD_DAY:%Y-%m-%d}")
     with runtime("fraud", settings) as warming:
-        record_history(warming.state, frame_from_simulation(history))
+        record_history(warming.state, frame_from_simulation(history), warming.entity_key)
     with _lasting(_running("fraud", settings, workdir), kept) as service:
         decisions = _publish_and_collect(settings, PAYMENTS_TRANSACTIONS, stream, "customer_id", FRAUD_DECISIONS)
         http_decisions, refusal = _over_http(service, http, {"amount": -5, "timestamp": "yesterday"})

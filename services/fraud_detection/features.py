@@ -5,7 +5,7 @@ primitives, so both forms give the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -209,10 +209,13 @@ def online_features(events: Sequence[Mapping[str, Any]], store: StateStore) -> F
     return FeatureBatch.build(FEATURE_SET, rows)
 
 
-def record_history(store: StateStore, frame: pd.DataFrame) -> None:
-    """Load a labelled transaction history into the state store (warm start, or confirmed-fraud feedback)."""
+def record_history(store: StateStore, frame: pd.DataFrame, card_key: Callable[[str], str]) -> None:
+    """Load a labelled transaction history into the state store (warm start, or confirmed-fraud feedback).
+    `card_key` turns a raw card id into the key the scored events' windows use (the runtime's `entity_key`,
+    the card's pseudonym), so the history is found and the raw id is not stored."""
+    keys = {card: card_key(card) for card in frame["customer_id"].unique()}
     customers = [
-        (c, Record(ts=t, id=i, value=a))
+        (keys[c], Record(ts=t, id=i, value=a))
         for c, t, i, a in zip(frame["customer_id"], frame["ts"], frame["event_id"], frame["amount"], strict=True)
     ]
     terminals = [

@@ -25,7 +25,10 @@ class TransactionSchema(Schema):
     customer_id = fields.String(
         required=True,
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "the card or customer; the Kafka key", "example": "4217"},
+        metadata={
+            "description": "the card or customer, personal: pseudonymised before output; the Kafka key",
+            "example": "4217",
+        },
     )
     terminal_id = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={"example": "8812"})
     amount = fields.Float(

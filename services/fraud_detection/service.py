@@ -1,5 +1,8 @@
 """The fraud detection service: payment transactions scored by a CatBoost model on card and terminal
-window features, with the fraud ruleset deciding approve / review / decline."""
+window features, with the fraud ruleset deciding approve / review / decline.
+
+The card (customer) id is personal: the contract replaces it by its keyed pseudonym, so the card's window
+state, its decisions, their Kafka keys and the logs know the card only by that pseudonym."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ class FraudService(Service):
     event_schema = TransactionSchema
     event_id_field = "transaction_id"
     entity_field = "customer_id"
+    personal_fields = ("customer_id",)  # the card holder; the terminal and the transaction identify no person
     feature_set = features.FEATURE_SET
     ruleset_path = Path(__file__).with_name("rules.yaml")
     input_topics = (PAYMENTS_TRANSACTIONS,)

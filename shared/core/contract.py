@@ -20,9 +20,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ValidEvent(NamedTuple):
-    """An event that passed its contract: `data` as loaded (typed values, raw identifiers, for the features),
-    `document`, its JSON form with personal fields pseudonymised (for rules and records), and the
-    `fingerprint` of that document (what tells a replay from another payload under the same id)."""
+    """An event that passed its contract: `data` as loaded (typed values, for the features), `document`, its
+    JSON form (for rules and records), and the `fingerprint` of that document (what tells a replay from
+    another payload under the same id). Personal fields are keyed pseudonyms in both: nothing past the
+    contract holds the raw value, so window state is keyed by the pseudonym too."""
 
     data: Event
     document: dict[str, Any]
@@ -46,9 +47,17 @@ class Contract:
         data = validate_event(self.schema, raw)
         document = self.schema.dump(data)
         for name in self.personal_fields:
-            if document.get(name) is not None:
-                document[name] = pseudonymise(document[name], self._key)
+            if data.get(name) is None:
+                continue
+            data[name] = self.pseudonym(data[name])
+            if name in document:  # absent when the field is load-only (accepted, never written)
+                document[name] = data[name]
         return ValidEvent(data, document, fingerprint(document))
+
+    def pseudonym(self, value: object) -> str:
+        """A personal field's value as this contract writes it: its keyed pseudonym (for engines that
+        validate columns rather than events, and must give the same pseudonyms)."""
+        return pseudonymise(value, self._key)
 
 
 def validate_event(schema: Schema, raw: object) -> Event:

@@ -58,11 +58,13 @@ class Prediction:
 class Service(ABC):
     """One domain plugged into the scoring core.
 
-    `personal_fields` (the entity field among them, if personal) are replaced by keyed pseudonyms before
-    the event reaches the rules, the decision, or anything else that leaves the core. `extra_features` are
-    columns the rules read beside the model's features (e.g. claim history); `measure_names` the figures a
-    prediction carries beside the score. `state_retention` says, per window-state namespace, how many
-    seconds of event time the widest window (plus any label delay) looks back: older records are pruned.
+    `personal_fields` (the entity field among them, if personal) are replaced by keyed pseudonyms by the
+    contract, before the event reaches the features (window state is keyed by the pseudonym), the rules,
+    the decision, or anything else that leaves the core: features read them as keys only, never as values.
+    `extra_features` are columns the rules read beside the model's features (e.g. claim history);
+    `measure_names` the figures a prediction carries beside the score. `state_retention` says, per
+    window-state namespace, how many seconds of event time the widest window (plus any label delay) looks
+    back: older records are pruned.
     """
 
     name: ClassVar[str]

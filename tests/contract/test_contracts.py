@@ -72,8 +72,8 @@ def test_insurance_categories_are_those_of_the_training_data() -> None:
 
 def test_decision_json_schema_is_strict_where_the_code_is() -> None:
     """The generated decision schema is valid JSON Schema 2020-12, takes the worked example, and refuses what
-    the code never produces: an unknown field, a service that does not exist, a disease decision whose
-    entity id is not a pseudonym, a malformed fingerprint."""
+    the code never produces: an unknown field, a service that does not exist, a fraud or disease decision
+    whose entity id is not a pseudonym, a malformed fingerprint."""
     schema = load(CONTRACTS / "events/decision.v1.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
@@ -84,6 +84,7 @@ def test_decision_json_schema_is_strict_where_the_code_is() -> None:
         {**data, "surprise": 1},
         {**data, "service": "weather"},
         {**data, "input_fingerprint": "md5:00"},
+        {**data, "entity_id": "4217"},
     ]
     for decision in broken:
         assert list(validator.iter_errors({**example, "data": decision})), decision

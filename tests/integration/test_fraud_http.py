@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 import requests
 
-from tests.fixtures.services import API_KEY, RunningServer, running_server
+from shared.privacy import pseudonymise
+from tests.fixtures.services import API_KEY, PSEUDONYM_KEY, RunningServer, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 DECISION_SCHEMA = json.loads((REPO / "contracts/events/decision.v1.json").read_text())
@@ -45,6 +46,7 @@ def server(
         state_url=f"sqlite:///{tmp / 'state.sqlite3'}",
         api_keys=(API_KEY,),
         max_body_bytes=65_536,
+        pseudonym_key=PSEUDONYM_KEY.encode(),
     )
     with running_server("fraud", settings, tmp / "gunicorn.log") as running:
         yield running
@@ -61,7 +63,7 @@ def test_one_event_gets_a_decision_matching_the_contract(server: RunningServer) 
     assert response.status_code == 200, response.text
     decision = response.json()
     jsonschema.validate(decision, decision_data_schema())
-    assert decision["event_id"] == "t-1" and decision["entity_id"] == "4217"
+    assert decision["event_id"] == "t-1" and decision["entity_id"] == pseudonymise("4217", PSEUDONYM_KEY.encode())
     assert decision["decision"] in {"approve", "review", "decline"}
     assert 0.0 <= decision["score"] <= 1.0
     card = requests.get(f"{server.base_url}/v1/model", headers=AUTH, timeout=10).json()

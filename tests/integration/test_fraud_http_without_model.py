@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.settings import Settings
-from tests.fixtures.services import scoring_app
+from tests.fixtures.services import PSEUDONYM_KEY, scoring_app
 
 
 def test_no_model_means_not_ready_and_503_with_the_reason(tmp_path: Path) -> None:
@@ -16,6 +16,7 @@ def test_no_model_means_not_ready_and_503_with_the_reason(tmp_path: Path) -> Non
         model_dir=tmp_path / "empty-registry",
         control_dir=tmp_path / "control",
         state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
+        pseudonym_key=PSEUDONYM_KEY.encode(),
     )
     client = scoring_app("fraud", settings).test_client()
     assert client.get("/healthz").status_code == 200

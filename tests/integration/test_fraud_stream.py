@@ -11,9 +11,10 @@ from typing import Any
 import jsonschema
 
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.privacy import pseudonymise
 from shared.settings import Settings
 from tests.fixtures.kafka_io import collect, publish, publish_raw
-from tests.fixtures.services import rescored, running_worker
+from tests.fixtures.services import PSEUDONYM_KEY, rescored, running_worker
 
 REPO = Path(__file__).resolve().parents[2]
 DECISION_EVENT_SCHEMA = json.loads((REPO / "contracts/events/decision.v1.json").read_text())
@@ -33,6 +34,10 @@ def tx(i: int, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def pseudonym(card: str) -> str:
+    return pseudonymise(card, PSEUDONYM_KEY.encode())
+
+
 def _ours(records: list[Any]) -> list[Any]:
     return [r for r in records if RUN.encode() in r.value]
 
@@ -40,40 +45,49 @@ def _ours(records: list[Any]) -> list[Any]:
 def test_worker_scores_good_records_dead_letters_bad_ones_and_exits_cleanly(
     kafka_broker: Any, fraud_settings: Settings, tmp_path: Path
 ) -> None:
-    """Valid transactions become decisions keyed by customer on fraud.decisions (valid CloudEvents per
-    contracts/); invalid ones and undecodable bytes go to payments.transactions.dlq with the original
-    bytes and the error; the worker keeps going past them and exits 0 on SIGTERM."""
+    """Valid transactions become decisions keyed by the card's pseudonym on fraud.decisions (valid
+    CloudEvents per contracts/); invalid ones and undecodable bytes go to payments.transactions.dlq with the
+    error, keyed by the pseudonym too: the invalid event as a redacted copy (card id pseudonymised), the
+    bytes that are no JSON withheld (they could hold a card number); the worker keeps going past them and
+    exits 0 on SIGTERM."""
     from dataclasses import replace
 
     settings = replace(fraud_settings, kafka_bootstrap_servers=kafka_broker.bootstrap_servers)
     good = [tx(i) for i in range(40)]
     bad_event = tx(99, amount=-10)
     undecodable = b"\x00\x01 definitely not json " + RUN.encode()
+    undecodable_key = f"card-x-{RUN}".encode()
     with running_worker("fraud", settings, tmp_path / "worker.log") as worker:
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, good[:20], "customer_id")
-        publish_raw(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [(b"card-x", undecodable)])
+        publish_raw(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [(undecodable_key, undecodable)])
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, [bad_event], "customer_id")
         publish(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS, good[20:], "customer_id")
         records = _ours(collect(settings.kafka_bootstrap_servers, FRAUD_DECISIONS, lambda r: len(_ours(r)) >= 40))
-        dead = _ours(
-            collect(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS.dead_letter, lambda r: len(_ours(r)) >= 2)
+        withheld_key = pseudonym(undecodable_key.decode()).encode()
+        ours = lambda found: [r for r in found if r.key == withheld_key or RUN.encode() in (r.value or b"")]
+        dead = ours(
+            collect(settings.kafka_bootstrap_servers, PAYMENTS_TRANSACTIONS.dead_letter, lambda r: len(ours(r)) >= 2)
         )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
 
     assert sorted(json.loads(r.value)["data"]["event_id"] for r in records) == sorted(e["transaction_id"] for e in good)
+    cards = {e["transaction_id"]: pseudonym(e["customer_id"]) for e in good}
     for record in records:
         event = json.loads(record.value)
         jsonschema.validate(event, DECISION_EVENT_SCHEMA)
-        assert record.key.decode() == event["data"]["entity_id"]
+        assert record.key.decode() == event["data"]["entity_id"] == cards[event["data"]["event_id"]]
         assert event["type"] == FRAUD_DECISIONS.event_type
 
     assert len(dead) == 2
-    by_value = {r.value: dict(r.headers) for r in dead}
-    assert undecodable in by_value
-    invalid = next(v for v in by_value if v != undecodable)
-    assert json.loads(invalid)["data"]["transaction_id"] == f"s{RUN}-99"
-    error = json.loads(by_value[invalid]["error"])
+    withheld = next(r for r in dead if r.key == withheld_key)
+    assert withheld.value is None and dict(withheld.headers)["payload"].startswith(b"withheld")
+    assert json.loads(dict(withheld.headers)["error"])["code"] == "undecodable"
+    invalid = next(r for r in dead if r is not withheld)
+    assert invalid.key == pseudonym(bad_event["customer_id"]).encode()
+    redacted = json.loads(invalid.value)["data"]
+    assert redacted == {**bad_event, "customer_id": pseudonym(bad_event["customer_id"])}
+    error = json.loads(dict(invalid.headers)["error"])
     assert error["code"] == "invalid_input" and "amount" in error["fields"]
 
 

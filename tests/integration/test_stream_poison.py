@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from services.fraud_detection.schemas import TransactionSchema
+from services.fraud_detection.service import FraudService
 from shared.events.consumer import DEAD_LETTER_EXCERPT_BYTES
 from shared.events.envelope import encode, make_event
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_TRANSACTIONS
+from shared.privacy import pseudonymise, redact_event_record
 from shared.settings import Settings
 from tests.fixtures.broker import produce_raw, read_topic, unique_name
-from tests.fixtures.services import running_worker
+from tests.fixtures.services import PSEUDONYM_KEY, running_worker
 
 GOOD_RECORDS = 240
 HUGE = 2 * 1024 * 1024
@@ -64,9 +68,26 @@ def decided_ids(records: list[ConsumerRecord], run: str) -> set[str]:
     return {event_id for event_id in ids if event_id.startswith(f"{run}-")}
 
 
-def poison_of(records: list[ConsumerRecord], run: str) -> dict[str, ConsumerRecord]:
-    prefix = f"{run}:".encode()
-    return {record.key[len(prefix) :].decode(): record for record in records if (record.key or b"").startswith(prefix)}
+def poison_key(run: str, name: str) -> bytes:
+    return f"{run}:{name}".encode()
+
+
+def poison_of(records: list[ConsumerRecord], run: str, names: Iterable[str]) -> dict[str, ConsumerRecord]:
+    """The dead letters of the poison records, found by their keys (pseudonymised, like card ids)."""
+    named = {pseudonymise(poison_key(run, name).decode(), PSEUDONYM_KEY.encode()).encode(): name for name in names}
+    return {named[record.key]: record for record in records if record.key in named}
+
+
+def redacted(key: bytes, value: bytes) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """What a fraud dead letter keeps of a record: card ids pseudonymised, unknown fields dropped, what is
+    not a JSON event withheld."""
+    return redact_event_record(
+        key,
+        value,
+        known_fields=frozenset(TransactionSchema().fields),
+        personal_fields=frozenset(FraudService.personal_fields),
+        secret=PSEUDONYM_KEY.encode(),
+    )
 
 
 def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
@@ -75,9 +96,10 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
     """A flood of 240 good transactions with every kind of poison spread among them (10,000-deep nesting,
     500-deep nesting the parser could read, a 2 MiB field, a 2 MiB event type, invalid UTF-8, not JSON, a
     JSON array, the wrong event type, no data, a lone surrogate): every good one is decided, every poison
-    one dead-lettered with its reason and origin; the two too large for the broker keep their headers and
-    the first 64 KiB of the original, marked truncated; the one worker process runs throughout, starts once
-    and exits 0 on SIGTERM."""
+    one dead-lettered with its reason and origin, keyed by the key's pseudonym, as the redacted copy (the
+    six that are no JSON event withheld); the two too large for the broker keep their headers and the first
+    64 KiB of that copy, marked truncated; the one worker process runs throughout, starts once and exits 0
+    on SIGTERM."""
     settings = replace(fraud_settings, kafka_bootstrap_servers=kafka_broker.bootstrap_servers)
     bootstrap = settings.kafka_bootstrap_servers
     run = unique_name("poison-")
@@ -87,7 +109,7 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
         (good_event["customer_id"].encode(), encode(cloud_event(good_event))) for good_event in good
     ]
     for position, (name, (value, _code)) in enumerate(poison.items()):
-        flooded.insert(position * (GOOD_RECORDS // len(poison)) + 7, (f"{run}:{name}".encode(), value))
+        flooded.insert(position * (GOOD_RECORDS // len(poison)) + 7, (poison_key(run, name), value))
     log_path = tmp_path / "worker.log"
     started = time.monotonic()
     with running_worker("fraud", settings, log_path) as worker:
@@ -97,7 +119,9 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
             bootstrap, FRAUD_DECISIONS, lambda found: decided_ids(found, run) >= expected_ids, timeout=45
         )
         dead = read_topic(
-            bootstrap, PAYMENTS_TRANSACTIONS.dead_letter, lambda found: poison_of(found, run).keys() >= poison.keys()
+            bootstrap,
+            PAYMENTS_TRANSACTIONS.dead_letter,
+            lambda found: poison_of(found, run, poison).keys() >= poison.keys(),
         )
         assert worker.poll() is None, log_path.read_text()
         worker.terminate()
@@ -105,7 +129,7 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
     assert time.monotonic() - started < 60
 
     assert decided_ids(decisions, run) == expected_ids
-    dead_letters = poison_of(dead, run)
+    dead_letters = poison_of(dead, run, poison)
     assert dead_letters.keys() == poison.keys()
     for name, record in dead_letters.items():
         headers = dict(record.headers)
@@ -114,13 +138,19 @@ def test_poison_records_are_dead_lettered_and_never_stop_or_restart_the_worker(
         assert headers["source_topic"] == PAYMENTS_TRANSACTIONS.name.encode()
         assert int(headers["source_partition"]) in range(PAYMENTS_TRANSACTIONS.partitions)
         assert int(headers["source_offset"]) >= 0
+        key, kept, redaction = redacted(poison_key(run, name), poison[name][0])
+        assert record.key == key and set(redaction) <= set(record.headers), name
         if name in {"huge_string", "huge_type"}:
-            assert headers["truncated"] == b"true"
-            assert int(headers["original_value_bytes"]) == len(poison[name][0])
-            assert record.value == poison[name][0][:DEAD_LETTER_EXCERPT_BYTES]
+            assert kept is not None and headers["truncated"] == b"true"
+            assert int(headers["original_value_bytes"]) == len(kept)
+            assert record.value == kept[:DEAD_LETTER_EXCERPT_BYTES]
         else:
             assert "truncated" not in headers
-            assert record.value == poison[name][0], f"{name}: a dead letter keeps the original bytes"
+            assert record.value == kept, f"{name}: a dead letter keeps the redacted copy, or nothing"
+    withheld = {
+        name for name, record in dead_letters.items() if dict(record.headers)["payload"].startswith(b"withheld")
+    }
+    assert withheld == {"deep", "deep_but_parsable", "not_utf8", "not_json", "array", "missing_data"}
     assert "nested more than" in json.loads(dict(dead_letters["deep"].headers)["error"])["fields"]["_record"][0]
     assert len(dict(dead_letters["huge_type"].headers)["error"]) < 16 * 1024
 

@@ -55,6 +55,7 @@ def plant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Plant:
         control_dir=tmp_path / "control",
         state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
         decisions_url="none",
+        pseudonym_key=b"roles-pseudonym-key",  # fraud pseudonymises card ids, so it scores only with a key
         api_keys=(
             *(f"{role}-person:{key}:{role}" for role, key in KEYS.items()),
             f"root:{ROOT}:admin",
