@@ -14,7 +14,7 @@ from services.desk.access import VIEW_CASES, WORK_CASES, may, requires
 from services.desk.desk import CaseNotOpenError, Desk
 from services.desk.resolutions import RESOLUTIONS, resolution, words_of
 from shared.decisions import Search
-from shared.decisions.cases import UNASSIGNED, QueueFilter
+from shared.decisions.cases import MAX_COUNTED, UNASSIGNED, QueueFilter
 from shared.errors import InvalidInputError
 
 blueprint = Blueprint("desk", __name__)
@@ -113,6 +113,7 @@ def queue() -> tuple[str, int]:
         next_link=next_link,
         first_link=url_for("desk.queue", **chosen),
         paged=bool(query.wanted.cursor),
+        max_counted=MAX_COUNTED,
     )
     return html, 400 if query.problems else 200
 

@@ -35,6 +35,7 @@ from shared.errors import InvalidInputError
 
 RESCAN = timedelta(minutes=2)  # how far before the last look a sync looks again: longer than any commit lag
 MAX_QUEUE_PAGE = 200
+MAX_COUNTED = 10_000  # a filtered count stops here ("10,000 or more"): its cost stays bounded at any size
 UNASSIGNED = ""  # the assignee filter for cases nobody has taken
 
 
@@ -76,7 +77,7 @@ class QueueFilter:
 class QueuePage:
     items: list[Case]
     next_cursor: str | None
-    matching: int  # open cases the filter matches
+    matching: int  # open cases the filter matches, counted up to MAX_COUNTED + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,8 @@ def queue_page(connection: Connection, wanted: QueueFilter) -> QueuePage:
         query = query.where(sa.tuple_(*order) > _read_cursor(wanted.cursor))
     rows = [_case(row) for row in connection.execute(query.order_by(*order).limit(wanted.limit + 1))]
     items = rows[: wanted.limit]
-    matching = connection.execute(sa.select(sa.func.count()).select_from(cases).where(*conditions)).scalar_one()
+    counted = sa.select(sa.literal(1)).select_from(cases).where(*conditions).limit(MAX_COUNTED + 1).subquery()
+    matching = connection.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
     more = len(rows) > wanted.limit
     return QueuePage(items, _make_cursor(items[-1]) if more and items else None, int(matching))
 

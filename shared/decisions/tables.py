@@ -123,6 +123,8 @@ cases = sa.Table(
     sa.ForeignKeyConstraint(["service", "event_id"], ["decisions.service", "decisions.event_id"], ondelete="CASCADE"),
     sa.Index("ix_cases_queue", "is_open", "order_severity", "order_score", "scored_at", "service", "event_id"),
     sa.Index("ix_cases_oldest", "is_open", "scored_at"),
+    # Counting open cases by the filters reads this index alone, never the table.
+    sa.Index("ix_cases_counts", "is_open", "service", "decision", "risk_band", "assignee", "scored_at", "event_id"),
     sa.Index("ix_cases_assignee", "assignee", "is_open"),
 )
 

@@ -46,6 +46,11 @@ def upgrade() -> None:
         "ix_cases_queue", "cases", ["is_open", "order_severity", "order_score", "scored_at", "service", "event_id"]
     )
     op.create_index("ix_cases_oldest", "cases", ["is_open", "scored_at"])
+    op.create_index(
+        "ix_cases_counts",
+        "cases",
+        ["is_open", "service", "decision", "risk_band", "assignee", "scored_at", "event_id"],
+    )
     op.create_index("ix_cases_assignee", "cases", ["assignee", "is_open"])
     op.create_table(
         "case_comments",
