@@ -14,7 +14,7 @@ import numpy as np
 
 from services.claims_risk import features
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
-from shared.core.service import Event, History, HistoryInput, Prediction, Service
+from shared.core.service import EntityWindows, Event, History, HistoryInput, Prediction, Service
 from shared.decisions import DecisionStore, OutcomeReport
 from shared.events.topics import CLAIMS_DECISIONS, INSURANCE_CLAIMS, INSURANCE_POLICIES
 from shared.features.featureset import FeatureBatch
@@ -39,6 +39,7 @@ class ClaimsService(Service):
     output_topic = CLAIMS_DECISIONS
     history_inputs = (HistoryInput("claims", INSURANCE_CLAIMS, ClaimSchema, features.record_claims),)
     extra_features = features.HISTORY_COLUMNS
+    entity_windows = (EntityWindows("policy_id", features.HISTORY_COLUMNS, history=("claims",)),)
     measure_names = ("expected_frequency", "relative_risk")
     list_subjects = MappingProxyType({"policies": "policy_id"})  # the contract carries no vehicle identifier
     outcomes = MappingProxyType(

@@ -43,6 +43,17 @@ class HistoryInput:
 
 
 @dataclass(frozen=True)
+class EntityWindows:
+    """Feature columns that depend only on the events sharing one value of an event field (a card's, a
+    policy's), and on the `history` inputs with that value: the offline features of one entity's events give
+    that entity's columns exactly as over the whole input, so an engine may compute them entity by entity."""
+
+    field: str
+    columns: tuple[str, ...]
+    history: tuple[str, ...] = ()  # names of history inputs keyed by the same field
+
+
+@dataclass(frozen=True)
 class Prediction:
     """What a service's model makes of a batch: one score per event and, optionally, the service's own
     figures beside it (e.g. relative risk, per-condition risks), carried in the decision and read by rules;
@@ -77,6 +88,8 @@ class Service(ABC):
     input_topics: ClassVar[tuple[Topic, ...]]
     output_topic: ClassVar[Topic]
     history_inputs: ClassVar[tuple[HistoryInput, ...]] = ()
+    # The window features by the entity whose events they total; columns named by none are the event's own.
+    entity_windows: ClassVar[tuple[EntityWindows, ...]] = ()
     extra_features: ClassVar[tuple[str, ...]] = ()
     measure_names: ClassVar[tuple[str, ...]] = ()
     personal_fields: ClassVar[tuple[str, ...]] = ()
