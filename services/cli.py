@@ -138,11 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     rescore.add_argument(
         "--engine",
-        choices=("fast", "rows"),
+        choices=("fast", "rows", "spark"),
         default="fast",
         help="fast: column-wise, memory bounded by a week of events and its look-back (CSV or Parquet in, no "
         "--record or --history); rows: every event through the contract and core one by one (what fast falls "
-        "back to otherwise)",
+        "back to otherwise); spark: on Apache Spark, Parquet in and out (the spark extra)",
+    )
+    rescore.add_argument(
+        "--master",
+        help="with --engine spark: the Spark master URL (default local[2], or the one spark-submit was given)",
     )
     rescore.add_argument("--no-progress", action="store_true")
     rescore.set_defaults(run=_run_rescore)
@@ -239,18 +243,23 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
             + " ".join(f"{name}=FILE" for name in missing)
             + ", or --no-history to score without it"
         )
+    if args.master and args.engine != "spark":
+        raise UsageError("--master: only with --engine spark")
     try:
-        summary = rescore(
-            parts.core,
-            args.input,
-            args.output,
-            chunk_size=args.chunk_size,
-            progress=not args.no_progress,
-            history_paths=history,
-            keep=args.keep,
-            record=_decision_store(parts) if args.record else None,
-            engine=args.engine,
-        )
+        if args.engine == "spark":
+            summary = _rescore_on_spark(args, parts, history)
+        else:
+            summary = rescore(
+                parts.core,
+                args.input,
+                args.output,
+                chunk_size=args.chunk_size,
+                progress=not args.no_progress,
+                history_paths=history,
+                keep=args.keep,
+                record=_decision_store(parts) if args.record else None,
+                engine=args.engine,
+            )
     except OSError as error:  # e.g. the disk filled up, or a file was taken away while the run read it
         raise UsageError(f"{error.filename or args.output}: {error.strerror or error}") from None
     replayed = f", {summary.replayed} replayed" if args.record else ""
@@ -267,6 +276,24 @@ def _run_rescore(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     return 0
+
+
+def _rescore_on_spark(args: argparse.Namespace, parts: Runtime, history: dict[str, Path]) -> Any:
+    from shared.doors.spark import rescore_on_spark
+    from shared.errors import UsageError
+
+    if args.record:
+        raise UsageError("--record: the decision store is one database; record with the local engine")
+    return rescore_on_spark(
+        parts.core,
+        args.input,
+        args.output,
+        master=args.master,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+        history_paths=history,
+        keep=args.keep,
+    )
 
 
 def _decision_store(parts: Runtime) -> Any:

@@ -40,10 +40,11 @@ import pandas as pd
 import pyarrow as pa
 from marshmallow import Schema, fields
 
+from shared.batch.records import output_columns
 from shared.core.contract import ValidEvent, validate_event
 from shared.core.scoring import ScoringCore
 from shared.core.service import EntityWindows
-from shared.doors.batch import BatchSummary, output_columns, rejects_path_for
+from shared.doors.batch import BatchSummary, rejects_path_for
 from shared.errors import InvalidInputError, UsageError
 from shared.features.featureset import FeatureBatch
 from shared.files import RecordWriter, _json_like, _present
