@@ -199,7 +199,9 @@ def _checked(
     shaped = np.asarray(pc.fill_null(pc.match_substring_regex(text, _UTC_SECONDS), False), dtype=bool)
     clock = pc.utf8_slice_codeunits(text, 0, 19)
     instant = pc.strptime(clock, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True)
-    ok = present & shaped & np.asarray(pc.fill_null(pc.is_valid(instant), False), dtype=bool)
+    # A date that does not exist (02-30) may parse to another day: only a time that reads back as written passes.
+    same = pc.equal(pc.strftime(instant, format="%Y-%m-%dT%H:%M:%S"), clock)
+    ok = present & shaped & np.asarray(pc.fill_null(same, False), dtype=bool)
     document = pc.binary_join_element_wise(clock, pa.scalar("+00:00"), "")
     loaded = {
         column.name: instant.cast(pa.timestamp("us", tz="UTC")),
