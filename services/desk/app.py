@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from services.desk import auth, views
+from services.desk import auth, lists, views
 from services.desk.access import OPEN, check_access, may, requires
 from services.desk.desk import Desk
 from services.desk.sessions import DatabaseSessions
@@ -23,10 +23,11 @@ from shared.logging import configure_logging
 from shared.settings import Settings
 
 APP_SPEC = "services.desk.app:create_app()"  # what gunicorn serves for `risk desk`
-BLUEPRINTS = (auth.blueprint, views.blueprint)
+BLUEPRINTS = (auth.blueprint, views.blueprint, lists.blueprint)
 NAV: tuple[tuple[str, str, str], ...] = (  # (endpoint, words, the action it needs)
     ("desk.queue", "Queue", "view_cases"),
     ("desk.quality", "Quality", "view_cases"),
+    ("lists.lists_page", "Lists", "view_cases"),
 )
 MAX_FORM_BYTES = 64 * 1024
 CONTENT_SECURITY_POLICY = (

@@ -4,7 +4,7 @@ and the values a pending proposal would add or remove. One folder per service, b
     <root>/<service>/lists/<name>.json           the list in force: {"name", "version", "values"} (sorted)
     <root>/<service>/lists/<name>.changes.jsonl  each approved change: version, add/remove, its values, who
     <root>/<service>/lists/versions.json         every list's version: what each instance checks
-    <root>/<service>/proposals/<id>.values.json  the values of a proposed change
+    <root>/<service>/lists/proposed/<id>.json    the values of a proposed change
 
 Which lists a service has, and the field each is looked up by, is the service's (shared/rules/lists.py);
 proposing and approving are the control store's (shared/control/store.py: maker-checker, the audit log),
@@ -158,4 +158,4 @@ class ListStore:
         return path
 
     def _proposed_path(self, service: str, proposal_id: str) -> Path:
-        return self.root / service / "proposals" / f"{proposal_id}.values.json"
+        return self._folder(service) / "proposed" / f"{proposal_id}.json"

@@ -59,6 +59,7 @@ def test_a_list_change_takes_effect_only_when_another_identity_approves(store: C
         "0",
     )
     assert store.lists.listed("fraud", "deny_terminals") == (0, [])
+    assert [p.id for p in store.proposals("fraud")] == [proposal.id]  # the values kept beside it are no proposal
     with pytest.raises(ForbiddenError):
         store.approve("fraud", proposal.id, "ana")
     assert store.lists.versions("fraud") == {}
@@ -136,7 +137,7 @@ def test_a_listed_value_is_a_rule_hit_with_its_reason() -> None:
     ruleset = parse_ruleset(FRAUD, FRAUD.ruleset_path.read_text() + LIST_RULE, "test")
     listed = ruleset.with_lists(ListsInForce.of([ListedValues("deny_terminals", "terminal_id", 3, frozenset({"T1"}))]))
     assert (listed.version, listed.digest) == (ruleset.version, ruleset.digest)
-    assert listed.lists_named() == {"deny_terminals"}
+    assert listed.lists_named() == {"deny_cards", "deny_terminals"}  # the packaged example rule reads deny_cards
 
     def verdict_for(terminal: str, rules: Any) -> Any:
         features = dict.fromkeys(FRAUD.feature_set.features, 0.0)
