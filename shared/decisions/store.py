@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shared.decisions import cases
+from shared.decisions.direct import DirectPath, PostgresDirect, SqliteDirect
 from shared.decisions.tables import decision_rule_hits, decisions, monitoring_snapshots, outcomes
 from shared.errors import ConfigurationError, InvalidInputError, NotReadyError
 from shared.sqlite import Checkpointer, sqlite_path, tune
@@ -185,34 +186,26 @@ class DecisionStore:
         self._writer_pid = 0
         self._writers = threading.Lock()
         self._checkpointer: Checkpointer | None = None
+        self._direct: DirectPath | None = None  # made with the first engine, kept across forks (per process inside)
 
     # ------------------------------------------------------------------ writing
 
     def record(self, new: Sequence[NewDecision]) -> set[str]:
         """Insert the decisions whose (service, event id) is not recorded yet, in one transaction; returns
-        the event ids inserted (the others were recorded before, by this door or another)."""
+        the event ids inserted (the others were recorded before, by this door or another). On the driver's
+        own connection, with SQL compiled once (`direct`): this is on every door's hot path."""
         if not new:
             return set()
-        inserted: set[str] = set()
-        with self._transaction() as connection:
-            on_postgresql = connection.dialect.name == "postgresql"
-            if on_postgresql and len(new) > 1:
-                encoded = [_encoded_row(d) for d in new]
-                inserted.update(_pipelined(connection, _PIPELINED_RECORDING, encoded, returning=True))
-            else:  # one event (an HTTP request), or SQLite's executemany: one statement, compiled once and cached
-                rows = _row(new[0]) if len(new) == 1 else [_row(d) for d in new]
-                inserted.update(connection.execute(_RECORDING[on_postgresql], rows).scalars())
-            hits = [
+
+        def rule_hits(inserted: set[str]) -> list[dict[str, str]]:
+            return [
                 {"service": d.service, "event_id": d.event_id, "rule_id": rule}
                 for d in new
                 if d.event_id in inserted
                 for rule in dict.fromkeys(d.rule_ids)
             ]
-            if hits and on_postgresql:
-                _pipelined(connection, _PIPELINED_RULE_HITS, hits, returning=False)
-            elif hits:
-                connection.execute(_insert_ignoring_duplicates(connection, decision_rule_hits), hits)
-        return inserted
+
+        return self._direct_path().record([_row(d) for d in new], rule_hits)
 
     def prune(self, service: str, before: datetime) -> int:
         """Delete the service's decisions scored before `before` (their rule hits and outcomes go with them, by
@@ -234,21 +227,11 @@ class DecisionStore:
 
     def answers(self, service: str, event_ids: Sequence[str]) -> dict[str, Recorded]:
         """What a door needs to answer again for the recorded ones among `event_ids`: the look-up every
-        scored event pays, so it reads five columns, by equality when there is one id (an IN list costs
-        SQLAlchemy several times more to render than the query costs the database)."""
+        scored event pays, so it reads five columns, on the driver's own connection (`direct`)."""
         if not event_ids:
             return {}
-        unique = list(dict.fromkeys(event_ids))
-        found: dict[str, Recorded] = {}
-        with self._reading() as connection:
-            if len(unique) == 1:
-                rows = connection.execute(_ONE_ANSWER, {"service": service, "event_id": unique[0]})
-                found.update((row.event_id, Recorded(*row)) for row in rows)
-            else:
-                for part in _parts(unique):
-                    rows = connection.execute(_ANSWERS, {"service": service, "event_ids": list(part)})
-                    found.update((row.event_id, Recorded(*row)) for row in rows)
-        return found
+        rows = self._direct_path().answers(service, list(dict.fromkeys(event_ids)))
+        return {row[0]: Recorded(*row) for row in rows}
 
     def get(self, service: str, event_id: str) -> StoredDecision | None:
         return self.find(service, [event_id]).get(event_id)
@@ -525,6 +508,9 @@ class DecisionStore:
         with self._lock:
             engine, self._engine = self._engine, None
             checkpointer, self._checkpointer = self._checkpointer, None
+            direct = self._direct
+        if direct is not None:
+            direct.close()
         if checkpointer is not None and self._pid == os.getpid():
             checkpointer.stopped.set()
             checkpointer.join(timeout=5)
@@ -551,10 +537,23 @@ class DecisionStore:
                 with self._one_writer():  # SQLite: migrations queue with the writers (PostgreSQL: a lock of its own)
                     migrate(engine, self.url)
                 self._engine, self._pid = engine, pid
+                if self._direct is None:
+                    self._direct = self._make_direct(engine)
                 if self.url.startswith("sqlite:///"):  # this process's checkpoints, off the writes' path
                     self._checkpointer = Checkpointer(sqlite_path(self.url, "RISK_DECISIONS_URL"), self)
                     self._checkpointer.start()
             return self._engine
+
+    def _direct_path(self) -> DirectPath:
+        self._here()  # the schema migrated, and the direct path made
+        assert self._direct is not None
+        return self._direct
+
+    def _make_direct(self, engine: Engine) -> DirectPath:
+        if self._writer_lock is not None:
+            path = sqlite_path(self.url, "RISK_DECISIONS_URL")
+            return SqliteDirect(path, engine.dialect, self._one_writer, _sqlite_pragmas, _masked(self.url))
+        return PostgresDirect(_postgres_conninfo(self.url), _masked(self.url))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -591,12 +590,20 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0}, **_JSON)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+    if url.startswith(_POSTGRES_SCHEMES):
         rest = url.split("://", 1)[1]
         # No pre-ping: it would cost every checkout a round trip; a connection found dead is invalidated with
         # its pool, the request in hand answered 503 (NotReadyError), and the next one connects afresh.
         return sa.create_engine(f"postgresql+psycopg://{rest}", connect_args={"connect_timeout": 5}, **_JSON)
     raise ConfigurationError("RISK_DECISIONS_URL", f"{_masked(url)}: use sqlite:///ABSOLUTE/PATH or postgresql://")
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+
+
+def _postgres_conninfo(url: str) -> str:
+    """A `RISK_DECISIONS_URL` of PostgreSQL as libpq takes it (without SQLAlchemy's driver name)."""
+    return "postgresql://" + url.split("://", 1)[1]
 
 
 # Three JSON documents go in with every decision: orjson encodes them several times faster than the standard
@@ -638,39 +645,6 @@ _IGNORING_INSERTS: dict[tuple[bool, str], Any] = {
     for on_postgresql in (False, True)
     for table in (decisions, decision_rule_hits, outcomes)
 }
-# A decision's insert says which event ids it inserted (the others were recorded before).
-_RECORDING = {pg: _IGNORING_INSERTS[(pg, "decisions")].returning(decisions.c.event_id) for pg in (False, True)}
-_PSYCOPG = postgresql.psycopg.dialect()
-_PIPELINED_RECORDING = str(_RECORDING[True].compile(dialect=_PSYCOPG))
-_PIPELINED_RULE_HITS = str(_IGNORING_INSERTS[(True, "decision_rule_hits")].compile(dialect=_PSYCOPG))
-
-
-def _pipelined(connection: Connection, sql: str, rows: list[dict[str, Any]], *, returning: bool) -> list[str]:
-    """Run one small statement once per row in psycopg's pipeline mode, in the connection's transaction; with
-    `returning`, the first column of what each execution returned. SQLAlchemy's batched multi-row INSERT would
-    send one statement of thousands of placeholders, which psycopg parses again on every call (too long for
-    its statement cache): that cost a micro-batch of 500 decisions about 200 us a decision on the client."""
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, rows, returning=returning)
-        found: list[str] = []
-        while returning:
-            found.extend(row[0] for row in cursor.fetchall())
-            if not cursor.nextset():
-                break
-        return found
-    finally:
-        cursor.close()
-
-
-def _encoded_row(decision: NewDecision) -> dict[str, Any]:
-    """A row for the pipelined INSERT: the documents as JSON text, the moments in UTC."""
-    row = _row(decision)
-    for name in ("document", "event", "features"):
-        row[name] = orjson.dumps(row[name]).decode()
-    for name in ("event_time", "scored_at", "recorded_at"):
-        row[name] = row[name].astimezone(UTC)
-    return row
 
 
 def _row(decision: NewDecision) -> dict[str, Any]:
@@ -712,22 +686,6 @@ def _stored(row: Any) -> StoredDecision:
         event=dict(row.event),
         features=dict(row.features),
     )
-
-
-_ANSWER_COLUMNS = (
-    decisions.c.event_id,
-    decisions.c.entity_id,
-    decisions.c.decision,
-    decisions.c.input_fingerprint,
-    decisions.c.document,
-)
-_ONE_ANSWER = sa.select(*_ANSWER_COLUMNS).where(
-    decisions.c.service == sa.bindparam("service"), decisions.c.event_id == sa.bindparam("event_id")
-)
-_ANSWERS = sa.select(*_ANSWER_COLUMNS).where(
-    decisions.c.service == sa.bindparam("service"),
-    decisions.c.event_id.in_(sa.bindparam("event_ids", expanding=True)),
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,350 @@
+"""The decision store's hot path on the driver's own connection: the look-up every scored event pays and the
+write of each decision, with SQL compiled once from the tables.
+
+Through SQLAlchemy's `Connection`, one HTTP request's look-up cost about 300 us and its insert 600 us of
+Python (checking out a pooled connection, beginning and resetting a transaction, building a compiled
+statement's execution context, running the bind processors), several times what the database spends.
+Here each process keeps one driver connection for these statements, held by one thread at a time; the
+statements are compiled once per dialect from the same table definitions, and each row is bound by the
+very processors SQLAlchemy would run (so the stored text is the same byte for byte).
+
+- SQLite: a look-up is one SELECT in autocommit; a write is BEGIN IMMEDIATE under the store's writers' lock
+  file, the INSERT ... ON CONFLICT DO NOTHING, the rule hits, COMMIT (WAL, synchronous=NORMAL: a committed
+  decision survives the process being killed; an OS crash or power cut may lose the last commits).
+- PostgreSQL: autocommit, so a look-up is one round trip; a single decision and its rule hits are one
+  statement (the hits inserted from the decision's RETURNING, in a data-modifying CTE), which commits on
+  its own: one round trip instead of BEGIN, two INSERTs and COMMIT. A micro-batch is one transaction whose
+  rows go through psycopg's pipeline (one round trip for the batch).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+import sqlalchemy as sa
+from psycopg.types.json import set_json_loads
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+from shared.decisions.tables import decision_rule_hits, decisions
+from shared.errors import NotReadyError
+
+KEYS_PER_QUERY = 500  # event ids per IN list on SQLite: far below its limit of bound parameters
+_ANSWER_COLUMNS = (
+    decisions.c.event_id,
+    decisions.c.entity_id,
+    decisions.c.decision,
+    decisions.c.input_fingerprint,
+    decisions.c.document,
+)
+Answered = tuple[str, str, str, str, dict[str, Any]]  # the answer columns, the document decoded
+Row = dict[str, Any]  # a decision's columns, by name, as the caller built them (aware datetimes, documents)
+Hits = list[dict[str, str]]  # service, event_id, rule_id
+# Connections this process inherited through a fork: never used nor closed here (closing a PostgreSQL one
+# would end the parent's session), only kept from the garbage collector.
+_INHERITED: list[object] = []
+
+
+class DirectPath(Protocol):
+    def answers(self, service: str, event_ids: Sequence[str]) -> list[Answered]: ...
+
+    def record(self, rows: Sequence[Row], hits: Callable[[set[str]], Hits]) -> set[str]:
+        """Insert the rows not recorded yet and then `hits(inserted event ids)`, in one transaction."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _PerProcess:
+    """One driver connection per process (a fork's child opens its own), one thread at a time on it."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._connection: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def held(self) -> Iterator[Any]:
+        with self._lock:
+            if self._connection is not None and self._pid != os.getpid():
+                _INHERITED.append(self._connection)
+                self._connection = None
+            if self._connection is None:
+                self._connection, self._pid = self._connect(), os.getpid()
+            yield self._connection
+
+    def drop(self) -> None:
+        """Close this process's connection (the next use opens another); the caller holds `held`."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with suppress(Exception):  # a broken connection may fail to close: it is gone either way
+                connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self.drop()
+            elif self._connection is not None:
+                _INHERITED.append(self._connection)
+            self._connection = None
+
+
+# ---------------------------------------------------------------------------------------------- SQLite
+
+
+class SqliteDirect:
+    def __init__(
+        self,
+        path: Path,
+        dialect: Dialect,
+        one_writer: Callable[[], AbstractContextManager[None]],
+        pragmas: Callable[[sqlite3.Connection, Any], None],
+        shown_url: str,
+    ) -> None:
+        self._one_writer, self._shown_url = one_writer, shown_url
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            pragmas(connection, None)
+            return connection
+
+        self._connection = _PerProcess(connect)
+        self._binders = _binders(dialect)
+        self._insert_sql, self._insert_names = _positional(
+            sqlite.insert(decisions).values(_all_bound()).on_conflict_do_nothing(), dialect
+        )
+        self._hits_sql, self._hits_names = _positional(
+            sqlite.insert(decision_rule_hits).values(_all_bound(decision_rule_hits)).on_conflict_do_nothing(), dialect
+        )
+        self._exists_sql = lru_cache(maxsize=8)(lambda n: _positional(_existing(n), dialect)[0])
+        self._answers_sql = lru_cache(maxsize=8)(lambda n: _positional(_answers_of(n), dialect)[0])
+        decode = decisions.c.document.type.dialect_impl(dialect).result_processor(dialect, None)
+        self._decoded: Callable[[Any], Any] = decode or dict
+
+    def answers(self, service: str, event_ids: Sequence[str]) -> list[Answered]:
+        found: list[Answered] = []
+        decoded = self._decoded
+        with self._unavailable_as_not_ready(), self._connection.held() as connection:
+            for part in _parts(event_ids):
+                rows = connection.execute(self._answers_sql(len(part)), (service, *part)).fetchall()
+                found.extend((e, n, d, f, decoded(doc)) for e, n, d, f, doc in rows)
+        return found
+
+    def record(self, rows: Sequence[Row], hits: Callable[[set[str]], Hits]) -> set[str]:
+        with self._unavailable_as_not_ready(), self._one_writer(), self._connection.held() as connection:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                # The writers' lock and BEGIN IMMEDIATE keep every other writer out until COMMIT, so the ids
+                # found here are exactly those the INSERT below will ignore.
+                service, ids = rows[0]["service"], [r["event_id"] for r in rows]
+                known = {
+                    event_id
+                    for part in _parts(ids)
+                    for (event_id,) in connection.execute(self._exists_sql(len(part)), (service, *part))
+                }
+                fresh = [row for row in rows if row["event_id"] not in known]
+                connection.executemany(self._insert_sql, [self._bound(row, self._insert_names) for row in fresh])
+                inserted = {row["event_id"] for row in fresh}
+                rule_hits = hits(inserted)
+                if rule_hits:
+                    connection.executemany(self._hits_sql, [[h[n] for n in self._hits_names] for h in rule_hits])
+                connection.execute("COMMIT")
+            finally:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+        return inserted
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _bound(self, row: Row, names: Sequence[str]) -> list[Any]:
+        binders = self._binders
+        return [binders[name](row[name]) if name in binders else row[name] for name in names]
+
+    @contextmanager
+    def _unavailable_as_not_ready(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            raise NotReadyError(f"decision store {self._shown_url} unavailable: {type(error).__name__}") from error
+
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+
+
+class PostgresDirect:
+    def __init__(self, conninfo: str, shown_url: str) -> None:
+        self._shown_url = shown_url
+
+        def connect() -> psycopg.Connection[Any]:
+            connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            set_json_loads(orjson.loads, connection)
+            return connection
+
+        self._connection = _PerProcess(connect)
+
+    def answers(self, service: str, event_ids: Sequence[str]) -> list[Answered]:
+        with self._held() as connection:
+            if len(event_ids) == 1:
+                cursor = connection.execute(_PG_ONE_ANSWER, {"service": service, "event_id": event_ids[0]})
+            else:
+                cursor = connection.execute(_PG_ANSWERS, {"service": service, "event_ids": list(event_ids)})
+            return cursor.fetchall()
+
+    def record(self, rows: Sequence[Row], hits: Callable[[set[str]], Hits]) -> set[str]:
+        with self._held() as connection:
+            if len(rows) == 1:  # one statement, committed on its own
+                row = _encoded(rows[0])
+                row["rule_ids"] = [h["rule_id"] for h in hits({row["event_id"]})]
+                return {event_id for (event_id,) in connection.execute(_PG_RECORD_ONE, row)}
+            with connection.transaction(), connection.cursor() as cursor:
+                # one small statement per row in the pipeline: SQLAlchemy's batched multi-row INSERT sends one
+                # statement of thousands of placeholders, which psycopg parses again on every call
+                cursor.executemany(_PG_RECORD, [_encoded(row) for row in rows], returning=True)
+                inserted: set[str] = set()
+                while True:
+                    inserted.update(event_id for (event_id,) in cursor.fetchall())
+                    if not cursor.nextset():
+                        break
+                rule_hits = hits(inserted)
+                if rule_hits:
+                    cursor.executemany(_PG_RULE_HITS, rule_hits)
+            return inserted
+
+    def close(self) -> None:
+        self._connection.close()
+
+    @contextmanager
+    def _held(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._connection.held() as connection:
+            try:
+                yield connection
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                self._connection.drop()  # lost or unusable: the next call connects afresh
+                name = type(error).__name__
+                raise NotReadyError(f"decision store {self._shown_url} unavailable: {name}") from error
+
+
+def _encoded(row: Row) -> Row:
+    """A row as psycopg takes it: the documents as JSON text (cast to json by the SQL), moments in UTC."""
+    encoded = dict(row)
+    for name in ("document", "event", "features"):
+        encoded[name] = orjson.dumps(row[name]).decode()
+    for name in ("event_time", "scored_at", "recorded_at"):
+        moment = row[name]
+        if moment.tzinfo is None:
+            raise ValueError("a naive datetime has no zone: give one in UTC")
+        encoded[name] = moment.astimezone(UTC)
+    return encoded
+
+
+# ---------------------------------------------------------------------------------------------- statements
+
+
+def _all_bound(table: sa.Table = decisions) -> dict[str, Any]:
+    return {c.name: sa.bindparam(c.name, type_=c.type) for c in table.c}
+
+
+def _positional(statement: Any, dialect: Dialect) -> tuple[str, list[str]]:
+    """The statement's SQL for `dialect` and its parameters' names in order (SQLite's `?` placeholders)."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), list(compiled.positiontup or ())
+
+
+def _binders(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """The bind processors SQLAlchemy runs for each column of the decisions table on `dialect`, got once."""
+    found: dict[str, Callable[[Any], Any]] = {}
+    for column in decisions.c:
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            found[column.name] = processor
+    return found
+
+
+def _existing(count: int) -> Any:
+    keys = [sa.bindparam(f"e{i}", type_=decisions.c.event_id.type) for i in range(count)]
+    return sa.select(decisions.c.event_id).where(
+        decisions.c.service == sa.bindparam("service"), decisions.c.event_id.in_(keys)
+    )
+
+
+def _answers_of(count: int) -> Any:
+    keys = [sa.bindparam(f"e{i}", type_=decisions.c.event_id.type) for i in range(count)]
+    return sa.select(*_ANSWER_COLUMNS).where(
+        decisions.c.service == sa.bindparam("service"), decisions.c.event_id.in_(keys)
+    )
+
+
+def _parts(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), KEYS_PER_QUERY):
+        yield items[start : start + KEYS_PER_QUERY]
+
+
+def _pg_record_one() -> Any:
+    """INSERT the decision, and its rule hits from what that INSERT returned: nothing when it was recorded
+    before. One statement, so PostgreSQL checks the hits' foreign key after the decision is in."""
+    inserted = (
+        postgresql.insert(decisions)
+        .values(_all_bound())
+        .on_conflict_do_nothing()
+        .returning(decisions.c.service, decisions.c.event_id)
+        .cte("inserted")
+    )
+    rules = (
+        sa.func.unnest(sa.bindparam("rule_ids", type_=postgresql.ARRAY(sa.String)))
+        .table_valued("rule_id")
+        .render_derived()
+    )
+    hits = (
+        postgresql.insert(decision_rule_hits)
+        .from_select(
+            ["service", "event_id", "rule_id"],
+            sa.select(inserted.c.service, inserted.c.event_id, rules.c.rule_id)
+            .select_from(inserted)
+            .join(rules, sa.true()),
+        )
+        .on_conflict_do_nothing()
+        .cte("hits")
+    )
+    return sa.select(inserted.c.event_id).add_cte(hits)
+
+
+_PSYCOPG = postgresql.psycopg.dialect()
+_PG_RECORD_ONE = str(_pg_record_one().compile(dialect=_PSYCOPG))
+_PG_RECORD = str(
+    postgresql.insert(decisions)
+    .values(_all_bound())
+    .on_conflict_do_nothing()
+    .returning(decisions.c.event_id)
+    .compile(dialect=_PSYCOPG)
+)
+_PG_RULE_HITS = str(
+    postgresql.insert(decision_rule_hits)
+    .values(_all_bound(decision_rule_hits))
+    .on_conflict_do_nothing()
+    .compile(dialect=_PSYCOPG)
+)
+_PG_ONE_ANSWER = str(
+    sa.select(*_ANSWER_COLUMNS)
+    .where(decisions.c.service == sa.bindparam("service"), decisions.c.event_id == sa.bindparam("event_id"))
+    .compile(dialect=_PSYCOPG)
+)
+_PG_ANSWERS = str(
+    sa.select(*_ANSWER_COLUMNS)
+    .where(
+        decisions.c.service == sa.bindparam("service"),
+        decisions.c.event_id == sa.any_(sa.bindparam("event_ids", type_=postgresql.ARRAY(sa.String))),
+    )
+    .compile(dialect=_PSYCOPG)
+)
