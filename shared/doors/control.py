@@ -32,7 +32,7 @@ def check_ruleset(runtime: Runtime, path: Path, data: Path | None) -> list[str]:
         return list(error.problems)
     if data is None:
         return []
-    candidate = runtime.core.replaced(ruleset=ruleset)
+    candidate = runtime.core.replaced(ruleset=ruleset.with_lists(runtime.core.ruleset.lists))  # the lists in force
     events = [
         candidate.validate(row) for chunk in read_chunks(data, 5_000) for row in chunk if "_unparsable" not in row
     ]
@@ -195,9 +195,10 @@ def run_backtest(
     if ruleset_path is None and model_version is None:
         raise InvalidInputError({"candidate": ["give --ruleset FILE, --model VERSION, or both"]})
     current = runtime.core
-    candidate = current.replaced(
+    ruleset = runtime.parse_ruleset(ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None
+    candidate = current.replaced(  # a candidate ruleset over the lists in force, so only the rules differ
         model=runtime.load_model(model_version) if model_version else None,
-        ruleset=runtime.parse_ruleset(ruleset_path.read_text(), str(ruleset_path)) if ruleset_path else None,
+        ruleset=ruleset.with_lists(current.ruleset.lists) if ruleset else None,
     )
     rows, labels = load_history(data, label)
     inputs = {h.name: h for h in runtime.service.history_inputs}

@@ -79,6 +79,7 @@ def test_a_list_change_proposed_and_approved_in_the_desk(desk: tuple[Flask, Sett
     ],
 )
 def test_who_may_read_and_propose(desk: tuple[Flask, Settings], role: str, reads: bool, proposes: bool) -> None:
+    """Reading lists needs analyst, approver or admin; proposing analyst or admin (403 otherwise)."""
     app, _ = desk
     client = app.test_client()
     sign_in(client, KEYS[role])
