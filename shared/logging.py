@@ -1,10 +1,11 @@
 """structlog, configured once: JSON lines on stderr, personal identifiers masked by a processor.
 
 Callers log plain values (`log.info("scored", customer_id=...)`); the masking processor replaces every
-value under a personal key with its keyed pseudonym before anything is rendered. Lines from the standard
-library's `logging` (kafka-python, werkzeug, gunicorn, redis) go through structlog's `ProcessorFormatter`
-with the same processors, so they are JSON and masked like the project's own; kafka-python's chatty
-INFO lines are kept at WARNING and above unless the level is DEBUG.
+value under a personal key with its keyed pseudonym before anything is rendered (a value that already is
+one, such as a decision's entity id, is kept, so the logs name an entity as its decisions do). Lines from
+the standard library's `logging` (kafka-python, werkzeug, gunicorn, redis) go through structlog's
+`ProcessorFormatter` with the same processors, so they are JSON and masked like the project's own;
+kafka-python's chatty INFO lines are kept at WARNING and above unless the level is DEBUG.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from shared.privacy import pseudonymise
+from shared.privacy import pseudonym_of
 
 PERSONAL_KEYS = frozenset(
     {
@@ -52,8 +53,8 @@ class MaskPersonalData:
     def _mask(self, key: str, value: Any) -> Any:
         if key in self._personal and value is not None:
             if isinstance(value, list | tuple):
-                return [pseudonymise(v, self._key) for v in value]
-            return pseudonymise(value, self._key)
+                return [pseudonym_of(v, self._key) for v in value]
+            return pseudonym_of(value, self._key)
         if isinstance(value, dict):
             return {k: self._mask(k, v) for k, v in value.items()}
         return value

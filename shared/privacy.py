@@ -15,6 +15,7 @@ from shared.jsonlimits import too_deep
 
 PSEUDONYM_PREFIX = "pid_"
 PSEUDONYM_PATTERN = "^pid_[0-9a-f]{20}$"  # what `pseudonymise` makes
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 MASK = "***"
 # scheme://user:password@host -> scheme://user:***@host (redis://:secret@host too)
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*):(?P<password>\S+)@")
@@ -26,6 +27,14 @@ MIN_SECRET_LENGTH = 4  # shorter known values would mask ordinary words
 def pseudonymise(value: object, key: bytes) -> str:
     digest = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
     return f"{PSEUDONYM_PREFIX}{digest[:20]}"
+
+
+def pseudonym_of(value: object, key: bytes) -> str:
+    """`value`'s pseudonym, or `value` itself when it already is one (an id the contract pseudonymised,
+    logged or looked up again), so one card or patient has one token in decisions, searches and logs. (A
+    raw id shaped like a pseudonym is taken for one: ids of that shape are made here, not by people.)"""
+    text = str(value)
+    return text if _PSEUDONYM.fullmatch(text) else pseudonymise(text, key)
 
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:

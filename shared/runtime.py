@@ -37,7 +37,7 @@ from shared.events.topics import RISK_CONTROL
 from shared.logging import get_logger
 from shared.metrics import CONTROL_CHANGES, CONTROL_REFUSALS, DECISIONS_PRUNED
 from shared.modeling.registry import ModelRegistry, RegisteredModel
-from shared.privacy import pseudonymise
+from shared.privacy import pseudonym_of
 from shared.rules.engine import Ruleset
 from shared.rules.lists import ListsInForce
 from shared.settings import NO_DECISION_STORE, Settings
@@ -101,7 +101,7 @@ class Runtime:
         """An entity id as the store keeps it: pseudonymised with the service's key when it is personal, so a
         look-up by a raw patient id finds that patient's decisions without the store ever holding the id."""
         if self.service.entity_field in self.service.personal_fields:
-            return pseudonymise(raw, self.settings.pseudonym_key)
+            return pseudonym_of(raw, self.settings.pseudonym_key)  # a pseudonym, as decisions show it, too
         return raw
 
     def prune_decisions(self, identity: str, now: datetime | None = None) -> int:

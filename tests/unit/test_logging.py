@@ -54,3 +54,14 @@ def test_standard_library_lines_are_json_and_masked_too() -> None:
     assert line["event"] == "broker b1 gone" and line["level"] == "warning" and line["component"] == "kafka.conn"
     assert line["customer_id"] == pseudonymise("4929-1", b"k1") and "4929-1" not in stream.getvalue()
     assert "timestamp" in line
+
+
+def test_a_value_that_already_is_a_pseudonym_is_logged_as_it_is() -> None:
+    """A decision's entity id (a pseudonym already) is not hashed again, so the logs name a card as its
+    decisions do; a raw id beside it is still masked."""
+    stream = io.StringIO()
+    configure_logging("INFO", b"k1", stream=stream)
+    card = pseudonymise("4929-1", b"k1")
+    get_logger("t").info("scored", entity_ids=[card, "4929-2"], customer_id=card)
+    line = json.loads(stream.getvalue())
+    assert line["entity_ids"] == [card, pseudonymise("4929-2", b"k1")] and line["customer_id"] == card

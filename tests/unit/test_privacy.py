@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.privacy import mask_secrets, pseudonymise, redact_event_record
+from shared.privacy import mask_secrets, pseudonym_of, pseudonymise, redact_event_record
 
 KEY = b"unit-test-key"
 KNOWN = {"patient_id", "patient_name", "age", "sex"}
@@ -72,3 +72,12 @@ def test_mask_secrets_hides_url_passwords_secret_parameters_and_known_values_onl
         "redis://:***@h:6379/0 redis://u:***@h/1 https://x/y?token=***&a=1 sqlite:///tmp/s.db *** ab"
     )
     assert mask_secrets("redis://cache:6379/0 is down") == "redis://cache:6379/0 is down"
+
+
+def test_pseudonym_of_hashes_a_raw_id_once_and_keeps_a_pseudonym() -> None:
+    """A raw id becomes its pseudonym; that pseudonym given again stays itself (a search by the entity id a
+    decision shows, a log of it); anything only resembling one (wrong length, capitals) is hashed."""
+    token = pseudonymise("MRN-42", KEY)
+    assert pseudonym_of("MRN-42", KEY) == token and pseudonym_of(token, KEY) == token
+    for lookalike in (token[:-1], token.upper(), f"{token}0", f" {token}"):
+        assert pseudonym_of(lookalike, KEY) == pseudonymise(lookalike, KEY), lookalike
