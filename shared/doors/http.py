@@ -21,6 +21,7 @@ from shared.doors.access import authorise
 from shared.doors.bodies import field_path, json_body, one_or_batch, validate_each
 from shared.doors.control_api import register_control_routes
 from shared.doors.decisions import register_decision_routes
+from shared.doors.json_provider import OrjsonProvider
 from shared.doors.monitoring import LatestReport, register_monitoring_routes
 from shared.doors.openapi import build_openapi
 from shared.doors.outcomes import register_outcome_routes
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     configure_logging(settings.log_level, settings.pseudonym_key)
     log = get_logger(f"{service.name}.http")
     app = Flask(f"risk-{service.name}", static_folder=None)  # nothing under ./static is ever served
+    app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     try:
         runtime.holder.load()  # the model now, not on the first request
