@@ -11,11 +11,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from services.fraud_detection import features
-from services.fraud_detection.schemas import TransactionSchema
-from shared.core.service import Event, History, Prediction, Service
 import pyarrow as pa
 
+from services.fraud_detection import features
+from services.fraud_detection.schemas import TransactionSchema
+from shared.core.service import EntityWindows, Event, History, Prediction, Service
 from shared.decisions import OutcomeResult
 from shared.events.topics import FRAUD_DECISIONS, PAYMENTS_OUTCOMES, PAYMENTS_TRANSACTIONS
 from shared.features.featureset import FeatureBatch
@@ -35,6 +35,10 @@ class FraudService(Service):
     input_topics = (PAYMENTS_TRANSACTIONS,)
     output_topic = FRAUD_DECISIONS
     state_retention = features.STATE_RETENTION
+    entity_windows = (
+        EntityWindows("customer_id", tuple(f for f in features.FEATURE_SET.features if "customer_" in f)),
+        EntityWindows("terminal_id", tuple(f for f in features.FEATURE_SET.features if f.startswith("terminal_"))),
+    )
     # The simulated payments carry one id for the card and its holder: both subjects list it.
     list_subjects = MappingProxyType({"cards": "customer_id", "customers": "customer_id", "terminals": "terminal_id"})
     outcomes = MappingProxyType({"fraud": 1, "genuine": 0})  # confirmed by a chargeback, the cardholder or an analyst
@@ -46,6 +50,9 @@ class FraudService(Service):
     def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
         return FeatureBatch.from_frame(features.offline_features(features.frame_from_events(events)), self.feature_set)
 
+    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch:
+        return FeatureBatch.from_frame(features.offline_features(features.frame_from_columns(data)), self.feature_set)
+
     def predict(self, model: RegisteredModel, batch: FeatureBatch) -> Prediction:
         trees: TreeModel = model.model
         return Prediction(trees.probability(batch.model_matrix))
@@ -54,9 +61,6 @@ class FraudService(Service):
         return features.reason_text(feature, row)
 
     def apply_outcomes(self, learnt: Sequence[OutcomeResult], store: StateStore) -> None:
-    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch:
-        return FeatureBatch.from_frame(features.offline_features(features.frame_from_columns(data)), self.feature_set)
-
         features.record_labels([(r.decision.event, r.report.label) for r in learnt if r.decision is not None], store)
 
     def load_model(self, version_dir: Path) -> TreeModel:

@@ -124,6 +124,12 @@ class Service(ABC):
 
     # ------------------------------------------------------------------ optional hooks
 
+    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch | None:
+        """`offline_features` of valid events given as columns (the batch engine's shape: each contract
+        field as loaded, a time as a UTC instant with `<field>__offset_seconds`), or None when the service
+        has no column-wise form (the engine then hands `offline_features` the events one dict each)."""
+        return None
+
     def load_model(self, version_dir: Path) -> Any:
         """The model artifact of a registry version (a CatBoost model unless the service says otherwise)."""
         return load_catboost(version_dir)
@@ -139,12 +145,6 @@ class Service(ABC):
 
     def details(
         self, events: Sequence[Event], features: FeatureBatch, prediction: Prediction
-    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch | None:
-        """`offline_features` of valid events given as columns (the batch engine's shape: each contract
-        field as loaded, a time as a UTC instant with `<field>__offset_seconds`), or None when the service
-        has no column-wise form (the engine then hands `offline_features` the events one dict each)."""
-        return None
-
     ) -> list[dict[str, Any]] | None:
         """Service-specific fields of each decision's `details` (described by `decision_schema`), or None."""
         return None
