@@ -9,14 +9,16 @@ card precision@100.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from catboost import CatBoostClassifier
+from catboost import CatBoostClassifier, sum_models
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -33,7 +35,8 @@ MODEL_NAME = "fraud-catboost"
 # The Handbook's 15 baseline features: what the published logistic regression was trained on.
 BASELINE_FEATURES = [f for f in FEATURE_SET.features if f != "amount_to_customer_avg_30d"]
 PUBLISHED_LOGISTIC_REGRESSION = {"roc_auc": 0.871, "average_precision": 0.606, "card_precision_at_100": 0.291}
-CATBOOST_PARAMS: dict[str, Any] = {
+# The settings before the tuning of issue 15, kept as the ablation's starting point (bench/fraud_training.py).
+PREVIOUS_CATBOOST_PARAMS: Mapping[str, Any] = {
     "iterations": 600,
     "depth": 6,
     "learning_rate": 0.05,
@@ -43,6 +46,20 @@ CATBOOST_PARAMS: dict[str, Any] = {
     "allow_writing_files": False,
     "verbose": False,
 }
+# Chosen on the Handbook's validation protocol only (train 2018-07-11..17, validate 2018-07-25..31; the
+# test week never seen): see bench/fraud_training.py and bench/results/fraud_training.md.
+# The finer quantisation of the two amount features is most of the gain: with CatBoost's default 254
+# borders the highest amount border is 195.0, so no split can isolate the Handbook's scenario 1 (every
+# amount above 220 is fraud); 4,096 put borders at 216.99 and 223.59.
+CATBOOST_PARAMS: Mapping[str, Any] = {
+    **PREVIOUS_CATBOOST_PARAMS,
+    "per_float_feature_quantization": [
+        f"{FEATURE_SET.features.index('amount')}:border_count=4096",
+        f"{FEATURE_SET.features.index('amount_to_customer_avg_30d')}:border_count=1024",
+    ],
+}
+# Models of these seeds are averaged (their raw scores) into the one served model.
+CHAMPION_SEEDS = (0, 1, 2)
 
 log = get_logger("fraud.train")
 
@@ -68,6 +85,30 @@ def build_training_frames(data_dir: Path, size: SimulationSize) -> tuple[pd.Data
     return transactions, offline_features(frame), frame
 
 
+def fit_champion(
+    x_train: pd.DataFrame,
+    y_train: pd.Series,
+    params: Mapping[str, Any] = CATBOOST_PARAMS,
+    seeds: Iterable[int] = CHAMPION_SEEDS,
+) -> CatBoostClassifier:
+    """One CatBoost model per seed, averaged into one model of all their trees (each tree's leaves
+    scaled by 1/n), so it predicts the mean raw score and is served and explained like a single model."""
+    models = [CatBoostClassifier(**{**params, "random_seed": seed}).fit(x_train, y_train) for seed in seeds]
+    if not models:
+        raise ValueError("the champion needs at least one seed")
+    if len(models) == 1:
+        return models[0]
+    averaged = sum_models(models, weights=[1.0 / len(models)] * len(models))
+    with tempfile.TemporaryDirectory() as directory:  # sum_models gives a bare CatBoost: reload as a classifier
+        path = Path(directory) / "model.cbm"
+        averaged.save_model(str(path))
+        champion = CatBoostClassifier().load_model(str(path))
+    # The reloaded classifier holds no training parameters of its own (they stay in each source model's
+    # metadata, and the model card records them); saved as they are, CatBoost would warn on every load.
+    del champion.get_metadata()["params"]
+    return champion
+
+
 def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"]) -> dict[str, Any]:
     started = time.perf_counter()
     transactions, features, _ = build_training_frames(data_dir, size)
@@ -82,8 +123,7 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         test_frauds=int(y_test.sum()),
     )
 
-    model = CatBoostClassifier(**CATBOOST_PARAMS)
-    model.fit(x_train, y_train)
+    model = fit_champion(x_train, y_train)
     baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     baseline.fit(x_train[BASELINE_FEATURES], y_train)
 
@@ -106,7 +146,10 @@ def train(model_dir: Path, data_dir: Path, size: SimulationSize = SIZES["full"])
         "task": "probability that a payment transaction is fraudulent",
         "feature_set": FEATURE_SET.describe(),
         "algorithm": f"CatBoostClassifier {version('catboost')}",
-        "params": {k: v for k, v in CATBOOST_PARAMS.items() if k not in {"verbose", "allow_writing_files"}},
+        "params": {
+            **{k: v for k, v in CATBOOST_PARAMS.items() if k not in {"verbose", "allow_writing_files", "random_seed"}},
+            "seeds_averaged": list(CHAMPION_SEEDS),
+        },
         "data": {
             "source": "Fraud Detection Handbook simulator (Le Borgne et al. 2022), implemented in this project",
             "simulation": asdict(size),
