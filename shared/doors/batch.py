@@ -303,6 +303,9 @@ def _check_usage(
     clashing = set(keep) & _field_names(core.service.decision_schema(), "dump")
     if clashing:
         raise UsageError(f"--keep {', '.join(sorted(clashing))}: a decision field of that name exists already")
+    personal = set(keep) & set(core.contract.personal_fields)
+    if personal:
+        raise UsageError(f"--keep {', '.join(sorted(personal))}: personal data is never written out as given")
     columns = columns_of(input_path)  # also refuses an input that cannot be read at all
     if columns is not None:
         _check_kept_columns(input_path, keep, columns)

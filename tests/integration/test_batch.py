@@ -133,13 +133,15 @@ def test_rejects_beyond_the_bound_fail_the_run_after_writing_everything(
         (["--input", "{source}", "--output", "out.xlsx"], "unknown format"),
         (["--input", "{source}", "--output", "out.jsonl", "--history", "nonsense"], "--history takes NAME=PATH"),
         (["--input", "{source}", "--output", "out.jsonl", "--keep", "score"], "a decision field of that name"),
+        (["--input", "{source}", "--output", "out.jsonl", "--keep", "customer_id"], "personal data is never written"),
     ],
 )
 def test_misuse_ends_in_one_line_and_a_non_zero_exit(
     arguments: list[str], message: str, events: list[dict[str, Any]], fraud_settings: Settings, tmp_path: Path
 ) -> None:
-    """A missing input, an unknown output format, a malformed --history or a --keep that would overwrite a
-    decision field: exit 2 with a one-line message naming the problem, no traceback."""
+    """A missing input, an unknown output format, a malformed --history, a --keep that would overwrite a
+    decision field or write a personal field as given: exit 2 with a one-line message naming the problem,
+    no traceback."""
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps(events[0]) + "\n")
     argv = [a.replace("{source}", str(source)) for a in arguments]
