@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from shared.decisions.tables import (
     case_comments,
+    case_rule_hits,
     case_scans,
     cases,
     decision_rule_hits,
@@ -147,6 +148,8 @@ def sync(connection: Connection, service: str, severities: Mapping[str, int], no
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(cases).from_select(columns, chosen).on_conflict_do_nothing()
         opened = len(connection.execute(statement.returning(cases.c.event_id)).all())
+        if opened:
+            _copy_rule_hits(connection, service, scanned_to - RESCAN if scanned_to is not None else None)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(
         dialect.insert(case_scans)
@@ -157,16 +160,26 @@ def sync(connection: Connection, service: str, severities: Mapping[str, int], no
 
 
 def queue_page(connection: Connection, wanted: QueueFilter) -> QueuePage:
+    """One page of the open cases `wanted` matches. Filtered by a rule, the page and the count read
+    `case_rule_hits` (one range of its indexes), otherwise `cases`; both sort and filter on the same columns."""
     if not 1 <= wanted.limit <= MAX_QUEUE_PAGE:
         raise InvalidInputError({"limit": [f"must be between 1 and {MAX_QUEUE_PAGE}"]})
-    conditions = _conditions(wanted)
-    order = (cases.c.order_severity, cases.c.order_score, cases.c.scored_at, cases.c.service, cases.c.event_id)
+    listed = case_rule_hits if wanted.rule_id is not None else cases
+    conditions = _conditions(listed, wanted)
+    order = (listed.c.order_severity, listed.c.order_score, listed.c.scored_at, listed.c.service, listed.c.event_id)
     query = sa.select(cases).where(*conditions)
+    if listed is case_rule_hits:
+        query = query.select_from(
+            case_rule_hits.join(
+                cases,
+                sa.and_(cases.c.service == case_rule_hits.c.service, cases.c.event_id == case_rule_hits.c.event_id),
+            )
+        )
     if wanted.cursor is not None:
         query = query.where(sa.tuple_(*order) > _read_cursor(wanted.cursor))
     rows = [_case(row) for row in connection.execute(query.order_by(*order).limit(wanted.limit + 1))]
     items = rows[: wanted.limit]
-    counted = sa.select(sa.literal(1)).select_from(cases).where(*conditions).limit(MAX_COUNTED + 1).subquery()
+    counted = sa.select(sa.literal(1)).select_from(listed).where(*conditions).limit(MAX_COUNTED + 1).subquery()
     matching = connection.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
     more = len(rows) > wanted.limit
     return QueuePage(items, _make_cursor(items[-1]) if more and items else None, int(matching))
@@ -196,6 +209,8 @@ def assign(connection: Connection, service: str, event_id: str, identity: str, n
         .where(cases.c.service == service, cases.c.event_id == event_id, cases.c.is_open.is_(True))
         .values(assignee=identity, assigned_at=now)
     )
+    if changed.rowcount:
+        _update_rule_hits(connection, service, event_id, assignee=identity)
     return bool(changed.rowcount)
 
 
@@ -206,6 +221,8 @@ def resolve(connection: Connection, service: str, event_id: str, resolution: str
         .where(cases.c.service == service, cases.c.event_id == event_id, cases.c.is_open.is_(True))
         .values(is_open=False, resolution=resolution, resolved_by=identity, resolved_at=now)
     )
+    if changed.rowcount:
+        _update_rule_hits(connection, service, event_id, is_open=False)
     return bool(changed.rowcount)
 
 
@@ -215,6 +232,7 @@ def reopen(connection: Connection, service: str, event_id: str) -> None:
         .where(cases.c.service == service, cases.c.event_id == event_id)
         .values(is_open=True, resolution=None, resolved_by=None, resolved_at=None)
     )
+    _update_rule_hits(connection, service, event_id, is_open=True)
 
 
 def add_comment(connection: Connection, service: str, event_id: str, author: str, body: str, now: datetime) -> None:
@@ -276,30 +294,55 @@ def drop_session(connection: Connection, token_hash: str, now: datetime) -> None
 # ------------------------------------------------------------------ internals
 
 
-def _conditions(wanted: QueueFilter) -> list[Any]:
-    found: list[Any] = [cases.c.is_open.is_(True)]
+def _copy_rule_hits(connection: Connection, service: str, since: datetime | None) -> None:
+    """Copy the rule hits of the service's cases scored since `since` (all when None) that have none copied
+    yet, with their queue columns, into `case_rule_hits`."""
+    hits = decision_rule_hits.c
+    chosen = sa.select(
+        cases.c.service, cases.c.event_id, hits.rule_id, *(cases.c[name] for name in _COPIED_COLUMNS)
+    ).select_from(
+        cases.join(decision_rule_hits, sa.and_(hits.service == cases.c.service, hits.event_id == cases.c.event_id))
+    )
+    chosen = chosen.where(cases.c.service == service)
+    if since is not None:
+        chosen = chosen.where(cases.c.scored_at >= since)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    columns = ["service", "event_id", "rule_id", *_COPIED_COLUMNS]
+    connection.execute(dialect.insert(case_rule_hits).from_select(columns, chosen).on_conflict_do_nothing())
+
+
+def _update_rule_hits(connection: Connection, service: str, event_id: str, **changed: object) -> None:
+    connection.execute(
+        case_rule_hits.update()
+        .where(case_rule_hits.c.service == service, case_rule_hits.c.event_id == event_id)
+        .values(**changed)
+    )
+
+
+# What `case_rule_hits` copies from its case: what the queue sorts and filters on.
+_COPIED_COLUMNS = ("decision", "risk_band", "order_severity", "order_score", "scored_at", "is_open", "assignee")
+
+
+def _conditions(listed: sa.Table, wanted: QueueFilter) -> list[Any]:
+    """The filter's conditions on `listed`: `cases`, or `case_rule_hits` (which has the rule to match)."""
+    found: list[Any] = [listed.c.is_open.is_(True)]
     for column, value in (
-        (cases.c.service, wanted.service),
-        (cases.c.decision, wanted.decision),
-        (cases.c.risk_band, wanted.band),
+        (listed.c.service, wanted.service),
+        (listed.c.decision, wanted.decision),
+        (listed.c.risk_band, wanted.band),
     ):
         if value is not None:
             found.append(column == value)
     if wanted.assignee == UNASSIGNED:
-        found.append(cases.c.assignee.is_(None))
+        found.append(listed.c.assignee.is_(None))
     elif wanted.assignee is not None:
-        found.append(cases.c.assignee == wanted.assignee)
+        found.append(listed.c.assignee == wanted.assignee)
     if wanted.since is not None:
-        found.append(cases.c.scored_at >= wanted.since)
+        found.append(listed.c.scored_at >= wanted.since)
     if wanted.until is not None:
-        found.append(cases.c.scored_at < wanted.until)
+        found.append(listed.c.scored_at < wanted.until)
     if wanted.rule_id is not None:
-        hits = decision_rule_hits.c
-        found.append(
-            sa.exists().where(
-                hits.service == cases.c.service, hits.event_id == cases.c.event_id, hits.rule_id == wanted.rule_id
-            )
-        )
+        found.append(listed.c.rule_id == wanted.rule_id)
     return found
 
 

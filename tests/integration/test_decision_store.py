@@ -152,7 +152,7 @@ def test_the_migrations_build_exactly_the_tables_the_code_defines(store: Decisio
                 connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
             )
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0004"
+            assert context.get_current_revision() == "0005"
     finally:
         engine.dispose()
 
