@@ -31,7 +31,6 @@ from marshmallow import Schema, fields, validate
 
 from shared.core.contract import Contract, ValidEvent
 from shared.errors import InvalidInputError
-from shared.privacy import pseudonymise
 
 FINGERPRINT = "input_fingerprint"
 OFFSET_SUFFIX = "__offset_seconds"
@@ -247,8 +246,7 @@ def _pseudonymised(documents: pa.Table, contract: Contract) -> pa.Table:
         values = documents.column(name).combine_chunks()
         encoded = pc.dictionary_encode(values)
         dictionary = encoded.dictionary.to_pylist()
-        key = contract._key  # the contract's own key, so the pseudonyms are the ones it makes
-        tokens = pa.array([pseudonymise(v, key) for v in dictionary], pa.string())
+        tokens = pa.array([contract.pseudonym(v) for v in dictionary], pa.string())
         replaced = tokens.take(encoded.indices)
         documents = documents.set_column(documents.column_names.index(name), name, replaced)
     return documents
