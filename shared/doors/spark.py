@@ -23,6 +23,7 @@ stay at WARN, its progress bar is its own, and its scratch files go under the ru
 
 from __future__ import annotations
 
+import copyreg
 import json
 import os
 import pickle
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, missing
 
 from shared.batch.records import output_columns
 from shared.core.contract import ValidEvent, validate_event
@@ -57,6 +58,11 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 log = get_logger("batch.spark")
+
+# marshmallow tells an absent optional field by identity (`value is missing`); pickled as an ordinary object,
+# the sentinel comes back as a copy, and a contract shipped to the workers would then load every absent
+# optional field as that copy. Pickled by name, it stays the one sentinel.
+copyreg.pickle(type(missing), lambda _: "missing")
 
 DEFAULT_MASTER = "local[2]"
 INSTALL_HINT = "the Spark engine needs the spark extra: pip install -e '.[spark]' (infra/dev.sh setup installs it)"
@@ -358,26 +364,24 @@ class _Job:
         return frame
 
     def _write_rejects(self, path: Path, valid: DataFrame, history: Mapping[str, DataFrame]) -> int:
-        """Every rejected row, in the local engine's order (history inputs first) and form; how many."""
+        """Every rejected row, in the local engine's order (history inputs first) and form; how many.
+        (Collected on the driver: rejects are the few rows `--max-rejects` tolerates, not the input.)"""
         rejected = 0
         with RecordWriter(path) as writer:
             for source, frame in [*history.items(), (None, valid)]:
-                bad = frame.where(frame[ERROR].isNotNull()).select(ROW, ERROR, FIELDS).orderBy(ROW)
-                chunk: list[dict[str, Any]] = []
-                for row in bad.toLocalIterator():
-                    chunk.append(
+                bad = frame.where(frame[ERROR].isNotNull()).select(ROW, ERROR, FIELDS).orderBy(ROW).collect()
+                writer.write(
+                    [
                         {
                             "row": row[ROW],
                             "error": row[ERROR],
                             "fields": json.loads(row[FIELDS]),
                             **({"source": source} if source else {}),
                         }
-                    )
-                    if len(chunk) >= 1_000:
-                        writer.write(chunk)
-                        rejected, chunk = rejected + len(chunk), []
-                writer.write(chunk)
-                rejected += len(chunk)
+                        for row in bad
+                    ]
+                )
+                rejected += len(bad)
         return rejected
 
     def _entity_columns(
