@@ -428,6 +428,7 @@ class StreamWorker:
             STREAM_RECORDS.labels(topic).inc(count)
         merger.add((self._timed(record) for record in records), now)
         self._bound_buffers(consumer, merger)
+        merger.still_fetching(_lagging(consumer, merger.empty), now)
         return len(records)
 
     def _timed(self, record: ConsumerRecord) -> Timed[_Polled]:
@@ -703,6 +704,18 @@ def _redacted(
             "dead_letter_redaction_failed", topic=record.topic, partition=record.partition, offset=record.offset
         )
         return None, None, [("payload", b"withheld: the redaction failed on this record")]
+
+
+def _lagging(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+    """Of `partitions`, those whose records at the broker this consumer has not all handed out yet: its
+    position is behind the high watermark of the last fetch, or neither is known yet (not fetched once)."""
+    lagging = []
+    for partition in partitions:
+        highwater = consumer.highwater(partition)
+        position = consumer.position(partition, timeout_ms=0) if highwater is not None else None
+        if position is None or position < highwater:
+            lagging.append(partition)
+    return lagging
 
 
 def _error_header(reject: Reject) -> bytes:

@@ -5,7 +5,9 @@ with the smallest event time (ties: the topic's rank, then topic, partition and 
 held partition has a head, since an empty one may next deliver something older than all of them. An empty
 partition holds the others back for at most `max_idle_seconds` from when it was found empty (Kafka Streams'
 `max.task.idle.ms`); after that they go on without it until it has records again, and the wait starts over
-the next time it runs dry.
+the next time it runs dry. As in Kafka Streams since KIP-695, that bound is for a partition that is caught
+up: one known to hold records at the broker not fetched yet (`still_fetching`) holds the others back until
+they arrive, however slow the fetch, so a backlog is replayed in order.
 
 Release is planned over everything buffered at once (`plan`), so a micro-batch is as large as the order
 allows, not one record per decision: records are sorted, never processed singly. Within a partition the
@@ -92,6 +94,19 @@ class EventTimeMerger(Generic[T]):
             self._buffers.pop(partition, None)
             self._deadlines.pop(partition, None)
             self._announced.discard(partition)
+
+    @property
+    def empty(self) -> frozenset[TopicPartition]:
+        """Held partitions with nothing buffered."""
+        return frozenset(p for p, buffer in self._buffers.items() if not buffer)
+
+    def still_fetching(self, partitions: Iterable[TopicPartition], now: float) -> None:
+        """Empty `partitions` with records at the broker not fetched yet: their wait starts over now, so they
+        keep holding the others back until those records arrive (`max_idle_seconds` 0 still never waits)."""
+        for partition in partitions:
+            if partition in self._buffers and not self._buffers[partition]:
+                self._deadlines[partition] = now + self.max_idle_seconds
+                self._announced.discard(partition)
 
     def buffered(self, partition: TopicPartition | None = None) -> int:
         if partition is not None:

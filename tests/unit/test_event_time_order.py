@@ -65,6 +65,32 @@ def test_an_empty_partition_holds_the_others_back_until_its_wait_runs_out() -> N
     assert [e.item for e in held.release(now=5.0, limit=10)] == ["payments/0@2"]
 
 
+def test_an_empty_partition_still_being_fetched_holds_the_others_back_past_its_wait() -> None:
+    """A partition known to hold unfetched records (a backlog) waits as long as its fetch takes: its wait
+    starts over each time it is found still fetching, and is never announced as idle meanwhile."""
+    held = merger(P0, P1, idle=1.0)
+    held.add([timed(P0, 0, 10), timed(P0, 1, 20)], now=0.0)
+    assert held.empty == frozenset({P1})
+
+    for now in (0.9, 1.8, 2.7):  # a slow fetch: three polls, P1 still behind its high watermark each time
+        held.still_fetching([P1], now)
+        assert held.plan(now=now + 0.5, limit=10) == []
+        assert held.newly_expired(now=now + 0.5) == []
+
+    held.add([timed(P1, 0, 5)], now=3.0)  # the backlog arrives: its older record goes first
+    assert [e.item for e in held.release(now=3.0, limit=10)] == ["payments/1@0"]
+    held.still_fetching([P0], now=3.0)  # not empty: nothing to wait for
+    assert held.next_deadline(now=3.0) == pytest.approx(4.0)  # P1 ran dry again, caught up: the usual wait
+
+
+def test_with_no_wait_a_partition_still_being_fetched_holds_nothing_back() -> None:
+    """max idle 0 means the order never waits, backlog or not."""
+    held = merger(P0, P1, idle=0.0)
+    held.add([timed(P0, 0, 10)], now=0.0)
+    held.still_fetching([P1], now=0.0)
+    assert [e.item for e in held.release(now=0.0, limit=10)] == ["payments/0@0"]
+
+
 def test_with_no_wait_the_buffered_records_go_in_order_whatever_is_empty() -> None:
     """A max idle of 0 never waits: everything buffered goes, still sorted by event time."""
     held = merger(P0, P1, idle=0.0)
