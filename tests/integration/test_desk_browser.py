@@ -20,13 +20,15 @@ from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from shared.decisions import DecisionStore
 from tests.fixtures.services import free_port, service_environment
 from tests.unit.test_desk import KEYS, desk_settings, fraud_decision
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+NAVIGATION_SECONDS = 30  # how long a posted form may take to bring its next page on a loaded machine
 
 
 @pytest.fixture
@@ -111,10 +113,13 @@ def test_an_analyst_works_a_case_in_the_browser(desk_url: str, browser: WebDrive
     assert "fraud score 0.77 is at or above 0.3" in browser.page_source
     assert _unlabelled_fields(browser) == []
     browser.find_element(By.ID, "assign").click()
+    assigned = expected_conditions.text_to_be_present_in_element((By.CLASS_NAME, "verdict"), "assigned to")
+    WebDriverWait(browser, NAVIGATION_SECONDS).until(assigned)  # a click does not wait for the page it posts
     assert "assigned to analyst-person" in browser.find_element(By.CLASS_NAME, "verdict").text
     browser.save_screenshot(str(tmp_path / "case.png"))
     browser.find_element(By.CSS_SELECTOR, "label[for='r-confirmed_fraud']").click()
     browser.find_element(By.ID, "resolve").click()
+    WebDriverWait(browser, NAVIGATION_SECONDS).until(expected_conditions.url_contains("/queue"))
 
     assert browser.current_url.startswith(f"{desk_url}/queue")
     assert "Resolved as Confirmed fraud. The outcome fraud was recorded." in browser.page_source
