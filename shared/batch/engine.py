@@ -124,10 +124,9 @@ def rescore_columns(
         spool.close()
         counts: dict[str, int] = {}
         columns = dict(output_columns(service.decision_schema()))
-        if spool.schema is not None:
-            for name in keep:
-                kind = spool.schema.field(KEPT + name).type
-                columns[name] = kind if _primitive(kind) else pa.string()
+        for name in keep:  # with no valid row, a kept column is still in the header, as text
+            kind = spool.schema.field(KEPT + name).type if spool.schema is not None else pa.string()
+            columns[name] = kind if _primitive(kind) else pa.string()
         with (
             RecordWriter(output_path, columns) as writer,
             tqdm(total=spool.rows, unit="event", desc=f"rescore {service.name}", disable=not progress) as bar,

@@ -197,7 +197,8 @@ def _checked(
     text = values if pa.types.is_string(values.type) else pa.nulls(len(values), pa.string())
     shaped = np.asarray(pc.fill_null(pc.match_substring_regex(text, _UTC_SECONDS), False), dtype=bool)
     clock = pc.utf8_slice_codeunits(text, 0, 19)
-    instant = pc.strptime(clock, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True)
+    # Whole seconds: Arrow writes %S of a finer unit with its fraction, and nothing would read back.
+    instant = pc.strptime(clock, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
     # A date that does not exist (02-30) may parse to another day: only a time that reads back as written passes.
     same = pc.equal(pc.strftime(instant, format="%Y-%m-%dT%H:%M:%S"), clock)
     ok = present & shaped & np.asarray(pc.fill_null(same, False), dtype=bool)

@@ -89,3 +89,26 @@ def test_fingerprints_equal_the_contracts_on_text_that_needs_escaping(contract: 
     documents = validate_table(contract, _table(rows), first_row=1).documents
     assert documents.column("input_fingerprint").to_pylist() == expected
     assert fingerprints(documents.drop_columns(["input_fingerprint"])).to_pylist() == expected
+
+
+def test_plain_rows_are_validated_by_the_column_checks_alone(
+    contract: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row in UTC with whole seconds (`+00:00` or `Z`) and ordinary fields never reaches the contract's
+    row-by-row path, and still gets the contract's document; a non-existent date (02-30) does reach it."""
+    checked_by_contract: list[dict[str, Any]] = []
+    validate = contract.validate
+
+    def counting(record: dict[str, Any]) -> Any:
+        checked_by_contract.append(record)
+        return validate(record)
+
+    monkeypatch.setattr(contract, "validate", counting)
+    rows = [GOOD, {**GOOD, "transaction_id": "t2", "timestamp": "2018-08-08T23:59:59Z"}]
+    result = validate_table(contract, _table(rows), first_row=1)
+    assert checked_by_contract == []
+    documents = result.documents.to_pylist()
+    assert [d.pop("input_fingerprint") for d in documents] == [validate(r).fingerprint for r in rows]
+    assert documents == [validate(r).document for r in rows]
+    validate_table(contract, _table([{**GOOD, "timestamp": "2018-02-30T09:15:27+00:00"}]), first_row=1)
+    assert [r["timestamp"] for r in checked_by_contract] == ["2018-02-30T09:15:27+00:00"]

@@ -1,0 +1,110 @@
+"""Where the time of a fraud rescore goes: `rescore` on the fast engine over the first `--rows` payments of
+the full Handbook simulation (Parquet or CSV in, Parquet out), timed end to end and, with `--profile`,
+under cProfile with the time of each step of the engine (validation, features, model, rules, decision
+records, writing) summed from the profile.
+
+    .venv/bin/python -m bench.batch_profile [--rows 200000] [--input parquet|csv] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from bench.common import bench_settings, record, workdir
+from services.fraud_detection.dataset import load_or_simulate
+from services.fraud_detection.features import events_from_simulation
+from services.fraud_detection.train import SIZES
+from services.registry import runtime
+from shared.doors.batch import rescore
+
+# The engine's steps, each the cumulative time of the functions that do it (first match wins).
+STEPS: dict[str, tuple[str, ...]] = {
+    "reading the input": ("engine.py:_raw_tables",),
+    "validation and fingerprints": ("validation.py:validate_table",),
+    "spooling to disk by week": ("engine.py:write", "engine.py:read"),
+    "window features": ("scoring.py:features_of",),
+    "model": ("service.py:predict",),
+    "rows decided by ScoringCore.decide (rules, explanations, dump)": ("scoring.py:_with_core_decisions",),
+    "rules screened in bulk": ("rules.py:may_hit", "scoring.py:_values_at"),
+    "decision records as columns": ("scoring.py:_default_decisions",),
+    "writing the output": ("files.py:write_table",),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--input", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--profile", action="store_true", help="run under cProfile and sum the engine's steps")
+    parser.add_argument("--name", default="batch_profile_fraud", help="results file name")
+    args = parser.parse_args()
+    work = workdir()
+    settings = bench_settings(work, "fraud")
+    source = payments_file(settings.data_dir, work, args.rows, args.input)
+    parts = runtime("fraud", settings)
+    profiler = cProfile.Profile() if args.profile else None
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    summary = rescore(parts.core, source, work / "decisions.parquet", progress=False)
+    if profiler is not None:
+        profiler.disable()
+    elapsed = time.perf_counter() - started
+    results: dict[str, Any] = {
+        "service": "fraud",
+        "engine": "fast",
+        "input": args.input,
+        "output": "parquet",
+        "rows": summary.rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_second": round(summary.rows / elapsed, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "decisions": summary.decisions,
+        "profiled": profiler is not None,
+    }
+    if profiler is not None:
+        results["steps_seconds"] = steps_of(pstats.Stats(profiler))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    parts.close()
+    record(args.name, results)
+
+
+def payments_file(data_dir: Path, work: Path, rows: int, kind: str) -> Path:
+    """The first `rows` payments of the full simulation as a contract-shaped input file (UTC timestamps)."""
+    simulated = load_or_simulate(data_dir, **asdict(SIZES["full"])).head(rows)
+    table = pa.Table.from_pylist(events_from_simulation(simulated))
+    path = work / f"payments.{kind}"
+    if kind == "parquet":
+        pq.write_table(table, path)
+    else:
+        pacsv.write_csv(table, path)
+    return path
+
+
+def steps_of(stats: pstats.Stats) -> dict[str, float]:
+    """Cumulative seconds of each step in STEPS, from the profile's functions."""
+    table: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
+    found: dict[str, float] = {}
+    for step, names in STEPS.items():
+        total = 0.0
+        for (file, _line, function), (_calls, _primitive, _own, cumulative, _callers) in table.items():
+            if f"{Path(file).name}:{function}" in names:
+                total += cumulative
+        found[step] = round(total, 2)
+    found["total"] = round(max(v[3] for v in table.values()), 2)
+    return found
+
+
+if __name__ == "__main__":
+    main()
