@@ -296,16 +296,18 @@ def drop_session(connection: Connection, token_hash: str, now: datetime) -> None
 
 def _copy_rule_hits(connection: Connection, service: str, since: datetime | None) -> None:
     """Copy the rule hits of the service's cases scored since `since` (all when None) that have none copied
-    yet, with their queue columns, into `case_rule_hits`."""
+    yet, with their queue columns, into `case_rule_hits`. The decisions' (service, scored_at) index finds
+    the cases of the window, so a sync costs what its window holds, not what the service's cases do."""
     hits = decision_rule_hits.c
-    chosen = sa.select(
-        cases.c.service, cases.c.event_id, hits.rule_id, *(cases.c[name] for name in _COPIED_COLUMNS)
-    ).select_from(
-        cases.join(decision_rule_hits, sa.and_(hits.service == cases.c.service, hits.event_id == cases.c.event_id))
+    same_case = sa.and_(cases.c.service == decisions.c.service, cases.c.event_id == decisions.c.event_id)
+    its_hits = sa.and_(hits.service == decisions.c.service, hits.event_id == decisions.c.event_id)
+    chosen = (
+        sa.select(cases.c.service, cases.c.event_id, hits.rule_id, *(cases.c[name] for name in _COPIED_COLUMNS))
+        .select_from(decisions.join(cases, same_case).join(decision_rule_hits, its_hits))
+        .where(decisions.c.service == service)
     )
-    chosen = chosen.where(cases.c.service == service)
     if since is not None:
-        chosen = chosen.where(cases.c.scored_at >= since)
+        chosen = chosen.where(decisions.c.scored_at >= since)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     columns = ["service", "event_id", "rule_id", *_COPIED_COLUMNS]
     connection.execute(dialect.insert(case_rule_hits).from_select(columns, chosen).on_conflict_do_nothing())
