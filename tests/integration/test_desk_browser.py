@@ -91,6 +91,9 @@ def _unlabelled_fields(driver: WebDriver) -> list[str]:
 
 
 def test_an_analyst_works_a_case_in_the_browser(desk_url: str, browser: WebDriver, tmp_path: Path) -> None:
+    """Signed out, the queue sends to sign-in; from the keyboard the analyst signs in, filters, opens a case,
+    assigns and resolves it as confirmed fraud, and sees the queue shrink and the outcome counted on the
+    Quality page; every form field has a label."""
     browser.get(f"{desk_url}/queue")
     assert browser.current_url.startswith(f"{desk_url}/signin")  # signed out: the sign-in form first
     assert _unlabelled_fields(browser) == []

@@ -409,6 +409,8 @@ def test_a_resolution_is_an_outcome_and_is_audited(plant: Plant) -> None:
 
 
 def test_a_resolution_outside_the_domains_words_is_refused(plant: Plant) -> None:
+    """Another domain's resolution (claims' cleared on a fraud case) is a 400 naming fraud's, and the case
+    stays open."""
     client = plant.client("analyst")
     token = token_on(client, "/queue")
     reply = client.post("/cases/fraud/tx00001/resolve", data={"csrf_token": token, "resolution": "cleared"})

@@ -31,6 +31,7 @@ def with_queue(line: str) -> str:
 
 
 def test_queue_names_outcomes_that_need_a_person() -> None:
+    """`queue:` lists the outcomes that open a case, in order; a ruleset without the key queues nothing."""
     ruleset = Ruleset.from_yaml(with_queue("queue: [review, decline]"))
     assert ruleset.queue == ("review", "decline")
     assert Ruleset.from_yaml(BASE).queue == ()
@@ -47,6 +48,7 @@ def test_queue_names_outcomes_that_need_a_person() -> None:
     ],
 )
 def test_a_bad_queue_is_refused_at_load(line: str, problem: str) -> None:
+    """A queue that is not a list of the ruleset's outcomes, each once, or a misspelt key, is refused at load."""
     with pytest.raises(InvalidRulesetError) as refused:
         Ruleset.from_yaml(with_queue(line))
     assert any(problem in found for found in refused.value.problems), refused.value.problems
@@ -67,4 +69,5 @@ def test_the_queue_is_in_the_digest_only_when_set() -> None:
     ],
 )
 def test_the_packaged_rulesets_queue_what_needs_a_person(service: str, queued: tuple[str, ...]) -> None:
+    """The packaged rulesets queue fraud's review and decline, claims' refer, disease's follow-up and urgent."""
     assert Ruleset.load(ROOT / "services" / service / "rules.yaml").queue == queued

@@ -126,6 +126,8 @@ def test_personal_ids_enter_the_list_pseudonymised(store: ControlStore, tmp_path
     ],
 )
 def test_values_that_are_not_identifiers_are_refused_by_position(values: list[Any], field: str) -> None:
+    """No values, a non-text value, an empty one, one too long or one with a line break is refused, naming its
+    position."""
     with pytest.raises(InvalidInputError) as refused:
         entered_values(DENY_TERMINALS, values, KEY)
     assert field in refused.value.fields
@@ -154,6 +156,8 @@ def test_a_listed_value_is_a_rule_hit_with_its_reason() -> None:
 
 
 def test_unknown_list_names_are_refused_at_load_with_the_closest_name() -> None:
+    """A rule naming a list the service does not have is refused at load: a misspelt name with the closest
+    one there is, and a list of a kind the service has none of (claims has no card lists)."""
     text = FRAUD.ruleset_path.read_text() + LIST_RULE.replace("lists.deny_terminals", "lists.deny_terminal")
     with pytest.raises(InvalidRulesetError) as refused:
         parse_ruleset(FRAUD, text, "test")
