@@ -32,6 +32,7 @@ def raw(model: CatBoostClassifier, frame: pd.DataFrame) -> np.ndarray:
 
 
 def test_averaged_model_predicts_the_mean_raw_score_of_its_seeds(data: tuple[pd.DataFrame, pd.Series]) -> None:
+    """The merged model holds every seed's trees and predicts their mean raw score, which no single seed gives."""
     frame, label = data
     averaged = fit_champion(frame, label, SMALL, seeds=(0, 1, 2))
     singles = [CatBoostClassifier(**{**SMALL, "random_seed": s}).fit(frame, label) for s in (0, 1, 2)]
@@ -43,6 +44,7 @@ def test_averaged_model_predicts_the_mean_raw_score_of_its_seeds(data: tuple[pd.
 
 
 def test_one_seed_is_that_seeds_model(data: tuple[pd.DataFrame, pd.Series]) -> None:
+    """With one seed the champion is that seed's plain model."""
     frame, label = data
     single = fit_champion(frame, label, SMALL, seeds=(4,))
     np.testing.assert_array_equal(
@@ -51,6 +53,7 @@ def test_one_seed_is_that_seeds_model(data: tuple[pd.DataFrame, pd.Series]) -> N
 
 
 def test_no_seed_is_refused(data: tuple[pd.DataFrame, pd.Series]) -> None:
+    """A champion of no model at all is refused."""
     frame, label = data
     with pytest.raises(ValueError, match="at least one seed"):
         fit_champion(frame, label, SMALL, seeds=())

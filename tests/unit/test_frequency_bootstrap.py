@@ -20,6 +20,7 @@ def portfolio() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_a_model_against_itself_differs_by_nothing(portfolio: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Every resample of a model against itself differs by exactly zero, in deviance and in Gini."""
     counts, exposure, frequency = portfolio
     interval = paired_bootstrap_interval(counts, exposure, frequency, frequency, resamples=50)
     assert interval == {"poisson_deviance": (0.0, 0.0), "gini": (0.0, 0.0)}
@@ -28,6 +29,8 @@ def test_a_model_against_itself_differs_by_nothing(portfolio: tuple[np.ndarray, 
 def test_the_true_frequencies_beat_a_flat_guess_beyond_the_noise(
     portfolio: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
+    """The true frequencies against a flat guess: lower deviance and higher Gini, each whole interval on one
+    side of zero, and the difference measured on the sample itself inside it."""
     counts, exposure, frequency = portfolio
     flat = np.full_like(frequency, counts.sum() / exposure.sum())
     interval = paired_bootstrap_interval(counts, exposure, frequency, flat, resamples=300)
@@ -43,6 +46,7 @@ def test_the_true_frequencies_beat_a_flat_guess_beyond_the_noise(
 
 
 def test_same_seed_same_interval(portfolio: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """One seed gives one interval; another seed another."""
     counts, exposure, frequency = portfolio
     noisy = frequency * np.random.default_rng(5).lognormal(0.0, 0.5, frequency.size)
     first = paired_bootstrap_interval(counts, exposure, frequency, noisy, resamples=100, seed=9)
@@ -54,12 +58,14 @@ def test_same_seed_same_interval(portfolio: tuple[np.ndarray, np.ndarray, np.nda
 def test_impossible_settings_are_refused(
     portfolio: tuple[np.ndarray, np.ndarray, np.ndarray], resamples: int, confidence: float
 ) -> None:
+    """No resamples, or a confidence of 0 or 1, is refused rather than answered."""
     counts, exposure, frequency = portfolio
     with pytest.raises(ValueError, match="resamples"):
         paired_bootstrap_interval(counts, exposure, frequency, frequency, resamples=resamples, confidence=confidence)
 
 
 def test_predictions_of_another_length_are_refused(portfolio: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Two models' predictions must cover the same policies."""
     counts, exposure, frequency = portfolio
     with pytest.raises(ValueError, match="one length"):
         paired_bootstrap_interval(counts, exposure, frequency, frequency[:-1], resamples=10)

@@ -89,6 +89,7 @@ def test_after_the_budget_the_last_error_is_raised() -> None:
 
 
 def test_a_fault_is_raised_at_once_without_waiting() -> None:
+    """A fault of the record itself (too large for the broker) is no outage: raised at once, no wait, no retry."""
     waits: list[float] = []
 
     def attempt() -> None:
