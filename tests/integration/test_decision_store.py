@@ -93,7 +93,8 @@ def test_search_pages_newest_first_without_gaps_or_repeats(store: DecisionStore)
     (ordered by event id), and a decision recorded between pages never shifts the later pages."""
     same_instant = [decision(n, at=T0 + timedelta(hours=1)) for n in range(20, 26)]
     store.record([decision(n) for n in range(1, 15)] + same_instant)
-    seen, cursor = [], None
+    seen: list[str] = []
+    cursor: str | None = None
     while True:
         page = store.search("fraud", Search(limit=4, cursor=cursor))
         seen.extend(d.event_id for d in page.items)

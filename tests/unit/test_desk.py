@@ -46,7 +46,7 @@ def fraud_decision(
         if decision == "approve"
         else [{"rule_id": "score_review", "outcome": decision, "reason": f"fraud score {score} is at or above 0.3"}]
     )
-    document = {
+    document: dict[str, Any] = {
         "event_id": event_id,
         "decision_id": f"00000000-0000-5000-8000-{n:012d}",
         "entity_id": f"card{n % 7}",
