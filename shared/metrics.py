@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 DECISIONS = Counter("risk_decisions_total", "Decisions made", ["service", "door", "decision"])
@@ -41,6 +43,14 @@ DECISIONS_PRUNED = Counter("risk_decisions_pruned_total", "Recorded decisions de
 QUALITY_ALERTS = Counter(
     "risk_quality_alerts_total", "Drift or calibration alerts raised by the monitor", ["service", "kind"]
 )
+
+
+@lru_cache(maxsize=4096)
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once per label set: prometheus_client's own look-up (a lock, the
+    values checked and joined into a key) costs a few microseconds, several times a request. For metrics
+    whose label sets are few (services, doors, endpoints, statuses, outcomes); none is ever removed."""
+    return metric.labels(*values)
 
 
 def render(report: Mapping[str, Any] | None = None) -> tuple[bytes, str]:

@@ -34,7 +34,7 @@ from shared.errors import (
     RiskError,
 )
 from shared.logging import configure_logging, get_logger
-from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, render
+from shared.metrics import DECISIONS, HTTP_REQUESTS, HTTP_SECONDS, REJECTED, SCORING_SECONDS, labelled, render
 from shared.modeling.report import REPORT_FILE
 from shared.privacy import mask_secrets
 from shared.runtime import Runtime
@@ -80,8 +80,8 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(service.name, endpoint, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(service.name, endpoint).observe(elapsed)
+        labelled(HTTP_REQUESTS, service.name, endpoint, str(response.status_code)).inc()
+        labelled(HTTP_SECONDS, service.name, endpoint).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if endpoint not in OPEN_PATHS:
             log.info(
@@ -136,14 +136,14 @@ def create_app(runtime: Runtime, *, follow_control: bool = False) -> Flask:
         answers = lookup.decide(
             lambda positions: core.score_online([events[p] for p in positions], runtime.state), "http"
         )
-        SCORING_SECONDS.labels(service.name, "http").observe(time.perf_counter() - started)
+        labelled(SCORING_SECONDS, service.name, "http").observe(time.perf_counter() - started)
         raced = [(i, a) for i, a in enumerate(answers) if isinstance(a, Conflict)]
         if raced:  # another door recorded one of these ids, for another payload, while we scored
             raise _conflicts(service.event_id_field, single, raced)
         decided = [a for a in answers if isinstance(a, Answer)]
         for answer in decided:
             if not answer.replayed:
-                DECISIONS.labels(service.name, "http", answer.decision).inc()
+                labelled(DECISIONS, service.name, "http", answer.decision).inc()
         g.outcomes = [a.decision for a in decided]
         documents = [a.document for a in decided]
         return jsonify(documents[0] if single else {"decisions": documents})

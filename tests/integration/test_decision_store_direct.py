@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from shared.decisions import DecisionStore
+from shared.decisions.direct import sqlite_utc_text
 from shared.decisions.store import _row, make_engine
 from shared.decisions.tables import decision_rule_hits, decisions
 from shared.errors import NotReadyError
@@ -68,6 +70,29 @@ def test_the_hot_path_stores_what_sqlalchemy_stores_byte_for_byte(tmp_path: Path
     differing = {n for n, a, b in zip(names, fast, slow, strict=True) if a != b}
     assert differing == {"event_id", "recorded_at"}  # the key, and the moment each was written
     assert isinstance(fast[names.index("scored_at")], str) and isinstance(fast[names.index("document")], str)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 3, 13, 41, 34, 828275, tzinfo=UTC),
+        datetime(2018, 8, 8, 0, 18, 53, tzinfo=UTC),  # no microseconds: still written with six zeros
+        datetime(2026, 3, 29, 2, 30, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-8))),  # another UTC year
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    ],
+)
+def test_a_moment_is_bound_as_sqlalchemy_binds_it_on_sqlite(moment: datetime) -> None:
+    """The hot path's own binding of a moment on SQLite writes the text SQLAlchemy's bind processors write
+    for the column (UTC, the DateTime storage format), in any zone; a naive moment is refused as they refuse it."""
+    dialect = sqlite_dialect.dialect()
+    sqlalchemy_binds = decisions.c.scored_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert sqlalchemy_binds is not None
+    assert sqlite_utc_text(moment) == sqlalchemy_binds(moment)
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_utc_text(moment.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="naive"):
+        sqlalchemy_binds(moment.replace(tzinfo=None))
 
 
 def test_rule_hits_go_in_with_a_new_decision_only(store: DecisionStore, decisions_url: str) -> None:
