@@ -78,6 +78,21 @@ def test_a_row_scores_the_same_bits_alone_or_in_any_batch(fraud_model: TreeModel
     )
 
 
+def test_in_bulk_the_model_scores_as_the_trees_and_explains_with_the_same_leaves(
+    fraud_model: TreeModel, fraud_rows: np.ndarray
+) -> None:
+    """The batch engine's form of the model (CatBoost's own evaluator on whole chunks) gives every row the
+    trees' score to 1e-9 and exactly the trees' SHAP values (the same leaves, the same tables), rows on a
+    border and missing values included; the model it came from keeps the trees."""
+    rows = fraud_rows.copy()
+    rows[::11, 2] = np.nan
+    bulk = fraud_model.in_bulk()
+    assert bulk.bulk and not fraud_model.bulk and bulk.forest is fraud_model.forest
+    np.testing.assert_allclose(bulk.raw(rows), fraud_model.raw(rows), rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(bulk.probability(rows), fraud_model.probability(rows), rtol=0, atol=TOLERANCE)
+    assert np.array_equal(bulk.shap(rows), fraud_model.shap(rows))
+
+
 def test_top_contributions_are_catboosts(fraud_model: TreeModel, fraud_rows: np.ndarray) -> None:
     """The top contributions from the compiled trees are those CatBoost's own SHAP values give."""
     frame = pd.DataFrame(fraud_rows[:200], columns=list(fraud_model.feature_names))
@@ -119,7 +134,8 @@ def test_trees_of_several_depths_repeated_features_and_missing_values(nan_mode: 
         len(set(tree[mask])) < mask.sum() for tree, mask in zip(forest.split_features, real_levels, strict=True)
     ), "some tree should split one feature at two levels"
     assert (
-        forest.leaf_weights[np.broadcast_to(real_levels.all(axis=1)[:, None], forest.leaf_weights.shape)] == 0
+        forest.leaf_weights[np.broadcast_to(np.asarray(real_levels.all(axis=1))[:, None], forest.leaf_weights.shape)]
+        == 0
     ).any()
     probe = rng.normal(size=(800, 5)) * 2
     probe[rng.random(probe.shape) < 0.2] = np.nan
