@@ -61,7 +61,11 @@ def delayed_label_windows_offline(
 
 
 class _SortedHistory:
-    """Rows sorted by (entity, time, id) with per-entity boundaries and a running sum of the values."""
+    """Rows sorted by (entity, time, id) with per-entity boundaries and running sums of the values.
+
+    Every entity at once, with no loop over entities: a window's edges are found for all rows by binary
+    searches over one sorted integer key (`_edges`), and each entity's running sum (`_running`) is
+    added in the order a cumulative sum over that entity alone adds it, so the sums keep their bits."""
 
     def __init__(self, frame: pd.DataFrame, entity: str, ts: str, event_id: str, values: np.ndarray) -> None:
         entity_codes = pd.factorize(frame[entity])[0]
@@ -70,40 +74,70 @@ class _SortedHistory:
         self.order = np.lexsort((ids, times, entity_codes))
         self.times = times[self.order]
         self.values = values[self.order]
-        codes = entity_codes[self.order]
-        self.starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        self.ends = np.r_[self.starts[1:], len(codes)]
+        self.codes = entity_codes[self.order]
+        starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]])
+        lengths = np.diff(np.r_[starts, len(self.codes)])
+        # Entity k's running sums take its length + 1 slots from starts[k] + k: row p's entity-local
+        # position p - start is slot p + k, and the slot past its last row holds its total.
+        self.slot_shift = np.repeat(np.arange(len(starts)), lengths)
+        self.distinct_times, ranks = np.unique(self.times, return_inverse=True)
+        self.key_stride = np.int64(len(self.distinct_times) + 1)
+        self.keys = self.codes.astype(np.int64) * self.key_stride + ranks  # sorted, as the rows are
+        self.running = _running(self.values, starts, lengths)
 
     def trailing(self, seconds: float, *, include_self: bool) -> tuple[np.ndarray, np.ndarray]:
         """Events in (t - seconds, t] up to and including each row, within its entity."""
-        counts = np.empty(len(self.times))
-        sums = np.empty(len(self.times))
-        for start, end in zip(self.starts, self.ends, strict=True):
-            times = self.times[start:end]
-            running = np.r_[0.0, np.cumsum(self.values[start:end])]
-            first = np.searchsorted(times, times - seconds, side="right")
-            last = np.arange(end - start) + (1 if include_self else 0)
-            counts[start:end] = last - first
-            sums[start:end] = running[last] - running[first]
-        return self._unsort(counts), self._unsort(sums)
+        first = self._edges(self.times - seconds)
+        last = np.arange(len(self.times)) + (1 if include_self else 0)
+        return self._unsort((last - first).astype(float)), self._unsort(self._sums(first, last))
 
     def delayed(self, delay: float, span: float) -> tuple[np.ndarray, np.ndarray]:
         """Events in (t - span, t - delay] for each row, within its entity."""
-        counts = np.empty(len(self.times))
-        sums = np.empty(len(self.times))
-        for start, end in zip(self.starts, self.ends, strict=True):
-            times = self.times[start:end]
-            running = np.r_[0.0, np.cumsum(self.values[start:end])]
-            first = np.searchsorted(times, times - span, side="right")
-            last = np.searchsorted(times, times - delay, side="right")
-            counts[start:end] = last - first
-            sums[start:end] = np.rint(running[last] - running[first])
-        return self._unsort(counts), self._unsort(sums)
+        first = self._edges(self.times - span)
+        last = self._edges(self.times - delay)
+        return self._unsort((last - first).astype(float)), self._unsort(np.rint(self._sums(first, last)))
+
+    def _edges(self, queries: np.ndarray) -> np.ndarray:
+        """For each row, the position (in the sorted rows) of the first row of its entity with time above
+        its query, as `searchsorted(entity's times, query, side="right")` finds it. Times are replaced by
+        their rank among the distinct times, so (entity, rank) is one exact integer key: a row's time is at
+        most the query exactly when its rank is below the number of distinct times up to the query."""
+        up_to_query = np.searchsorted(self.distinct_times, queries, side="right")
+        return np.searchsorted(self.keys, self.codes * self.key_stride + up_to_query - 1, side="right")
+
+    def _sums(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """running[last] - running[first] of each row's own entity."""
+        return self.running[last + self.slot_shift] - self.running[first + self.slot_shift]
 
     def _unsort(self, values: np.ndarray) -> np.ndarray:
         out = np.empty_like(values)
         out[self.order] = values
         return out
+
+
+def _running(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each entity's `np.r_[0.0, np.cumsum(its values)]`, one after another (length + 1 slots each).
+    Entities of similar length are laid side by side in a zero-padded matrix summed along its rows (a
+    cumulative sum adds one value at a time, so each row's bits are those of its entity alone); grouping
+    lengths within a factor of two keeps the padding under the rows themselves."""
+    running = np.zeros(len(values) + len(starts))
+    slot_starts = starts + np.arange(len(starts))
+    by_length = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[by_length]
+    group_start = 0
+    while group_start < len(by_length):
+        limit = 2 * max(int(sorted_lengths[group_start]), 1)
+        group_end = max(int(np.searchsorted(sorted_lengths, limit, side="left")), group_start + 1)
+        entities = by_length[group_start:group_end]
+        width = int(sorted_lengths[group_end - 1])
+        inside = np.arange(width) < lengths[entities][:, np.newaxis]
+        padded = np.zeros((len(entities), width + 1))
+        padded[:, 1:][inside] = values[(starts[entities][:, np.newaxis] + np.arange(width))[inside]]
+        sums = np.cumsum(padded, axis=1)
+        slots = np.arange(width + 1) <= lengths[entities][:, np.newaxis]
+        running[(slot_starts[entities][:, np.newaxis] + np.arange(width + 1))[slots]] = sums[slots]
+        group_start = group_end
+    return running
 
 
 # ------------------------------------------------------------------ online: one micro-batch at a time
