@@ -281,7 +281,10 @@ def _json_values(values: pa.Array) -> pa.Array:
         listed = values.to_pylist()
         return pa.array([json.dumps(v, ensure_ascii=False) if v is not None else "null" for v in listed], pa.string())
     if pa.types.is_floating(kind):
-        return pa.array([json.dumps(v) for v in values.to_pylist()], pa.string())
+        numbers = values.to_pylist()
+        if values.null_count == 0 and np.isfinite(values.to_numpy(zero_copy_only=False)).all():
+            return pa.array(list(map(float.__repr__, numbers)), pa.string())  # json.dumps of a finite float
+        return pa.array([json.dumps(v) for v in numbers], pa.string())
     return pa.array([json.dumps(v, default=str) for v in values.to_pylist()], pa.string())
 
 
