@@ -2,8 +2,9 @@
 
 Handing a context to ZEN costs more than evaluating it (DESIGN.md), and most events hit no rule. So each
 condition's field references (found by the rules' own tokenizer, `shared.rules.references`) are moved onto
-the element of a `map` over the chunk's rows (`score` becomes `#[0]`, `features.x` `#[1]`), the rows are
-handed over once as JSON arrays of just the fields the conditions read, and ZEN says for each row whether
+the element of a `map` over the chunk's row numbers (`score` becomes `c0[#]`, `features.x` `c1[#]`), the
+fields the conditions read are handed over once as JSON columns (numpy arrays written by orjson, so no
+row is built in Python), and ZEN says for each row whether
 every condition gave false. Only the rows where one did not (a hit, a null, an error) are decided the
 ordinary way, through `ScoringCore.decide`; the others take the default outcome with no hit, which is what
 `Ruleset.evaluate` gives such a row. A chunk ZEN cannot evaluate (a null compared in some row) is halved
@@ -42,35 +43,39 @@ class RuleScreen:
                 ):
                     self.usable = False
                 position = paths.setdefault(reference.path, len(paths))
-                pieces += [rule.when[last : reference.position], f"#[{position}]"]
+                pieces += [rule.when[last : reference.position], f"c{position}[#]"]
                 last = reference.position + len(_written(rule.when, reference.position, reference.path))
             pieces.append(rule.when[last:])
             rewritten.append("".join(pieces))
         self.paths = tuple(paths)
         body = " or ".join(f"(({condition}) != false)" for condition in rewritten) or "false"
-        self._expression = zen.compile_expression(f"map(rows, {body})") if self.usable else None
+        self._expression = zen.compile_expression(f"map([0..last], {body})") if self.usable else None
 
-    def may_hit(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
-        """For each row (one column of values per path), whether some condition did not give false."""
-        n = len(columns[0]) if columns else 0
+    def may_hit(self, columns: Sequence[Sequence[Any] | np.ndarray]) -> np.ndarray:
+        """For each row (one column of values per path: lists, or numpy arrays whose NaN reads as null),
+        whether some condition did not give false."""
+        n = len(columns[0]) if len(columns) else 0
         if self._expression is None:
             return np.ones(n, dtype=bool)
-        rows = [list(row) for row in zip(*columns, strict=True)]
-        return self._screen(rows)
+        return self._screen(list(columns), n)
 
-    def _screen(self, rows: list[list[Any]]) -> np.ndarray:
-        if not rows:
+    def _screen(self, columns: list[Sequence[Any] | np.ndarray], n: int) -> np.ndarray:
+        if not n:
             return np.zeros(0, dtype=bool)
         assert self._expression is not None
+        # The columns as they are (ZEN indexes them by row), so no row is built in Python.
+        payload = {"last": n - 1, **{f"c{k}": column for k, column in enumerate(columns)}}
         try:
-            result = self._expression.evaluate(orjson.dumps({"rows": rows}, option=orjson.OPT_SERIALIZE_NUMPY))
+            result = self._expression.evaluate(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
         except Exception:  # ZEN raises RuntimeError, TypeError and bare Exception alike
-            if len(rows) < SMALLEST_SCREENED:
-                return np.ones(len(rows), dtype=bool)
-            half = len(rows) // 2
-            return np.concatenate([self._screen(rows[:half]), self._screen(rows[half:])])
-        if not isinstance(result, list) or len(result) != len(rows):
-            return np.ones(len(rows), dtype=bool)
+            if n < SMALLEST_SCREENED:
+                return np.ones(n, dtype=bool)
+            half = n // 2
+            return np.concatenate(
+                [self._screen([c[:half] for c in columns], half), self._screen([c[half:] for c in columns], n - half)]
+            )
+        if not isinstance(result, list) or len(result) != n:
+            return np.ones(n, dtype=bool)
         return np.array([value is not False for value in result], dtype=bool)
 
 

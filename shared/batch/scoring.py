@@ -160,18 +160,24 @@ def _values_at(
     bands: np.ndarray,
     measures: Sequence[Mapping[str, float]],
     probes: Sequence[Any],
-) -> list[Any]:
-    """One context field for every row, as `ScoringCore.decide` puts it in the rules' context."""
+) -> Sequence[Any] | np.ndarray:
+    """One context field for every row, as `ScoringCore.decide` puts it in the rules' context (a numpy
+    array for numbers: orjson writes it as the list would be written, a NaN as null)."""
     root, rest = path[0], path[1:]
     if root == "score":
-        return scores.tolist()
+        return scores
     if root == "band":
         return bands.tolist()
     if root == "features" and len(rest) == 1 and rest[0] in features.names:
-        column = features.columns[rest[0]]
+        column = np.asarray(features.columns[rest[0]])
+        if column.dtype.kind in "fiub":
+            return column  # written by orjson, a NaN as null
         return [None if isinstance(v, float) and math.isnan(v) else v for v in column.tolist()]
     if root == "event" and len(rest) == 1 and rest[0] in documents.column_names:
-        return documents.column(rest[0]).to_pylist()
+        values = documents.column(rest[0])
+        if pa.types.is_floating(values.type) and values.null_count == 0:
+            return values.to_numpy()
+        return values.to_pylist()
     if root == "measures" and len(rest) == 1:
         return [m.get(rest[0]) for m in measures]
     if root == "lists" and len(rest) == 1:
