@@ -12,12 +12,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from shared.batch.scoring import features_of, score_chunk
+from shared.batch.validation import columnar_fields, validate_table
 from shared.core.scoring import ScoringCore
 from shared.errors import InvalidInputError
 from shared.files import read_chunks
@@ -60,53 +65,123 @@ def backtest(
     history: Mapping[str, Sequence[Any]] | None = None,
     costs: Costs = Costs(),
 ) -> Backtest:
-    events, kept_labels, rejected = [], [], 0
-    for row, label in zip(rows, labels, strict=True):
-        try:
-            events.append(current.validate(row))
-            kept_labels.append(label)
-        except InvalidInputError:
-            rejected += 1
-    if not events:
+    replay = _columns_replay(current, rows, labels, history) or _rows_replay(current, rows, labels, history)
+    if replay.count == 0:
         raise InvalidInputError({"data": ["no valid event to replay"]})
-    features = current.service.offline_features([e.data for e in events], history or {})
-    now = current.decide(events, features, 0.0)
-    then = candidate.decide(events, features, 0.0)
-    by_model = (
-        current.replaced(model=candidate.model).decide(events, features, 0.0)
-        if candidate.model is not current.model
-        else now
-    )
+    now = replay.decide(current)
+    then = replay.decide(candidate)
+    by_model = replay.decide(current.replaced(model=candidate.model)) if candidate.model is not current.model else now
     by_rules = (
-        current.replaced(ruleset=candidate.ruleset).decide(events, features, 0.0)
-        if candidate.ruleset is not current.ruleset
-        else now
+        replay.decide(current.replaced(ruleset=candidate.ruleset)) if candidate.ruleset is not current.ruleset else now
     )
     moved_by: Counter[str] = Counter()
-    for a, b, m, r in zip(now, then, by_model, by_rules, strict=True):
-        if a.decision != b.decision:
-            model_moved, rules_moved = m.decision != a.decision, r.decision != a.decision
+    for a, b, m, r in zip(now.decisions, then.decisions, by_model.decisions, by_rules.decisions, strict=True):
+        if a != b:
+            model_moved, rules_moved = m != a, r != a
             moved_by["both" if model_moved == rules_moved else "model" if model_moved else "rules"] += 1
     rule_ids = list(dict.fromkeys([*(r.id for r in current.ruleset.rules), *(r.id for r in candidate.ruleset.rules)]))
-    hits_now = Counter(h.rule_id for d in now for h in d.rule_hits)
-    hits_then = Counter(h.rule_id for d in then for h in d.rule_hits)
     result = Backtest(
-        events=len(events),
-        rejected=rejected,
+        events=replay.count,
+        rejected=replay.rejected,
         outcomes=tuple(dict.fromkeys([*current.ruleset.outcomes, *candidate.ruleset.outcomes])),
-        current=Counter(d.decision for d in now),
-        candidate=Counter(d.decision for d in then),
-        moves=Counter((a.decision, b.decision) for a, b in zip(now, then, strict=True) if a.decision != b.decision),
+        current=Counter(now.decisions),
+        candidate=Counter(then.decisions),
+        moves=Counter((a, b) for a, b in zip(now.decisions, then.decisions, strict=True) if a != b),
         moved_by=moved_by,
-        rule_hits={rule: (hits_now[rule], hits_then[rule]) for rule in rule_ids},
+        rule_hits={rule: (now.hits[rule], then.hits[rule]) for rule in rule_ids},
     )
-    if any(label is not None for label in kept_labels):
-        for side, decisions, default in (
+    if any(label is not None for label in replay.labels):
+        for side, decided, default in (
             ("current", now, current.ruleset.default),
             ("candidate", then, candidate.ruleset.default),
         ):
-            result.labelled[side] = _flagging_quality([d.decision != default for d in decisions], kept_labels, costs)
+            flagged = [d != default for d in decided.decisions]
+            result.labelled[side] = _flagging_quality(flagged, replay.labels, costs)
     return result
+
+
+@dataclass(frozen=True)
+class _Decided:
+    decisions: list[str]
+    hits: Counter[str]
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """The valid events of a backtest with their features, decided by any core: `decide`."""
+
+    count: int
+    rejected: int
+    labels: list[int | None]
+    decide: Callable[[ScoringCore], _Decided]
+
+
+REPLAY_CHUNK_ROWS = 50_000
+
+
+def _columns_replay(
+    core: ScoringCore,
+    rows: Sequence[Mapping[str, Any]],
+    labels: Sequence[int | None],
+    history: Mapping[str, Sequence[Any]] | None,
+) -> _Replay | None:
+    """The fast engine's replay: validation a column at a time, window features over the columns, each
+    core's decisions by `score_chunk` (rules in bulk, the rows some rule may hit decided by the core itself:
+    the same decisions and hits as `ScoringCore.decide`). None for a schema or rows it does not take."""
+    if columnar_fields(core.contract.schema) is None or not rows:
+        return None
+    try:
+        raw = pa.Table.from_pylist(list(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # a column of mixed kinds: the contract reads it row by row
+    valid = validate_table(core.contract, raw, first_row=1)
+    if valid.data.num_rows == 0:
+        return _Replay(0, len(valid.rejects), [], lambda _core: _Decided([], Counter()))
+    features = features_of(core, valid.data, history or {})
+
+    def decide(scoring: ScoringCore) -> _Decided:
+        decisions: list[str] = []
+        hits: Counter[str] = Counter()
+        for start in range(0, valid.data.num_rows, REPLAY_CHUNK_ROWS):
+            part = slice(start, start + REPLAY_CHUNK_ROWS)
+            decided = score_chunk(
+                scoring,
+                valid.documents.slice(start, REPLAY_CHUNK_ROWS),
+                valid.data.slice(start, REPLAY_CHUNK_ROWS),
+                features.take(part),
+            )
+            decisions += decided.column("decision").to_pylist()
+            for text in decided.column("rule_hits").to_pylist():
+                if text and text != "[]":
+                    hits.update(hit["rule_id"] for hit in json.loads(text))
+        return _Decided(decisions, hits)
+
+    kept = [labels[number - 1] for number in valid.rows.tolist()]
+    return _Replay(valid.data.num_rows, len(valid.rejects), kept, decide)
+
+
+def _rows_replay(
+    core: ScoringCore,
+    rows: Sequence[Mapping[str, Any]],
+    labels: Sequence[int | None],
+    history: Mapping[str, Sequence[Any]] | None,
+) -> _Replay:
+    """The contract on each row and `ScoringCore.decide` over all of them (nested or optional fields)."""
+    events, kept_labels, rejected = [], [], 0
+    for row, label in zip(rows, labels, strict=True):
+        try:
+            events.append(core.validate(row))
+            kept_labels.append(label)
+        except InvalidInputError:
+            rejected += 1
+    features = core.service.offline_features([e.data for e in events], history or {}) if events else None
+
+    def decide(scoring: ScoringCore) -> _Decided:
+        assert features is not None
+        decided = scoring.decide(events, features, 0.0)
+        return _Decided([d.decision for d in decided], Counter(h.rule_id for d in decided for h in d.rule_hits))
+
+    return _Replay(len(events), rejected, kept_labels, decide)
 
 
 def _flagging_quality(flagged: Sequence[bool], labels: Sequence[int | None], costs: Costs) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,38 @@ def test_a_candidate_model_is_judged_with_the_rules_and_moves_are_attributed(
     rules = parse_ruleset(DISEASE, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
     joint = backtest(current, current.replaced(model=candidate_model, ruleset=rules), rows, [None] * len(rows))
     assert {"model", "rules"} <= set(joint.moved_by) and sum(joint.moves.values()) == sum(joint.moved_by.values())
+
+
+def test_fraud_is_replayed_column_wise_with_the_row_paths_result(
+    fraud_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fraud's backtest runs on the fast engine (column-wise validation, rules in bulk) and says exactly
+    what the row-by-row replay says: decisions, moves and their cause, rule hits, labelled quality, rejects."""
+    import shared.doors.backtest as module
+    from services.fraud_detection.dataset import simulate
+    from services.fraud_detection.features import events_from_simulation
+
+    fraud = service("fraud")
+    current = runtime("fraud", fraud_settings).core
+    text = fraud.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.8"')
+    lower = text.replace('when: "score >= 0.3 and score < 0.8"', 'when: "score >= 0.05 and score < 0.8"')
+    candidate = current.replaced(ruleset=parse_ruleset(fraud, lower, "candidate"))
+    simulated = simulate(n_customers=40, n_terminals=80, nb_days=25, processes=1)
+    rows: list[dict[str, object]] = [*events_from_simulation(simulated), {"transaction_id": "bad"}]
+    labels: list[int | None] = [*simulated["is_fraud"].astype(int).tolist(), None]
+
+    replays: list[object] = []
+    columns_replay = module._columns_replay
+
+    def recorded(*arguments: Any) -> Any:
+        replays.append(columns_replay(*arguments))
+        return replays[-1]
+
+    monkeypatch.setattr(module, "_columns_replay", recorded)
+    fast = backtest(current, candidate, rows, labels)
+    monkeypatch.setattr(module, "_columns_replay", lambda *a: None)
+    by_rows = backtest(current, candidate, rows, labels)
+
+    assert len(replays) == 1 and replays[0] is not None and fast.events == len(rows) - 1 and fast.rejected == 1
+    assert sum(fast.moves.values()) > 0 and fast.moved_by == {"rules": sum(fast.moves.values())}
+    assert fast == by_rows
