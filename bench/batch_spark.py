@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.batch_profile import payments_file
 from bench.common import bench_settings, record, workdir
 from bench.traffic import traffic
 from services.registry import runtime, service_names
@@ -34,13 +35,17 @@ def main() -> None:
     args = parser.parse_args()
     work = workdir()
     settings = bench_settings(work, args.service, "none")
-    load = traffic(args.service, settings, args.rows)
-    source = work / "events.parquet"
-    pd.DataFrame(load.events).to_parquet(source, index=False)
     history_paths: dict[str, Path] = {}
-    for name, rows in load.history.items():
-        history_paths[name] = work / f"{name}.parquet"
-        pd.DataFrame(rows).to_parquet(history_paths[name], index=False)
+    if args.service == "fraud":  # the replay traffic holds one test week: take the full simulation's first rows
+        source = payments_file(settings.data_dir, work, args.rows, "parquet")
+        description = f"the first {args.rows:,} payments of the full-size Handbook simulation"
+    else:
+        load = traffic(args.service, settings, args.rows)
+        source, description = work / "events.parquet", load.description
+        pd.DataFrame(load.events).to_parquet(source, index=False)
+        for name, rows in load.history.items():
+            history_paths[name] = work / f"{name}.parquet"
+            pd.DataFrame(rows).to_parquet(history_paths[name], index=False)
     core = runtime(args.service, settings).core
 
     started = time.perf_counter()
@@ -60,7 +65,7 @@ def main() -> None:
         {
             "service": args.service,
             "rows": local.rows,
-            "traffic": load.description,
+            "traffic": description,
             "input": "parquet",
             "output": "parquet",
             "decisions": local.decisions,
@@ -70,15 +75,15 @@ def main() -> None:
 
 
 def _spark_run(master: str, core: Any, source: Path, work: Path, history_paths: dict[str, Path]) -> dict[str, Any]:
+    # Hadoop reads brackets in a path as a glob: "local[2]" names no file.
+    output = work / f"spark-{master.replace('[', '-').replace(']', '')}.parquet"
     started = time.perf_counter()
     with spark_session(master, temp_dir=work / "spark", progress=False) as spark:
         session_seconds = time.perf_counter() - started
         begun = time.perf_counter()
-        summary = rescore_on_spark(
-            core, source, work / f"spark-{master}.parquet", spark=spark, history_paths=history_paths
-        )
+        summary = rescore_on_spark(core, source, output, spark=spark, history_paths=history_paths)
         seconds = time.perf_counter() - begun
-    same = _same_decisions(work / "local.parquet", work / f"spark-{master}.parquet")
+    same = _same_decisions(work / "local.parquet", output)
     return {
         "session_start_seconds": round(session_seconds, 1),
         "seconds": round(seconds, 2),
