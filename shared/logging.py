@@ -5,7 +5,7 @@ value under a personal key with its keyed pseudonym before anything is rendered 
 one, such as a decision's entity id, is kept, so the logs name an entity as its decisions do). Lines from
 the standard library's `logging` (kafka-python, werkzeug, gunicorn, redis) go through structlog's
 `ProcessorFormatter` with the same processors, so they are JSON and masked like the project's own;
-kafka-python's chatty INFO lines are kept at WARNING and above unless the level is DEBUG.
+kafka-python's and py4j's (Spark's bridge) chatty INFO lines are kept at WARNING and above unless the level is DEBUG.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class MaskPersonalData:
         return value
 
 
-QUIETER_LIBRARIES = ("kafka",)  # INFO from these is connection chatter; WARNING and above is kept
+QUIETER_LIBRARIES = ("kafka", "py4j")  # INFO from these is connection chatter; WARNING and above is kept
 
 
 def configure_logging(level: str = "INFO", pseudonym_key: bytes = b"", stream: TextIO | None = None) -> None:
