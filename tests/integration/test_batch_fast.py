@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from services.fraud_detection.dataset import load_or_simulate
-from services.fraud_detection.train import SIZES
 from services.registry import runtime
 from shared.core.scoring import ScoringCore
 from shared.doors.batch import rescore
 from shared.settings import Settings
+from tests.fixtures.events import many_payments
 
 ROWS = 100_000
 CHANGING = ("scored_at", "latency_ms")  # when and how fast: no decision depends on them
@@ -43,26 +41,6 @@ def fraud_settings_module(
     )
 
 
-def _payments(data_dir: Path, rows: int) -> pa.Table:
-    """`rows` simulated payments in time order: the small simulation, then the same again 140 days later
-    under new ids (it holds about 79,000)."""
-    simulated = load_or_simulate(data_dir, **asdict(SIZES["small"]))
-    later = simulated.assign(
-        transaction_id=simulated["transaction_id"].astype(str).radd("b"),
-        tx_datetime=simulated["tx_datetime"] + pd.Timedelta(days=140),
-    )
-    both = pd.concat([simulated.assign(transaction_id=simulated["transaction_id"].astype(str)), later]).head(rows)
-    return pa.table(
-        {
-            "transaction_id": both["transaction_id"].to_numpy(),
-            "timestamp": both["tx_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_numpy(),
-            "customer_id": both["customer_id"].astype(str).to_numpy(),
-            "terminal_id": both["terminal_id"].astype(str).to_numpy(),
-            "amount": both["amount"].to_numpy(dtype=float),
-        }
-    )
-
-
 def _by_event(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).set_index("event_id").sort_index()
 
@@ -73,7 +51,7 @@ def test_fast_engine_decides_100000_events_exactly_as_the_row_path(
     """100,000 payments through both engines: the same events decided, every score within 1e-9 and every
     other cell (decision, band, rule hits, reasons, fingerprints, ids, versions) identical."""
     source = tmp_path / "payments.csv"
-    pacsv.write_csv(_payments(fraud_data_dir, ROWS), source)
+    pacsv.write_csv(pa.Table.from_pandas(many_payments(fraud_data_dir, ROWS), preserve_index=False), source)
     fast = rescore(core, source, tmp_path / "fast.parquet", progress=False, engine="fast")
     rows = rescore(core, source, tmp_path / "rows.parquet", progress=False, engine="rows")
     assert (fast.rows, fast.scored, fast.rejected) == (rows.rows, rows.scored, rows.rejected) == (ROWS, ROWS, 0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,13 @@ import pytest
 
 from services.claims_risk.dataset import load_policies, policy_event
 from services.disease_risk.samples import sample_assessments
-from services.fraud_detection.dataset import load_or_simulate
-from services.fraud_detection.train import SIZES
 from services.registry import runtime
 from shared.core.scoring import ScoringCore
 from shared.doors.batch import rescore
 from shared.doors.spark import rescore_on_spark, spark_session
 from shared.errors import UsageError
 from shared.settings import Settings
+from tests.fixtures.events import many_payments
 from tests.fixtures.services import PSEUDONYM_KEY
 
 CHANGING = ("scored_at", "latency_ms")  # when and how fast: no decision depends on them
@@ -71,26 +69,6 @@ def _rejects(output: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _payments(data_dir: Path, rows: int) -> pd.DataFrame:
-    """`rows` simulated payments in time order: the small simulation, then the same again 140 days later
-    under new ids (it holds about 79,000)."""
-    simulated = load_or_simulate(data_dir, **asdict(SIZES["small"]))
-    later = simulated.assign(
-        transaction_id=simulated["transaction_id"].astype(str).radd("b"),
-        tx_datetime=simulated["tx_datetime"] + pd.Timedelta(days=140),
-    )
-    both = pd.concat([simulated.assign(transaction_id=simulated["transaction_id"].astype(str)), later]).head(rows)
-    return pd.DataFrame(
-        {
-            "transaction_id": both["transaction_id"].to_numpy(),
-            "timestamp": both["tx_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_numpy(),
-            "customer_id": both["customer_id"].astype(str).to_numpy(),
-            "terminal_id": both["terminal_id"].astype(str).to_numpy(),
-            "amount": both["amount"].to_numpy(dtype=float),
-        }
-    )
-
-
 def test_spark_decides_100000_payments_exactly_as_the_local_engine(
     spark: Any, fraud_model_dir: Path, fraud_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -98,7 +76,7 @@ def test_spark_decides_100000_payments_exactly_as_the_local_engine(
     local engine and Spark: every score within 1e-9, every other cell (decision, band, rule hits, reasons,
     features, fingerprints, pseudonymised card ids) identical, and the same rows rejected for the same fields."""
     core = _core("fraud", fraud_model_dir, tmp_path)
-    payments = _payments(fraud_data_dir, 100_000)
+    payments = many_payments(fraud_data_dir, 100_000)
     payments.loc[10, "amount"] = -1.0
     payments.loc[5_000, "timestamp"] = "yesterday"
     payments.loc[99_999, "terminal_id"] = ""
