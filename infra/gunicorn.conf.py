@@ -1,5 +1,5 @@
-"""gunicorn settings for `risk serve SERVICE`; bind and workers come from the CLI's flags or the
-environment (RISK_HTTP_BIND, RISK_HTTP_WORKERS)."""
+"""gunicorn settings for `risk serve SERVICE` and the desk; bind and workers come from the CLI's flags or the
+environment (RISK_HTTP_BIND, RISK_HTTP_WORKERS), threads per worker from RISK_HTTP_THREADS."""
 
 import os
 
@@ -7,7 +7,11 @@ from prometheus_client import multiprocess
 
 bind = os.environ.get("RISK_HTTP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RISK_HTTP_WORKERS", "2"))
-worker_class = "sync"
+# Threaded workers: a request waiting on a store (PostgreSQL answers a commit once its WAL is flushed) leaves
+# the worker's CPU to its other requests, and the commits of concurrent requests share a flush; a client's
+# connection is kept open between its requests (a sync worker closes it after each one).
+worker_class = "gthread"
+threads = int(os.environ.get("RISK_HTTP_THREADS", "4"))
 # The app and its runtime (Kafka clients, state store, control listener) are built in each worker after
 # fork, never in the master: no preloading.
 preload_app = False

@@ -4,7 +4,8 @@ write of each decision, with SQL compiled once from the tables.
 Through SQLAlchemy's `Connection`, one HTTP request's look-up cost about 300 us and its insert 600 us of
 Python (checking out a pooled connection, beginning and resetting a transaction, building a compiled
 statement's execution context, running the bind processors), several times what the database spends.
-Here each process keeps one driver connection for these statements, held by one thread at a time; the
+Here each process keeps driver connections of its own for these statements, each held by one thread at a
+time (as many as its threads use at once, so one request waiting on its commit holds up no other); the
 statements are compiled once per dialect from the same table definitions, and each row is bound by the
 very processors SQLAlchemy would run (so the stored text is the same byte for byte).
 
@@ -13,7 +14,9 @@ very processors SQLAlchemy would run (so the stored text is the same byte for by
   decision survives the process being killed; an OS crash or power cut may lose the last commits).
 - PostgreSQL: autocommit, so a look-up is one round trip; a single decision and its rule hits are one
   statement (the hits inserted from the decision's RETURNING, in a data-modifying CTE), which commits on
-  its own: one round trip instead of BEGIN, two INSERTs and COMMIT. A micro-batch is one transaction whose
+  its own: one round trip instead of BEGIN, two INSERTs and COMMIT; a commit returns once the server has
+  flushed its WAL (`synchronous_commit` held on), and the commits of concurrent requests, each on its own
+  connection, share a flush. A micro-batch is one transaction whose
   rows go through psycopg's pipeline (one round trip for the batch).
 """
 
@@ -66,38 +69,64 @@ class DirectPath(Protocol):
 
 
 class _PerProcess:
-    """One driver connection per process (a fork's child opens its own), one thread at a time on it."""
+    """This process's driver connections (a fork's child opens its own), each held by one thread at a time:
+    as many as threads use at once (gunicorn's threaded workers), kept idle between uses. A thread waiting on
+    its commit leaves the others theirs, so concurrent commits of one process are flushed together."""
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
-        self._connection: Any = None
-        self._pid = 0
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     @contextmanager
-    def held(self) -> Iterator[Any]:
-        with self._lock:
-            if self._connection is not None and self._pid != os.getpid():
-                _INHERITED.append(self._connection)
-                self._connection = None
-            if self._connection is None:
-                self._connection, self._pid = self._connect(), os.getpid()
-            yield self._connection
-
-    def drop(self) -> None:
-        """Close this process's connection (the next use opens another); the caller holds `held`."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with suppress(Exception):  # a broken connection may fail to close: it is gone either way
-                connection.close()
+    def held(self, lost: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
+        """A connection for the block, idle or new; idle again after it, unless the block raised one of
+        `lost` (the connection is then closed, and a later block opens another)."""
+        connection = self._take()
+        try:
+            yield connection
+        except lost:
+            _close_quietly(connection)
+            raise
+        except BaseException:
+            self._give_back(connection)
+            raise
+        self._give_back(connection)
 
     def close(self) -> None:
+        """Close this process's idle connections (those in use are closed by their process's next close)."""
         with self._lock:
-            if self._pid == os.getpid():
-                self.drop()
-            elif self._connection is not None:
-                _INHERITED.append(self._connection)
-            self._connection = None
+            idle, self._idle = self._idle, []
+            here = self._pid == os.getpid()
+        for connection in idle:
+            if here:
+                _close_quietly(connection)
+            else:
+                _INHERITED.append(connection)
+
+    def _take(self) -> Any:
+        with self._lock:
+            self._forget_inherited()
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()  # outside the lock: opening one takes round trips
+
+    def _give_back(self, connection: Any) -> None:
+        with self._lock:
+            self._forget_inherited()
+            self._idle.append(connection)
+
+    def _forget_inherited(self) -> None:
+        """In a forked child, the parent's connections are kept from use and from the garbage collector."""
+        if self._pid != os.getpid():
+            _INHERITED.extend(self._idle)
+            self._idle, self._pid = [], os.getpid()
+
+
+def _close_quietly(connection: Any) -> None:
+    with suppress(Exception):  # a broken connection may fail to close: it is gone either way
+        connection.close()
 
 
 # ---------------------------------------------------------------------------------------------- SQLite
@@ -119,7 +148,7 @@ class SqliteDirect:
             pragmas(connection, None)
             return connection
 
-        self._connection = _PerProcess(connect)
+        self._connections = _PerProcess(connect)
         self._binders = _binders(dialect)
         self._insert_sql, self._insert_names = _positional(
             sqlite.insert(decisions).values(_all_bound()).on_conflict_do_nothing(), dialect
@@ -135,14 +164,14 @@ class SqliteDirect:
     def answers(self, service: str, event_ids: Sequence[str]) -> list[Answered]:
         found: list[Answered] = []
         decoded = self._decoded
-        with self._unavailable_as_not_ready(), self._connection.held() as connection:
+        with self._unavailable_as_not_ready(), self._connections.held() as connection:
             for part in _parts(event_ids):
                 rows = connection.execute(self._answers_sql(len(part)), (service, *part)).fetchall()
                 found.extend((e, n, d, f, decoded(doc)) for e, n, d, f, doc in rows)
         return found
 
     def record(self, rows: Sequence[Row], hits: Callable[[set[str]], Hits]) -> set[str]:
-        with self._unavailable_as_not_ready(), self._one_writer(), self._connection.held() as connection:
+        with self._unavailable_as_not_ready(), self._one_writer(), self._connections.held() as connection:
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 inserted = self._inserted(connection, rows)
@@ -156,7 +185,7 @@ class SqliteDirect:
         return inserted
 
     def close(self) -> None:
-        self._connection.close()
+        self._connections.close()
 
     def _inserted(self, connection: sqlite3.Connection, rows: Sequence[Row]) -> set[str]:
         """Insert the rows not recorded yet; their event ids. The caller holds the writers' lock and BEGIN
@@ -197,9 +226,10 @@ class PostgresDirect:
         def connect() -> psycopg.Connection[Any]:
             connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
             set_json_loads(orjson.loads, connection)
+            connection.execute(_PG_SYNCHRONOUS_COMMIT)
             return connection
 
-        self._connection = _PerProcess(connect)
+        self._connections = _PerProcess(connect)
 
     def answers(self, service: str, event_ids: Sequence[str]) -> list[Answered]:
         with self._held() as connection:
@@ -230,17 +260,23 @@ class PostgresDirect:
             return inserted
 
     def close(self) -> None:
-        self._connection.close()
+        self._connections.close()
 
     @contextmanager
     def _held(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._connection.held() as connection:
-            try:
+        try:
+            with self._connections.held(lost=_PG_LOST) as connection:  # a lost one is closed, not reused
                 yield connection
-            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                self._connection.drop()  # lost or unusable: the next call connects afresh
-                name = type(error).__name__
-                raise NotReadyError(f"decision store {self._shown_url} unavailable: {name}") from error
+        except _PG_LOST as error:  # while connecting too
+            raise NotReadyError(f"decision store {self._shown_url} unavailable: {type(error).__name__}") from error
+
+
+_PG_LOST = (psycopg.OperationalError, psycopg.InterfaceError)  # the connection is lost or unusable
+# A decision answered is on disk: a commit waits for the server's WAL flush, whatever the role's or the
+# database's default says (a stronger setting, such as waiting for a standby, is kept).
+_PG_SYNCHRONOUS_COMMIT = (
+    "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'"
+)
 
 
 def _encoded(row: Row) -> Row:
