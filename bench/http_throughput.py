@@ -5,7 +5,10 @@ The traffic is real-looking: the simulated transactions of the test week, replay
 window state warmed with the 40 days before (as a service in production has), so cards have their
 usual histories and the share of flagged payments, which pay for exact SHAP explanations, is realistic.
 
-    .venv/bin/python -m bench.http_throughput [--seconds 20] [--connections 8]
+    .venv/bin/python -m bench.http_throughput [--seconds 20] [--connections 8] [--decisions sqlite|postgresql|none]
+
+Both endpoints run under the project's gunicorn configuration (2 workers, RISK_HTTP_THREADS threads each). With
+a store, the results give its size on disk per million decisions recorded one a request.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -21,10 +25,12 @@ from pathlib import Path
 
 import requests
 
+from bench.batch_throughput import store_bytes
 from bench.common import add_decision_store_option, bench_settings, decision_store_url, record, result_name, workdir
 from bench.traffic import traffic
 from services.registry import runtime, service_names
-from shared.doors.gunicorn import gunicorn_command
+from shared.decisions import DecisionStore
+from shared.doors.gunicorn import GUNICORN_CONFIG, gunicorn_command
 from shared.settings import Settings
 from tests.fixtures.services import running_server
 
@@ -70,6 +76,29 @@ def decision_counts(base_url: str) -> dict[str, float]:
     return counts
 
 
+def server_model() -> dict[str, object]:
+    """How the project's gunicorn configuration serves both endpoints (RISK_HTTP_THREADS applied)."""
+    config = runpy.run_path(str(GUNICORN_CONFIG))
+    return {name: config.get(name) for name in ("worker_class", "threads", "keepalive")}
+
+
+def store_size(service: str, url: str) -> dict[str, float]:
+    """What the decisions recorded one a request take on disk (documents, rule hits, indexes), measured once
+    the server has stopped; per million decisions by proportion."""
+    store = DecisionStore(url)
+    try:
+        recorded = store.count(service)
+    finally:
+        store.close()
+    size = store_bytes(url)
+    return {
+        "decisions": recorded,
+        "bytes": size,
+        "bytes_per_decision": round(size / recorded, 1),
+        "gib_per_million_decisions": round(size / recorded * 1e6 / 2**30, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--service", choices=service_names(), default="fraud")
@@ -90,6 +119,8 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     with running_server(args.service, settings, work / "service.log", workers=2) as server:
         results["service"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
         decisions = decision_counts(server.base_url)
+    if args.decisions != "none":
+        results["store_size"] = store_size(args.service, settings.decisions_url)
     bare = gunicorn_command(f"bench.bare_app:create_app({args.service!r})")
     with running_server(args.service, settings, work / "bare.log", workers=2, command=bare) as server:
         results["bare_flask_model"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
@@ -101,6 +132,7 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         result_name("http_throughput", args.service, args.decisions),
         {
             "workers": 2,
+            **server_model(),
             "connections": args.connections,
             "seconds": args.seconds,
             "load_generator": "wrk, 1 thread, same machine",
