@@ -4,12 +4,13 @@ once, into a `ValidEvent` that keeps both the typed values and the serialised fo
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeGuard
 
-from marshmallow import Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError, fields, missing
+from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 
-from shared.core.decision import fingerprint
+from shared.core.decision import compile_dump, fingerprint
 from shared.errors import ConfigurationError, InvalidInputError
 from shared.jsonlimits import MAX_NESTING, too_deep
 from shared.privacy import pseudonymise
@@ -17,6 +18,9 @@ from shared.privacy import pseudonymise
 Event = dict[str, Any]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SCALARS = (str, int, float, bool, type(None))
+
+Load = Callable[[dict[str, Any]], Event | None]
 
 
 class ValidEvent(NamedTuple):
@@ -41,11 +45,14 @@ class Contract:
         self.schema = schema()
         self.personal_fields = personal_fields
         self._key = pseudonym_key
+        self._load = compile_load(self.schema)
+        self._dump = compile_dump(self.schema) if dump_compilable(self.schema) else self.schema.dump
 
     def validate(self, raw: object) -> ValidEvent:
         """One raw event, or InvalidInputError naming every field at fault."""
-        data = validate_event(self.schema, raw)
-        document = self.schema.dump(data)
+        loaded = self._load(raw) if self._load is not None and _plain(raw) else None
+        data = validate_event(self.schema, raw) if loaded is None else loaded
+        document = self._dump(data)
         for name in self.personal_fields:
             if data.get(name) is None:
                 continue
@@ -74,6 +81,71 @@ def validate_event(schema: Schema, raw: object) -> Event:
     except ValidationError as error:
         raise InvalidInputError(_flatten(error.normalized_messages())) from None
     return loaded
+
+
+def compile_load(schema: Schema) -> Load | None:
+    """`schema.load` of a valid flat event without marshmallow's per-load machinery (error store, getters,
+    unknown-field pass, hook look-ups): each field's own `deserialize`, in the schema's field order, as
+    `Schema._deserialize` calls it. It answers None whenever marshmallow might say anything else (a
+    field refuses its value, an unknown field), and the caller then loads through the schema, so every
+    error message is marshmallow's own. None (no fast form) for a schema with hooks or options it does
+    not follow."""
+    hooked = any(schema._hooks[tag] for tag in (PRE_LOAD, POST_LOAD, VALIDATES, VALIDATES_SCHEMA))
+    if hooked or schema.many or schema.partial or schema.unknown != RAISE or schema.dict_class is not dict:
+        return None
+    plan = [(field.data_key or name, field.attribute or name, field) for name, field in schema.load_fields.items()]
+    if any("." in attribute for _, attribute, _ in plan):  # marshmallow would nest such a value
+        return None
+    known = frozenset(key for key, _, _ in plan)
+    options = {} if schema.partial is None else {"partial": schema.partial}
+
+    def load(raw: dict[str, Any]) -> Event | None:
+        if not known.issuperset(raw):
+            return None
+        loaded: Event = {}
+        for key, attribute, field in plan:
+            try:
+                value = field.deserialize(raw.get(key, missing), key, raw, **options)
+            except ValidationError:
+                return None
+            if value is not missing:
+                loaded[attribute] = value
+        return loaded
+
+    return load
+
+
+def dump_compilable(schema: Schema) -> bool:
+    """Whether `compile_dump` writes what `schema.dump` does: no dump hooks, and no field whose dump it does
+    not follow (a default for absent values, numbers dumped as text), nested schemas included."""
+    if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
+        return False
+    return all(_field_dump_compilable(field) for field in schema.dump_fields.values())
+
+
+def _field_dump_compilable(field: fields.Field) -> bool:
+    if field.dump_default is not missing or getattr(field, "as_string", False):
+        return False
+    if type(field) is fields.Nested:
+        return dump_compilable(field.schema)
+    if type(field) is fields.List:
+        return _field_dump_compilable(field.inner)
+    if type(field) is fields.Dict:
+        return all(_field_dump_compilable(f) for f in (field.key_field, field.value_field) if f is not None)
+    return True
+
+
+def _plain(raw: object) -> TypeGuard[dict[str, Any]]:
+    """A JSON object of scalars whose text is all ASCII: nothing nested, no lone surrogate, so neither the
+    nesting nor the surrogate check can refuse it."""
+    if type(raw) is not dict:
+        return False
+    for key, value in raw.items():
+        if type(key) is not str or not key.isascii() or type(value) not in _SCALARS:
+            return False
+        if type(value) is str and not value.isascii():
+            return False
+    return True
 
 
 def surrogate_problems(raw: Mapping[str, Any]) -> dict[str, list[str]]:
