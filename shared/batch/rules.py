@@ -5,9 +5,11 @@ condition's field references (found by the rules' own tokenizer, `shared.rules.r
 the element of a `map` over the chunk's row numbers (`score` becomes `c0[#]`, `features.x` `c1[#]`), the
 fields the conditions read are handed over once as JSON columns (numpy arrays written by orjson, so no
 row is built in Python), and ZEN says for each row whether
-every condition gave false. Only the rows where one did not (a hit, a null, an error) are decided the
-ordinary way, through `ScoringCore.decide`; the others take the default outcome with no hit, which is what
-`Ruleset.evaluate` gives such a row. A chunk ZEN cannot evaluate (a null compared in some row) is halved
+every condition gave false; those take the default outcome with no hit, which is what `Ruleset.evaluate`
+gives such a row. The few rows where one did not are evaluated again, condition by condition, by a second
+expression over the same columns (`values`): a row whose conditions all gave true or false gets its
+verdict from those values (`Ruleset.verdict_of`); a row with a null or an error is decided the ordinary
+way, through `ScoringCore.decide`. A chunk ZEN cannot evaluate (a null compared in some row) is halved
 until the failing rows stand alone, and those are decided the ordinary way too.
 """
 
@@ -48,8 +50,11 @@ class RuleScreen:
             pieces.append(rule.when[last:])
             rewritten.append("".join(pieces))
         self.paths = tuple(paths)
+        self.width = len(rewritten)
         body = " or ".join(f"(({condition}) != false)" for condition in rewritten) or "false"
+        each = ", ".join(f"({condition})" for condition in rewritten)
         self._expression = zen.compile_expression(f"map([0..last], {body})") if self.usable else None
+        self._each = zen.compile_expression(f"map([0..last], [{each}])") if self.usable else None
 
     def may_hit(self, columns: Sequence[Sequence[Any] | np.ndarray]) -> np.ndarray:
         """For each row (one column of values per path: lists, or numpy arrays whose NaN reads as null),
@@ -57,26 +62,41 @@ class RuleScreen:
         n = len(columns[0]) if len(columns) else 0
         if self._expression is None:
             return np.ones(n, dtype=bool)
-        return self._screen(list(columns), n)
+        return np.array([value is not False for value in _per_row(self._expression, list(columns), n)], dtype=bool)
 
-    def _screen(self, columns: list[Sequence[Any] | np.ndarray], n: int) -> np.ndarray:
-        if not n:
-            return np.zeros(0, dtype=bool)
-        assert self._expression is not None
-        # The columns as they are (ZEN indexes them by row), so no row is built in Python.
-        payload = {"last": n - 1, **{f"c{k}": column for k, column in enumerate(columns)}}
-        try:
-            result = self._expression.evaluate(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
-        except Exception:  # ZEN raises RuntimeError, TypeError and bare Exception alike
-            if n < SMALLEST_SCREENED:
-                return np.ones(n, dtype=bool)
-            half = n // 2
-            return np.concatenate(
-                [self._screen([c[:half] for c in columns], half), self._screen([c[half:] for c in columns], n - half)]
-            )
-        if not isinstance(result, list) or len(result) != n:
-            return np.ones(n, dtype=bool)
-        return np.array([value is not False for value in result], dtype=bool)
+    def values(self, columns: Sequence[Sequence[Any] | np.ndarray]) -> list[list[Any] | None]:
+        """For each row, every condition's value in rule order when all of them gave true or false, else
+        None (a null, a value of another kind, or a part of the chunk ZEN could not evaluate): such a row
+        needs `Ruleset.evaluate` itself, which names the failing rules."""
+        n = len(columns[0]) if len(columns) else 0
+        if self._each is None:
+            return [None] * n
+        found = _per_row(self._each, list(columns), n)
+        return [
+            v if isinstance(v, list) and len(v) == self.width and all(b is True or b is False for b in v) else None
+            for v in found
+        ]
+
+
+def _per_row(expression: Any, columns: list[Sequence[Any] | np.ndarray], n: int) -> list[Any]:
+    """The expression's value for each of the n rows (a `map` over the row numbers); None for every row of
+    a part ZEN could not evaluate, which is halved until the failing rows stand nearly alone."""
+    if not n:
+        return []
+    # The columns as they are (ZEN indexes them by row), so no row is built in Python.
+    payload = {"last": n - 1, **{f"c{k}": column for k, column in enumerate(columns)}}
+    try:
+        result = expression.evaluate(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+    except Exception:  # ZEN raises RuntimeError, TypeError and bare Exception alike
+        if n < SMALLEST_SCREENED:
+            return [None] * n
+        half = n // 2
+        return _per_row(expression, [c[:half] for c in columns], half) + _per_row(
+            expression, [c[half:] for c in columns], n - half
+        )
+    if not isinstance(result, list) or len(result) != n:
+        return [None] * n
+    return result
 
 
 def _written(expression: str, position: int, path: tuple[str, ...]) -> str:

@@ -1,8 +1,12 @@
 """The fast engine's scoring of one chunk: valid events with their features in, decisions as Arrow columns out.
 
     documents + features -> model (one call for the chunk) -> bands -> rules screened in bulk
-      -> rows some rule may hit: `ScoringCore.decide`, the online doors' own path (explanations, hits, reasons)
-      -> every other row: the default decision, built a column at a time
+      -> every row: the default decision, built a column at a time
+      -> rows some rule may hit: each condition's value in one more ZEN call over those rows, the verdict
+         from them (`Ruleset.verdict_of`: hits, reasons, outcome), explanations of the rows not decided by
+         default in one call, and their decision, hits and reasons written into the columns
+      -> rows whose conditions ZEN could not evaluate (a null compared): `ScoringCore.decide`, the online
+         doors' own path, which names the failing rules
 
 Every cell equals what the row-by-row batch door writes for the same event (a test holds 100,000 events
 to it); only what no decision depends on differs: `scored_at` and `latency_ms` are the chunk's.
@@ -11,11 +15,11 @@ to it); only what no decision depends on differs: `scored_at` and `latency_ms` a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -23,16 +27,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shared.batch.digests import decision_ids
 from shared.batch.records import output_columns
 from shared.batch.rules import RuleScreen
 from shared.batch.validation import FINGERPRINT, OFFSET_SUFFIX
 from shared.core.contract import ValidEvent
-from shared.core.decision import _DECISION_IDS, VersionedName, VersionedNameSchema
+from shared.core.decision import Reason, VersionedName, VersionedNameSchema, compile_dump
 from shared.core.scoring import ScoringCore
-from shared.core.service import History, Service
+from shared.core.service import History, Prediction, Service
 from shared.features.featureset import FeatureBatch
 from shared.files import flat_value
+from shared.modeling.explain import Contribution
 from shared.modeling.registry import RegisteredModel
+from shared.rules.engine import Verdict
 
 _VERSIONED = VersionedNameSchema()
 
@@ -90,20 +97,119 @@ def score_chunk(core: ScoringCore, documents: pa.Table, data: pa.Table | None, f
     bands = _bands(ruleset.bands, scores)
     measures = prediction.measures or [{}] * n
     screen = _screen_for(core)
-    needs_core = np.ones(n, dtype=bool)
-    can_screen = screen.usable and core.challenger is None and _plain_details(core)
-    if can_screen:
-        threshold = ruleset.explain_from_score
-        probes = ruleset._list_probes  # the ruleset's own look-ups, so the flags are the ones it computes
-        columns = [_values_at(p, documents, features, scores, bands, measures, probes) for p in screen.paths]
-        needs_core = screen.may_hit(columns)
-        if threshold is not None:
-            needs_core |= scores >= threshold
-    table = _default_decisions(core, documents, scores, bands, measures, started)
-    exact = np.flatnonzero(needs_core)
-    if len(exact):
-        table = _with_core_decisions(core, table, documents, data, features, exact, started)
+    threshold = ruleset.explain_from_score
+    if not (screen.usable and core.challenger is None and _plain_details(core)):
+        table = _default_decisions(core, documents, scores, bands, measures, started)
+        return _with_core_decisions(core, table, documents, data, features, np.arange(n), started)
+    probes = ruleset._list_probes  # the ruleset's own look-ups, so the flags are the ones it computes
+    columns = [_values_at(p, documents, features, scores, bands, measures, probes) for p in screen.paths]
+    may_hit = np.flatnonzero(screen.may_hit(columns) | (scores >= threshold if threshold is not None else False))
+    if threshold is not None:  # rows above it carry their explanations into the rules' context: the core's way
+        table = _default_decisions(core, documents, scores, bands, measures, started)
+        return _with_core_decisions(core, table, documents, data, features, may_hit, started)
+    verdicts, unsure = _bulk_verdicts(core, screen, columns, documents, features, scores, bands, measures, may_hit)
+    decided = _decided_columns(core, features, prediction, verdicts, n)
+    table = _default_decisions(core, documents, scores, bands, measures, started, decided)
+    if len(unsure):
+        table = _with_core_decisions(core, table, documents, data, features, unsure, started)
     return table
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """The verdicts of some rows of a chunk, found from their conditions' values in bulk."""
+
+    positions: np.ndarray  # the rows' positions in the chunk
+    verdicts: list[Verdict]
+    rows: list[dict[str, Any]]  # each row's features, as the rules and reason texts read them
+
+
+def _bulk_verdicts(
+    core: ScoringCore,
+    screen: RuleScreen,
+    columns: Sequence[Sequence[Any] | np.ndarray],
+    documents: pa.Table,
+    features: FeatureBatch,
+    scores: np.ndarray,
+    bands: np.ndarray,
+    measures: Sequence[Mapping[str, float]],
+    positions: np.ndarray,
+) -> tuple[_Verdicts, np.ndarray]:
+    """`Ruleset.evaluate` of the rows at `positions` from each condition's value found in one ZEN call
+    over those rows' columns (the same context fields `ScoringCore.decide` gives it); and the positions of
+    the rows where some condition gave no boolean, which only the core decides as the online doors do."""
+    values = screen.values([_taken(c, positions) for c in columns])
+    sure = np.array([v is not None for v in values], dtype=bool)
+    known = positions[sure]
+    picked = documents.take(known).drop_columns([FINGERPRINT]).to_pylist()
+    rows = features.take(known.tolist()).rows
+    ruleset = core.ruleset
+    verdicts = [
+        ruleset.verdict_of(
+            {
+                "event": picked[k],
+                "features": rows[k],
+                "score": float(scores[i]),
+                "band": bands[i],
+                "measures": measures[i],
+                "reasons": [],
+            },
+            row_values,
+        )
+        for k, (i, row_values) in enumerate(zip(known.tolist(), (v for v in values if v is not None), strict=True))
+    ]
+    return _Verdicts(known, verdicts, rows), positions[~sure]
+
+
+def _taken(column: Sequence[Any] | np.ndarray, positions: np.ndarray) -> Sequence[Any] | np.ndarray:
+    if isinstance(column, np.ndarray):
+        return column[positions]
+    return [column[i] for i in positions.tolist()]
+
+
+def _decided_columns(
+    core: ScoringCore, features: FeatureBatch, prediction: Prediction, found: _Verdicts, n: int
+) -> dict[str, list[Any]]:
+    """The decision, reasons and rule hits columns with the found verdicts in their rows (every other row
+    the default: no hit, no reason), each cell as `ScoringCore.decide` and its dump write it."""
+    service, default = core.service, core.ruleset.default
+    decision = [default] * n
+    reasons, rule_hits = ["[]"] * n, ["[]"] * n
+    explained = [k for k, verdict in enumerate(found.verdicts) if verdict.outcome != default]
+    at = found.positions
+    contributions = service.explain(core.model, features, prediction, at[explained].tolist()) if explained else []
+    why = dict(zip(explained, contributions, strict=True))
+    dump = _parts_dump(core)
+    for k, verdict in enumerate(found.verdicts):
+        i = int(at[k])
+        decision[i] = verdict.outcome
+        row = found.rows[k]
+        given = tuple(_reason(service, c, row) for c in why.get(k, ()))
+        parts = dump({"reasons": given, "rule_hits": verdict.hits})
+        reasons[i], rule_hits[i] = flat_value(parts["reasons"]), flat_value(parts["rule_hits"])
+    return {"decision": decision, "reasons": reasons, "rule_hits": rule_hits}
+
+
+def _reason(service: Service, contribution: Contribution, row: Mapping[str, Any]) -> Reason:
+    """One contribution as a decision's reason, as `ScoringCore.decide` writes it."""
+    return Reason(
+        feature=contribution.feature,
+        value=contribution.value,
+        contribution=round(contribution.contribution, 6),
+        text=service.reason_text(contribution.feature, row),
+    )
+
+
+_PART_DUMPS: weakref.WeakKeyDictionary[ScoringCore, Callable[[Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _parts_dump(core: ScoringCore) -> Callable[[Any], dict[str, Any]]:
+    """The service's decision schema dump (the core's own), made once per core."""
+    dump = _PART_DUMPS.get(core)
+    if dump is None:
+        dump = compile_dump(core.service.decision_schema())
+        _PART_DUMPS[core] = dump
+    return dump
 
 
 _SCREENS: dict[int, tuple[Any, RuleScreen]] = {}
@@ -201,11 +307,12 @@ def _default_decisions(
     bands: np.ndarray,
     measures: Sequence[Mapping[str, float]],
     started: float,
+    decided: Mapping[str, Sequence[Any]] | None = None,
 ) -> pa.Table:
-    """Every row decided the default way (no hit, no reason), a column at a time."""
+    """Every row decided the default way (no hit, no reason), a column at a time; `decided` gives whole
+    columns (decision, reasons, rule hits) where some rows are decided otherwise."""
     service = core.service
     n = documents.num_rows
-    event_ids = documents.column(service.event_id_field).to_pylist()
     columns = output_columns(service.decision_schema())
     model = VersionedName(str(core.model.card.get("name", service.name)), core.model.version)
     feature_set = VersionedName(service.feature_set.name, service.feature_set.version)
@@ -223,8 +330,8 @@ def _default_decisions(
         "replayed": False,
     }
     built: dict[str, Any] = {
-        "event_id": event_ids,
-        "decision_id": decision_ids(service.name, event_ids),
+        "event_id": documents.column(service.event_id_field).cast(pa.string()),
+        "decision_id": decision_ids(service.name, documents.column(service.event_id_field)),
         "entity_id": documents.column(service.entity_field).cast(pa.string()),
         "score": scores,
         "risk_band": bands.tolist(),
@@ -232,11 +339,13 @@ def _default_decisions(
         if not any(measures)
         else [flat_value({k: float(v) for k, v in m.items()}) for m in measures],
         "input_fingerprint": documents.column(FINGERPRINT),
+        **(decided or {}),
     }
     arrays = []
     for name, kind in columns.items():
         if name in built:
-            arrays.append(pa.array(built[name], kind) if not isinstance(built[name], pa.ChunkedArray) else built[name])
+            value = built[name]
+            arrays.append(value if isinstance(value, pa.Array | pa.ChunkedArray) else pa.array(value, kind))
         elif name in constant:
             arrays.append(pa.array([constant[name]] * n, kind))
         else:
@@ -275,16 +384,3 @@ def _with_core_decisions(
     where[positions] = int(keep.sum()) + np.arange(len(positions))
     del order
     return merged.take(where)
-
-
-def decision_ids(service: str, event_ids: Sequence[str]) -> list[str]:
-    """`decision_id_for` of each event id (a name-based UUID, version 5), without a UUID object each."""
-    namespace = _DECISION_IDS.bytes
-    ids = []
-    for event_id in event_ids:
-        digest = bytearray(hashlib.sha1(namespace + f"{service}/{event_id}".encode()).digest()[:16])
-        digest[6] = (digest[6] & 0x0F) | 0x50
-        digest[8] = (digest[8] & 0x3F) | 0x80
-        text = digest.hex()
-        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
-    return ids

@@ -15,7 +15,6 @@ JSON form with personal fields pseudonymised, plus `input_fingerprint`: what rul
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from marshmallow import Schema, fields, validate
 
+from shared.batch.digests import sha256_texts
 from shared.core.contract import Contract, ValidEvent
 from shared.errors import InvalidInputError
 
@@ -263,7 +263,7 @@ def fingerprints(documents: pa.Table) -> pa.Array:
         parts.append(_json_values(documents.column(name).combine_chunks()))
     parts.append("}")
     joined = pc.binary_join_element_wise(*[_broadcast(p, documents.num_rows) for p in parts], "")
-    return pa.array(["sha256:" + hashlib.sha256(text.encode()).hexdigest() for text in joined.to_pylist()], pa.string())
+    return sha256_texts(joined)
 
 
 def _broadcast(part: Any, n: int) -> Any:

@@ -225,10 +225,21 @@ class Ruleset:
         evaluated: it hits with the `on_error` outcome (else its own), is listed in the verdict's errors,
         logged and counted. Never raises for the event. The lists the rules name are looked up first, by
         set membership, and reach ZEN as one boolean each (`lists.deny_cards`)."""
-        if self._list_probes:
-            event = context.get("event") or {}
-            context = {**context, CONTEXT_KEY: {probe.name: probe.flag(event) for probe in self._list_probes}}
-        values = self._conditions.values(context)
+        context = self._with_lists(context)
+        return self._verdict(context, self._conditions.values(context))
+
+    def verdict_of(self, context: Mapping[str, Any], values: Sequence[Any]) -> Verdict:
+        """The verdict `evaluate` gives a context whose conditions' values (in rule order) were found
+        elsewhere: the batch engine evaluates the conditions of many events in one ZEN call."""
+        return self._verdict(self._with_lists(context), values)
+
+    def _with_lists(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self._list_probes:
+            return context
+        event = context.get("event") or {}
+        return {**context, CONTEXT_KEY: {probe.name: probe.flag(event) for probe in self._list_probes}}
+
+    def _verdict(self, context: Mapping[str, Any], values: Sequence[Any]) -> Verdict:
         hits: list[RuleHit] = []
         errors: list[RuleError] = []
         for rule, reason, value in zip(self.rules, self._reasons, values, strict=True):
