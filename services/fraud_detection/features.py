@@ -12,10 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.features.calendar import NIGHT_ENDS_AT_HOUR, is_night, is_weekend
 from shared.features.featureset import FeatureBatch, FeatureSet
-from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
+from shared.features.windows import (
+    DAY_SECONDS,
+    WindowCounts,
+    activity_windows,
+    activity_windows_offline,
+    delayed_label_windows,
+    delayed_label_windows_offline,
+    entity_order,
+)
 from shared.state import Record, StateStore, WindowQuery
 
 WINDOWS_DAYS = (1, 7, 30)
@@ -60,27 +69,6 @@ def frame_from_events(events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "is_weekend": np.array([is_weekend(m) for m in moments], dtype=np.int64),
             "is_night": np.array([is_night(m) for m in moments], dtype=np.int64),
             "label": np.zeros(len(events), dtype=np.int64),
-        }
-    )
-
-
-def frame_from_columns(data: pa.Table) -> pd.DataFrame:
-    """Validated transactions as columns (the batch engine's shape: the timestamp a UTC instant beside its
-    offset in seconds) to a transactions frame; the weekend and night read off the local wall clock."""
-    micros = data.column("timestamp").cast(pa.int64()).to_numpy()
-    offsets = data.column("timestamp__offset_seconds").to_numpy().astype(np.int64)
-    local = (micros // 1_000_000 + offsets).astype("datetime64[s]")
-    days = local.astype("datetime64[D]")
-    return pd.DataFrame(
-        {
-            "event_id": data.column("transaction_id").to_numpy(zero_copy_only=False).astype(object),
-            "customer_id": data.column("customer_id").to_numpy(zero_copy_only=False).astype(object),
-            "terminal_id": data.column("terminal_id").to_numpy(zero_copy_only=False).astype(object),
-            "ts": micros / 1e6,
-            "amount": data.column("amount").to_numpy().astype(float),
-            "is_weekend": ((days.astype(np.int64) + 3) % 7 >= 5).astype(np.int64),
-            "is_night": ((local - days).astype(np.int64) // 3600 <= NIGHT_ENDS_AT_HOUR).astype(np.int64),
-            "label": np.zeros(data.num_rows, dtype=np.int64),
         }
     )
 
@@ -141,10 +129,60 @@ def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
         windows_days=WINDOWS_DAYS,
         delay_days=TERMINAL_DELAY_DAYS,
     )
+    own = {name: frame[name].to_numpy() for name in ("amount", "is_weekend", "is_night")}
+    return _feature_frame(own, customer, terminal, frame.index)
+
+
+def offline_features_of_columns(data: pa.Table, answer_from: int = 0) -> pd.DataFrame:
+    """`offline_features` of validated transactions as columns (the batch engine's shape: the timestamp a
+    UTC instant beside its offset in seconds), for the rows from `answer_from` on: the rows before are
+    their look-back only. The same numbers as `offline_features` of the same rows as a frame (no label:
+    a batch input carries none), without turning ids into Python strings: cards and terminals become
+    integer codes, and the (time, id as text) order is Arrow's sort (UTF-8 bytes sort as the text does)."""
+    micros = data.column("timestamp").cast(pa.int64()).to_numpy()
+    times = micros / 1e6
+    by_time_then_id = [("timestamp", "ascending"), ("transaction_id", "ascending")]
+    in_time_order = pc.sort_indices(data, sort_keys=by_time_then_id).to_numpy().astype(np.intp)
+    answer = np.arange(answer_from, data.num_rows)
+    amounts = data.column("amount").to_numpy().astype(float)
+    cards = _codes(data.column("customer_id"))
+    customer = activity_windows(cards, times, entity_order(cards, in_time_order), amounts, WINDOWS_DAYS, answer)
+    del cards
+    terminals = _codes(data.column("terminal_id"))
+    terminal = delayed_label_windows(
+        terminals,
+        times,
+        entity_order(terminals, in_time_order),
+        np.zeros(data.num_rows),
+        WINDOWS_DAYS,
+        TERMINAL_DELAY_DAYS,
+        answer,
+    )
+    own = data.slice(answer_from)
+    offsets = own.column("timestamp__offset_seconds").to_numpy().astype(np.int64)
+    local = (micros[answer_from:] // 1_000_000 + offsets).astype("datetime64[s]")
+    days = local.astype("datetime64[D]")
+    columns = {
+        "amount": amounts[answer_from:],
+        "is_weekend": ((days.astype(np.int64) + 3) % 7 >= 5).astype(np.int64),
+        "is_night": ((local - days).astype(np.int64) // 3600 <= NIGHT_ENDS_AT_HOUR).astype(np.int64),
+    }
+    return _feature_frame(columns, customer, terminal, pd.RangeIndex(len(answer)))
+
+
+def _codes(ids: pa.ChunkedArray) -> np.ndarray:
+    """Each id's integer code: the rank of its first appearance (missing ids, which the contract refuses, share one)."""
+    return pc.index_in(ids, value_set=pc.unique(ids)).fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _feature_frame(
+    own: Mapping[str, np.ndarray], customer: WindowCounts, terminal: WindowCounts, index: pd.Index
+) -> pd.DataFrame:
+    """The feature set from the event's own columns and its card's and terminal's windows."""
     columns: dict[str, np.ndarray] = {
-        "amount": frame["amount"].to_numpy(dtype=float),
-        "is_weekend": frame["is_weekend"].to_numpy(),
-        "is_night": frame["is_night"].to_numpy(),
+        "amount": np.asarray(own["amount"], dtype=float),
+        "is_weekend": own["is_weekend"],
+        "is_night": own["is_night"],
     }
     for w in WINDOWS_DAYS:
         count, total = customer[w]
@@ -155,7 +193,7 @@ def offline_features(frame: pd.DataFrame) -> pd.DataFrame:
         columns[f"terminal_nb_tx_{w}d"] = count
         columns[f"terminal_risk_{w}d"] = np.divide(frauds, count, out=np.zeros_like(frauds), where=count > 0)
     columns["amount_to_customer_avg_30d"] = _ratio(columns["amount"], columns["customer_avg_amount_30d"])
-    return pd.DataFrame(columns, index=frame.index)[list(FEATURE_SET.features)]
+    return pd.DataFrame(columns, index=index)[list(FEATURE_SET.features)]
 
 
 # ------------------------------------------------------------------ online

@@ -50,8 +50,8 @@ class FraudService(Service):
     def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
         return FeatureBatch.from_frame(features.offline_features(features.frame_from_events(events)), self.feature_set)
 
-    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch:
-        return FeatureBatch.from_frame(features.offline_features(features.frame_from_columns(data)), self.feature_set)
+    def offline_features_of_columns(self, data: pa.Table, history: History, answer_from: int = 0) -> FeatureBatch:
+        return FeatureBatch.from_frame(features.offline_features_of_columns(data, answer_from), self.feature_set)
 
     def predict(self, model: RegisteredModel, batch: FeatureBatch) -> Prediction:
         trees: TreeModel = model.model

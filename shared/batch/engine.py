@@ -32,6 +32,7 @@ from shared.batch.records import output_columns
 from shared.batch.scoring import features_of, score_chunk
 from shared.batch.validation import Reject, validate_table
 from shared.core.scoring import ScoringCore
+from shared.features.featureset import FeatureBatch
 from shared.files import RecordWriter, columns_of, format_of
 from shared.logging import get_logger
 
@@ -137,8 +138,9 @@ def rescore_columns(
                 earlier = [spool.read(k, data_columns) for k in range(keys[0] - behind, keys[0])]
                 history = [t for t in earlier if t is not None]
                 data_all = pa.concat_tables([*history, table.select(data_columns)])
-                features = features_of(core, _unprefixed(data_all, DATA), {})
-                own = features.take(slice(data_all.num_rows - table.num_rows, data_all.num_rows))
+                del earlier, history
+                own = _own_features(core, _unprefixed(data_all, DATA), data_all.num_rows - table.num_rows)
+                del data_all
                 for start in range(0, table.num_rows, chunk_size):
                     part = table.slice(start, chunk_size)
                     decided = score_chunk(
@@ -153,6 +155,15 @@ def rescore_columns(
                     writer.write_table(decided)
                     bar.update(part.num_rows)
     return FastSummary(rows, sum(counts.values()), rejected, counts, round(time.perf_counter() - started, 3))
+
+
+def _own_features(core: ScoringCore, data: pa.Table, answer_from: int) -> FeatureBatch:
+    """The features of the rows from `answer_from` on, the rows before being their look-back only: a
+    service with a column-wise form computes no window of a look-back row."""
+    batch = core.service.offline_features_of_columns(data, {}, answer_from)
+    if batch is None:
+        batch = features_of(core, data, {}).take(slice(answer_from, data.num_rows))
+    return batch
 
 
 def _slices(spool: Spool) -> list[list[int]]:

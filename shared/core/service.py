@@ -124,10 +124,14 @@ class Service(ABC):
 
     # ------------------------------------------------------------------ optional hooks
 
-    def offline_features_of_columns(self, data: pa.Table, history: History) -> FeatureBatch | None:
+    def offline_features_of_columns(
+        self, data: pa.Table, history: History, answer_from: int = 0
+    ) -> FeatureBatch | None:
         """`offline_features` of valid events given as columns (the batch engine's shape: each contract
         field as loaded, a time as a UTC instant with `<field>__offset_seconds`), or None when the service
-        has no column-wise form (the engine then hands `offline_features` the events one dict each)."""
+        has no column-wise form (the engine then hands `offline_features` the events one dict each). Only
+        the rows from `answer_from` on are answered: the rows before are the look-back their windows read,
+        whose own features the engine does not need."""
         return None
 
     def load_model(self, version_dir: Path) -> Any:

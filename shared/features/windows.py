@@ -40,8 +40,8 @@ def activity_windows_offline(
     frame: pd.DataFrame, *, entity: str, ts: str, event_id: str, value: str, windows_days: Iterable[int]
 ) -> WindowCounts:
     """For each window in days, (count, sum of `value`) per row, aligned with `frame`'s rows."""
-    view = _SortedHistory(frame, entity, ts, event_id, frame[value].to_numpy(dtype=float))
-    return {days: view.trailing(days * DAY_SECONDS, include_self=True) for days in windows_days}
+    codes, times, order = _frame_order(frame, entity, ts, event_id)
+    return activity_windows(codes, times, order, frame[value].to_numpy(dtype=float), windows_days)
 
 
 def delayed_label_windows_offline(
@@ -55,26 +55,69 @@ def delayed_label_windows_offline(
     delay_days: int,
 ) -> WindowCounts:
     """For each window in days, (events, positive labels) in (t - delay - w, t - delay] per row."""
-    labels = frame[label].fillna(0).to_numpy(dtype=float)
-    view = _SortedHistory(frame, entity, ts, event_id, (labels == 1).astype(float))
+    codes, times, order = _frame_order(frame, entity, ts, event_id)
+    positives = (frame[label].fillna(0).to_numpy(dtype=float) == 1).astype(float)
+    return delayed_label_windows(codes, times, order, positives, windows_days, delay_days)
+
+
+def activity_windows(
+    codes: np.ndarray,
+    times: np.ndarray,
+    order: np.ndarray,
+    values: np.ndarray,
+    windows_days: Iterable[int],
+    answer: np.ndarray | None = None,
+) -> WindowCounts:
+    """`activity_windows_offline` over arrays: each row's entity code and time, `order` the rows sorted by
+    (entity, time, event id as text) (`entity_order`), and the values summed. Windows are answered for the
+    rows at `answer` (row positions; every row by default), over every row given: the rows answered for
+    nobody are look-back only, and no feature of theirs is computed."""
+    view = _SortedHistory(codes, times, order, values, answer)
+    return {days: view.trailing(days * DAY_SECONDS) for days in windows_days}
+
+
+def delayed_label_windows(
+    codes: np.ndarray,
+    times: np.ndarray,
+    order: np.ndarray,
+    positives: np.ndarray,
+    windows_days: Iterable[int],
+    delay_days: int,
+    answer: np.ndarray | None = None,
+) -> WindowCounts:
+    """`delayed_label_windows_offline` over arrays (as `activity_windows`), `positives` 1.0 for a positive
+    label and 0.0 otherwise."""
+    view = _SortedHistory(codes, times, order, positives, answer)
     return {days: view.delayed(delay_days * DAY_SECONDS, (delay_days + days) * DAY_SECONDS) for days in windows_days}
 
 
+def entity_order(codes: np.ndarray, in_time_order: np.ndarray) -> np.ndarray:
+    """The rows sorted by (entity, time, id), given them sorted by (time, id) with a stable sort: a stable
+    sort by entity keeps each entity's rows in that order, as `np.lexsort((ids, times, codes))` does."""
+    return in_time_order[np.argsort(codes[in_time_order], kind="stable")]
+
+
+def _frame_order(frame: pd.DataFrame, entity: str, ts: str, event_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    codes = pd.factorize(frame[entity])[0]
+    times = frame[ts].to_numpy(dtype=float)
+    ids = frame[event_id].astype(str).to_numpy()
+    return codes, times, np.lexsort((ids, times, codes))
+
+
 class _SortedHistory:
-    """Rows sorted by (entity, time, id) with per-entity boundaries and running sums of the values.
+    """Rows sorted by (entity, time, id) with per-entity boundaries and running sums of the values, and the
+    sorted positions of the rows whose windows are asked for.
 
     Every entity at once, with no loop over entities: a window's edges are found for all rows by binary
     searches over one sorted integer key (`_edges`), and each entity's running sum (`_running`) is
     added in the order a cumulative sum over that entity alone adds it, so the sums keep their bits."""
 
-    def __init__(self, frame: pd.DataFrame, entity: str, ts: str, event_id: str, values: np.ndarray) -> None:
-        entity_codes = pd.factorize(frame[entity])[0]
-        times = frame[ts].to_numpy(dtype=float)
-        ids = frame[event_id].astype(str).to_numpy()
-        self.order = np.lexsort((ids, times, entity_codes))
-        self.times = times[self.order]
-        self.values = values[self.order]
-        self.codes = entity_codes[self.order]
+    def __init__(
+        self, codes: np.ndarray, times: np.ndarray, order: np.ndarray, values: np.ndarray, answer: np.ndarray | None
+    ) -> None:
+        order = np.asarray(order, dtype=np.intp)
+        self.times = times[order]
+        self.codes = np.asarray(codes, dtype=np.int64)[order]
         starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]])
         lengths = np.diff(np.r_[starts, len(self.codes)])
         # Entity k's running sums take its length + 1 slots from starts[k] + k: row p's entity-local
@@ -82,37 +125,39 @@ class _SortedHistory:
         self.slot_shift = np.repeat(np.arange(len(starts)), lengths)
         self.distinct_times, ranks = np.unique(self.times, return_inverse=True)
         self.key_stride = np.int64(len(self.distinct_times) + 1)
-        self.keys = self.codes.astype(np.int64) * self.key_stride + ranks  # sorted, as the rows are
-        self.running = _running(self.values, starts, lengths)
+        self.keys = self.codes * self.key_stride + ranks  # sorted, as the rows are
+        del ranks
+        self.running = _running(values[order], starts, lengths)
+        sorted_position = np.empty_like(order)
+        sorted_position[order] = np.arange(len(order))
+        # The sorted position of each row answered, in the order asked: results need no unsorting.
+        self.asked = sorted_position if answer is None else sorted_position[answer]
 
-    def trailing(self, seconds: float, *, include_self: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Events in (t - seconds, t] up to and including each row, within its entity."""
-        first = self._edges(self.times - seconds)
-        last = np.arange(len(self.times)) + (1 if include_self else 0)
-        return self._unsort((last - first).astype(float)), self._unsort(self._sums(first, last))
+    def trailing(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """Events in (t - seconds, t] up to and including each row asked, within its entity."""
+        first = self._edges(self.times[self.asked] - seconds)
+        last = self.asked + 1
+        return (last - first).astype(float), self._sums(first, last)
 
     def delayed(self, delay: float, span: float) -> tuple[np.ndarray, np.ndarray]:
-        """Events in (t - span, t - delay] for each row, within its entity."""
-        first = self._edges(self.times - span)
-        last = self._edges(self.times - delay)
-        return self._unsort((last - first).astype(float)), self._unsort(np.rint(self._sums(first, last)))
+        """Events in (t - span, t - delay] for each row asked, within its entity."""
+        times = self.times[self.asked]
+        first = self._edges(times - span)
+        last = self._edges(times - delay)
+        return (last - first).astype(float), np.rint(self._sums(first, last))
 
     def _edges(self, queries: np.ndarray) -> np.ndarray:
-        """For each row, the position (in the sorted rows) of the first row of its entity with time above
-        its query, as `searchsorted(entity's times, query, side="right")` finds it. Times are replaced by
-        their rank among the distinct times, so (entity, rank) is one exact integer key: a row's time is at
-        most the query exactly when its rank is below the number of distinct times up to the query."""
+        """For each row asked, the position (in the sorted rows) of the first row of its entity with time
+        above its query, as `searchsorted(entity's times, query, side="right")` finds it. Times are replaced
+        by their rank among the distinct times, so (entity, rank) is one exact integer key: a row's time is
+        at most the query exactly when its rank is below the number of distinct times up to the query."""
         up_to_query = np.searchsorted(self.distinct_times, queries, side="right")
-        return np.searchsorted(self.keys, self.codes * self.key_stride + up_to_query - 1, side="right")
+        return np.searchsorted(self.keys, self.codes[self.asked] * self.key_stride + up_to_query - 1, side="right")
 
     def _sums(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """running[last] - running[first] of each row's own entity."""
-        return self.running[last + self.slot_shift] - self.running[first + self.slot_shift]
-
-    def _unsort(self, values: np.ndarray) -> np.ndarray:
-        out = np.empty_like(values)
-        out[self.order] = values
-        return out
+        """running[last] - running[first] of each asked row's own entity."""
+        shift = self.slot_shift[self.asked]
+        return self.running[last + shift] - self.running[first + shift]
 
 
 def _running(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
