@@ -338,11 +338,13 @@ class SqliteStateStore:
                 )
         if not any(queries.values()):
             return {namespace: [] for namespace in queries}
+        asked = [(namespace, query) for namespace, namespace_queries in queries.items() for query in namespace_queries]
         with self._reading() as db:
-            return {
-                namespace: [_sqlite_totals(db, namespace, query) for query in asked]
-                for namespace, asked in queries.items()
-            }
+            found = _sqlite_totals(db, asked)
+        totals: dict[str, list[list[WindowTotals]]] = {namespace: [] for namespace in queries}
+        for (namespace, _), windows in zip(asked, found, strict=True):
+            totals[namespace].append(windows)
+        return totals
 
     def set_labels(self, namespace: str, items: Sequence[tuple[str, str, int]]) -> None:
         check_namespace(namespace)
@@ -408,29 +410,71 @@ def _oldest_rows(
     return cursor.fetchall()
 
 
-@lru_cache(maxsize=64)
-def _totals_sql(windows: int, with_id: bool) -> str:
-    """Parameters: the lower bounds (?1..?W), namespace, key, until, until_id. One primary-key range scan
-    per window, each window's first column its position (a third faster than one scan of the widest
-    window totalling every window with CASE expressions)."""
-    n = windows
-    upper = f"ts <= ?{n + 3}" + (f" AND (ts < ?{n + 3} OR id <= ?{n + 4})" if with_id else "")
-    return " UNION ALL ".join(
-        f"SELECT {w}, count(*), total(value), count(CASE WHEN label = 1 THEN 1 END) FROM records"
-        f" WHERE namespace = ?{n + 1} AND key = ?{n + 2} AND ts > ?{w} AND {upper}"
-        for w in range(1, n + 1)
-    )
+# A statement of window totals holds at most this many SELECTs (SQLite's limit on a compound SELECT is 500)
+# and this many bound parameters (999 is the lowest limit SQLite has been built with).
+_SELECTS_PER_STATEMENT = 500
+_PARAMETERS_PER_STATEMENT = 999
 
 
-def _sqlite_totals(db: sqlite3.Connection, namespace: str, query: WindowQuery) -> list[WindowTotals]:
-    windows = len(query.lower_bounds)
-    if not windows:
-        return []
-    arguments: tuple[Any, ...] = (*query.lower_bounds, namespace, query.key, query.until)
-    if query.until_id is not None:
-        arguments += (query.until_id,)
-    found = sorted(db.execute(_totals_sql(windows, query.until_id is not None), arguments).fetchall())
-    return [WindowTotals(count, value, positives) for _, count, value, positives in found]
+@lru_cache(maxsize=256)
+def _totals_sql(shapes: tuple[tuple[int, bool], ...]) -> str:
+    """The totals of several queries in one statement (one call of SQLite instead of one a query), each
+    query given by its shape (windows, with an id bound). Query q's parameters, from its first one at
+    offset o: the lower bounds (?o+1..?o+W), namespace, key, until, until_id. One primary-key range scan per
+    window, each row led by the query's and the window's position (a third faster than one scan of the
+    widest window totalling every window with CASE expressions)."""
+    selects: list[str] = []
+    offset = 0
+    for position, (windows, with_id) in enumerate(shapes):
+        n = offset + windows
+        upper = f"ts <= ?{n + 3}" + (f" AND (ts < ?{n + 3} OR id <= ?{n + 4})" if with_id else "")
+        selects.extend(
+            f"SELECT {position}, {w - offset}, count(*), total(value), count(CASE WHEN label = 1 THEN 1 END)"
+            f" FROM records WHERE namespace = ?{n + 1} AND key = ?{n + 2} AND ts > ?{w} AND {upper}"
+            for w in range(offset + 1, n + 1)
+        )
+        offset = n + (4 if with_id else 3)
+    return " UNION ALL ".join(selects)
+
+
+def _sqlite_totals(db: sqlite3.Connection, asked: Sequence[tuple[str, WindowQuery]]) -> list[list[WindowTotals]]:
+    """Each query's window totals, in the order asked, from as few statements as SQLite's limits allow (a
+    query without windows has none)."""
+    found: list[list[WindowTotals]] = [[] for _ in asked]
+    members: list[int] = []  # positions in `asked` of the next statement's queries
+    shapes: list[tuple[int, bool]] = []
+    arguments: list[Any] = []
+    selects = 0
+    for position, (namespace, query) in enumerate(asked):
+        windows, with_id = len(query.lower_bounds), query.until_id is not None
+        if not windows:
+            continue
+        parameters = windows + (4 if with_id else 3)
+        full = selects + windows > _SELECTS_PER_STATEMENT or len(arguments) + parameters > _PARAMETERS_PER_STATEMENT
+        if full:
+            _read_totals(db, members, shapes, arguments, found)
+            members, shapes, arguments, selects = [], [], [], 0
+        members.append(position)
+        shapes.append((windows, with_id))
+        arguments.extend((*query.lower_bounds, namespace, query.key, query.until))
+        if with_id:
+            arguments.append(query.until_id)
+        selects += windows
+    if members:
+        _read_totals(db, members, shapes, arguments, found)
+    return found
+
+
+def _read_totals(
+    db: sqlite3.Connection,
+    members: Sequence[int],
+    shapes: Sequence[tuple[int, bool]],
+    arguments: Sequence[Any],
+    found: list[list[WindowTotals]],
+) -> None:
+    """One statement's totals into `found`, each at its query's position, windows in order."""
+    for member, _, count, value, positives in sorted(db.execute(_totals_sql(tuple(shapes)), arguments).fetchall()):
+        found[members[member]].append(WindowTotals(count, value, positives))
 
 
 # ---------------------------------------------------------------------------------------------- Redis
