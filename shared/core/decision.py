@@ -237,10 +237,18 @@ def _same(value: Any) -> Any:
 _DECISION_IDS = uuid.UUID("7f4c2a9e-3b1d-5e8f-9a6c-1d2e3f4a5b6c")
 
 
+_DECISION_IDS_BYTES = _DECISION_IDS.bytes
+
+
 def decision_id_for(service: str, event_id: str) -> str:
     """The decision's id, a UUID derived from what it decides (name-based, version 5), so a consumer can drop
-    a repeat whichever door or delivery it came by."""
-    return str(uuid.uuid5(_DECISION_IDS, f"{service}/{event_id}"))
+    a repeat whichever door or delivery it came by. It is `str(uuid.uuid5(_DECISION_IDS, name))` written
+    without building a UUID object (a test holds the two equal), a third of the cost, once per decision."""
+    digest = bytearray(hashlib.sha1(_DECISION_IDS_BYTES + f"{service}/{event_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def fingerprint(validated: Mapping[str, Any]) -> str:
