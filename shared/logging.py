@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+from structlog._config import _CONFIG
 
 from shared.privacy import pseudonym_of
 
@@ -128,4 +129,39 @@ def _component_from_logger_name(logger: Any, method: str, event_dict: MutableMap
 def get_logger(name: str) -> Any:
     """A lazy logger: it takes the configuration current at each use, so module-level loggers created
     before `configure_logging` still render JSON and mask personal data."""
-    return structlog.get_logger(component=name)
+    return _Logger(structlog.get_logger(component=name))
+
+
+class _Logger:
+    """structlog's lazy proxy, bound once per configuration rather than once per line: the proxy assembles
+    a new bound logger (context, logger, wrapper) at every call, a few microseconds a request. structlog's
+    configuration is a handful of objects that `structlog.configure` replaces (a processor list changed in
+    place, as by `structlog.testing.capture_logs`, is seen by the bound logger as it is): while they are
+    the same objects, the bound logger is the one the proxy would make."""
+
+    __slots__ = ("_bound", "_configuration", "_proxy")
+
+    def __init__(self, proxy: Any) -> None:
+        self._proxy = proxy
+        self._configuration: tuple[Any, ...] = ()
+        self._bound: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and abstract-method probes: not a logging method
+            raise AttributeError(name)
+        configuration = _configuration()
+        if len(configuration) != len(self._configuration) or any(
+            now is not then for now, then in zip(configuration, self._configuration, strict=True)
+        ):
+            self._bound, self._configuration = self._proxy.bind(), configuration
+        return getattr(self._bound, name)
+
+
+def _configuration() -> tuple[Any, ...]:
+    """structlog's configuration objects themselves (its public `get_config` gives copies)."""
+    return (
+        _CONFIG.default_processors,
+        _CONFIG.default_context_class,
+        _CONFIG.default_wrapper_class,
+        _CONFIG.logger_factory,
+    )

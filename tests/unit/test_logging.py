@@ -65,3 +65,25 @@ def test_a_value_that_already_is_a_pseudonym_is_logged_as_it_is() -> None:
     get_logger("t").info("scored", entity_ids=[card, "4929-2"], customer_id=card)
     line = json.loads(stream.getvalue())
     assert line["entity_ids"] == [card, pseudonymise("4929-2", b"k1")] and line["customer_id"] == card
+
+
+def test_a_used_logger_follows_every_later_configuration_and_log_capture() -> None:
+    """A logger that has logged already writes to the stream, level and key of each later configuration,
+    and into structlog's log capture while one is open."""
+    from structlog.testing import capture_logs
+
+    log = get_logger("again")
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("INFO", b"k1", stream=first)
+    log.info("one", customer_id="4929-1")
+    configure_logging("WARNING", b"k2", stream=second)
+    log.info("two")
+    log.warning("three", customer_id="4929-1")
+    with capture_logs() as captured:
+        log.warning("four")
+    log.warning("five")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    lines = [json.loads(line) for line in second.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["three", "five"]
+    assert lines[0]["customer_id"] == pseudonymise("4929-1", b"k2")
+    assert [entry["event"] for entry in captured] == ["four"]
