@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.batch.digests import decision_ids
 from shared.batch.records import output_columns
@@ -291,13 +292,16 @@ def _values_at(
     return [None] * documents.num_rows  # a field no row has reads as null, as in ZEN
 
 
-def _listed(name: str, documents: pa.Table, probes: Sequence[Any]) -> list[bool]:
-    """`ListProbe.flag` of every row: whether its event's field is on the list, by set membership."""
+def _listed(name: str, documents: pa.Table, probes: Sequence[Any]) -> np.ndarray:
+    """`ListProbe.flag` of every row: whether its event's field is text on the list (Arrow's set lookup)."""
     probe = next((p for p in probes if p.name == name), None)
     if probe is None or probe.field not in documents.column_names:
-        return [False] * documents.num_rows
-    values = probe.values
-    return [isinstance(v, str) and v in values for v in documents.column(probe.field).to_pylist()]
+        return np.zeros(documents.num_rows, dtype=bool)
+    column = documents.column(probe.field)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or not probe.values:
+        return np.zeros(documents.num_rows, dtype=bool)
+    on_list = pc.is_in(column, value_set=pa.array(sorted(probe.values), column.type))
+    return np.asarray(pc.fill_null(on_list, False), dtype=bool)
 
 
 def _default_decisions(
@@ -347,7 +351,7 @@ def _default_decisions(
             value = built[name]
             arrays.append(value if isinstance(value, pa.Array | pa.ChunkedArray) else pa.array(value, kind))
         elif name in constant:
-            arrays.append(pa.array([constant[name]] * n, kind))
+            arrays.append(pa.repeat(pa.scalar(constant[name], kind), n))
         else:
             arrays.append(pa.nulls(n, kind))
     return pa.Table.from_arrays(

@@ -95,7 +95,8 @@ def test_plain_rows_are_validated_by_the_column_checks_alone(
     contract: Contract, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A row in UTC with whole seconds (`+00:00` or `Z`) and ordinary fields never reaches the contract's
-    row-by-row path, and still gets the contract's document; a non-existent date (02-30) does reach it."""
+    row-by-row path, and still gets the contract's document; a non-existent date (02-30, 02-29 outside a
+    leap year, 04-31) does reach it, a real leap day does not."""
     checked_by_contract: list[dict[str, Any]] = []
     validate = contract.validate
 
@@ -110,5 +111,8 @@ def test_plain_rows_are_validated_by_the_column_checks_alone(
     documents = result.documents.to_pylist()
     assert [d.pop("input_fingerprint") for d in documents] == [validate(r).fingerprint for r in rows]
     assert documents == [validate(r).document for r in rows]
-    validate_table(contract, _table([{**GOOD, "timestamp": "2018-02-30T09:15:27+00:00"}]), first_row=1)
-    assert [r["timestamp"] for r in checked_by_contract] == ["2018-02-30T09:15:27+00:00"]
+    missing_days = ["2018-02-30T09:15:27+00:00", "2019-02-29T00:00:00Z", "1900-02-29T12:00:00Z", "2018-04-31T23:59:59Z"]
+    real_days = ["2020-02-29T00:00:00Z", "2000-02-29T12:00:00Z", "2018-12-31T23:59:59Z"]
+    times = [{**GOOD, "transaction_id": f"t{k}", "timestamp": t} for k, t in enumerate(missing_days + real_days)]
+    validate_table(contract, _table(times), first_row=1)
+    assert [r["timestamp"] for r in checked_by_contract] == missing_days
