@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.features.windows import DAY_SECONDS, activity_windows_offline, delayed_label_windows_offline
+from shared.features.windows import (
+    DAY_SECONDS,
+    activity_windows,
+    activity_windows_offline,
+    delayed_label_windows,
+    delayed_label_windows_offline,
+    entity_order,
+)
 
 
 def _history(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -72,3 +79,26 @@ def test_an_empty_history_has_empty_windows() -> None:
         frame, entity="entity", ts="ts", event_id="event_id", value="amount", windows_days=(1,)
     )
     assert [len(a) for a in found[1]] == [0, 0]
+
+
+def test_rows_answered_alone_get_the_same_bits_as_when_every_row_is_answered() -> None:
+    """Windows asked for a subset of rows (the others look-back only) equal, bit for bit, the answer for
+    every row at those rows, for both window kinds; the order from a stable (time, id) sort then a stable
+    sort by entity is the (entity, time, id) order."""
+    frame = _history(seed=2)
+    codes = pd.factorize(frame["entity"])[0]
+    times = frame["ts"].to_numpy()
+    by_time_then_id = np.lexsort((frame["event_id"].to_numpy(), times))
+    order = entity_order(codes, by_time_then_id)
+    assert np.array_equal(order, np.lexsort((frame["event_id"].to_numpy(), times, codes)))
+    amounts = frame["amount"].to_numpy()
+    positives = (frame["label"].fillna(0).to_numpy() == 1).astype(float)
+    asked = np.sort(np.random.default_rng(3).choice(len(frame), 700, replace=False))
+    every_activity = activity_windows(codes, times, order, amounts, (1, 30))
+    some_activity = activity_windows(codes, times, order, amounts, (1, 30), asked)
+    every_delayed = delayed_label_windows(codes, times, order, positives, (7,), 7)
+    some_delayed = delayed_label_windows(codes, times, order, positives, (7,), 7, asked)
+    for every, some in ((every_activity, some_activity), (every_delayed, some_delayed)):
+        for days, (count, total) in every.items():
+            assert np.array_equal(some[days][0], count[asked]) and np.array_equal(some[days][1], total[asked])
+    assert some_delayed[7][1].sum() > 0 and some_activity[30][0].max() > 50
