@@ -15,6 +15,7 @@ to it); only what no decision depends on differs: `scored_at` and `latency_ms` a
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 import weakref
@@ -187,8 +188,12 @@ def _decided_columns(
         row = found.rows[k]
         given = tuple(_reason(service, c, row) for c in why.get(k, ()))
         parts = dump({"reasons": given, "rule_hits": verdict.hits})
-        reasons[i], rule_hits[i] = flat_value(parts["reasons"]), flat_value(parts["rule_hits"])
+        reasons[i], rule_hits[i] = _json_text(parts["reasons"]), _json_text(parts["rule_hits"])
     return {"decision": decision, "reasons": reasons, "rule_hits": rule_hits}
+
+
+# `flat_value` of a list (json.dumps, not ASCII-escaped) without a new encoder made for each call
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _reason(service: Service, contribution: Contribution, row: Mapping[str, Any]) -> Reason:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -139,7 +139,9 @@ def validate_table(core_contract: Contract, raw: pa.Table, first_row: int, keep:
         # As the contract does: the pseudonym in both forms, so nothing past it holds the raw value.
         data_table = _pseudonymised(data_table, core_contract)
         docs_table = _pseudonymised(docs_table, core_contract)
-        docs_table = docs_table.append_column(FINGERPRINT, fingerprints(docs_table))
+        # Pseudonyms (`pid_` and hex) and the times written here need no JSON escape: not searched for one.
+        plain = {c.name for c in columns or () if c.kind == "time"} | set(core_contract.personal_fields)
+        docs_table = docs_table.append_column(FINGERPRINT, fingerprints(docs_table, plain))
     rows = np.arange(first_row, first_row + n)
     unsure = np.flatnonzero(~sure)
     events, rejects, event_rows = _row_by_row(core_contract, raw.take(unsure), rows[unsure], set(keep) - read)
@@ -256,14 +258,15 @@ def _pseudonymised(documents: pa.Table, contract: Contract) -> pa.Table:
     return documents
 
 
-def fingerprints(documents: pa.Table) -> pa.Array:
+def fingerprints(documents: pa.Table, plain: Collection[str] = ()) -> pa.Array:
     """`shared.core.decision.fingerprint` of every row: sha256 of its canonical JSON (sorted keys, no
-    spaces, text unescaped), built a column at a time."""
+    spaces, text unescaped), built a column at a time. The text columns named in `plain` are known to
+    need no escape (written by this module), so they are not searched for one."""
     parts: list[Any] = []
     for position, name in enumerate(sorted(documents.column_names)):
         key = json.dumps(name, ensure_ascii=False)
         parts.append(("{" if position == 0 else ",") + key + ":")
-        parts.append(_json_values(documents.column(name).combine_chunks()))
+        parts.append(_json_values(documents.column(name).combine_chunks(), name in plain))
     parts.append("}")
     joined = pc.binary_join_element_wise(*[_broadcast(p, documents.num_rows) for p in parts], "")
     return sha256_texts(joined)
@@ -273,13 +276,12 @@ def _broadcast(part: Any, n: int) -> Any:
     return pa.scalar(part) if isinstance(part, str) else part
 
 
-def _json_values(values: pa.Array) -> pa.Array:
+def _json_values(values: pa.Array, plain: bool = False) -> pa.Array:
     """Each value as `json.dumps` writes it (text unescaped where it needs no escape; floats as repr)."""
     kind = values.type
     if pa.types.is_string(kind):
-        simple = np.asarray(pc.fill_null(pc.invert(pc.match_substring_regex(values, _NEEDS_ESCAPE)), True))
         quoted = pc.binary_join_element_wise(pa.scalar('"'), values, pa.scalar('"'), "")
-        if simple.all():
+        if plain or not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
             return pc.fill_null(quoted, "null")
         listed = values.to_pylist()
         return pa.array([json.dumps(v, ensure_ascii=False) if v is not None else "null" for v in listed], pa.string())
