@@ -4,7 +4,8 @@
     pass 1: the input in chunks -> validate_table -> rejects written; valid rows spooled on disk, one
             Parquet file per week of event time
     pass 2: week by week: that week's rows with the weeks its widest window looks back over (the
-            service's `state_retention`) -> features -> the week's rows scored -> the output
+            service's `state_retention`) -> the features of the week's own rows (the look-back rows only
+            read by their windows; fraud's ids as integer codes) -> the week's rows scored -> the output
 
 An event's window holds only the events of the look-back before it, all in the slice, so its features
 are those of the whole input (counts exactly; sums to floating-point rounding: a running sum starts at

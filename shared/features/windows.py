@@ -13,6 +13,11 @@ Both follow one definition, so a test replays a history through the online form 
   (t - d - w, t - d]: labels (e.g. confirmed fraud) are only known after `d` days, so the newest `d`
   days never count. It yields the number of events and of positive labels among them.
 Counts are exact in both forms; sums agree to floating-point rounding (cumulative versus direct sums).
+
+The offline form may be asked for some rows only (`answer`), over every row given: the batch engine gives
+a slice's rows with the look-back before them and asks for the slice's own, so no look-back row's windows
+are computed. Asked rows get the same bits as when every row is asked; over a look-back rather than the
+whole history, the same counts, and sums to rounding (the running sums start at the look-back).
 """
 
 from __future__ import annotations
