@@ -12,6 +12,11 @@ workers = int(os.environ.get("RISK_HTTP_WORKERS", "2"))
 # connection is kept open between its requests (a sync worker closes it after each one).
 worker_class = "gthread"
 threads = int(os.environ.get("RISK_HTTP_THREADS", "4"))
+# A listening socket per worker (SO_REUSEPORT), among which the kernel spreads new connections: on one shared
+# socket, the worker that wakes first accepts a burst of them and keeps them alive, so a client's 8
+# connections could all land on one worker and leave the other idle. A worker that dies drops the
+# connections still queued on its socket (the others' are unaffected).
+reuse_port = True
 # The app and its runtime (Kafka clients, state store, control listener) are built in each worker after
 # fork, never in the master: no preloading.
 preload_app = False
