@@ -1,5 +1,7 @@
 """Launching the HTTP door under gunicorn: the command and environment `risk serve`, the demo, the tests and
-the benchmarks all use. gunicorn builds the app in each worker, after fork, from an app factory spec."""
+the benchmarks all use. gunicorn builds the app in each worker, after fork, from an app factory spec; each
+worker serves requests on a pool of threads (infra/gunicorn.conf.py), so the app and its runtime are shared by
+concurrent requests of one process."""
 
 from __future__ import annotations
 
