@@ -7,16 +7,18 @@ from prometheus_client import multiprocess
 
 bind = os.environ.get("RISK_HTTP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RISK_HTTP_WORKERS", "2"))
-# Threaded workers: a request waiting on a store (PostgreSQL answers a commit once its WAL is flushed) leaves
-# the worker's CPU to its other requests, and the commits of concurrent requests share a flush; a client's
-# connection is kept open between its requests (a sync worker closes it after each one).
-worker_class = "gthread"
-threads = int(os.environ.get("RISK_HTTP_THREADS", "4"))
-# A listening socket per worker (SO_REUSEPORT), among which the kernel spreads new connections: on one shared
-# socket, the worker that wakes first accepts a burst of them and keeps them alive, so a client's 8
-# connections could all land on one worker and leave the other idle. A worker that dies drops the
-# connections still queued on its socket (the others' are unaffected).
-reuse_port = True
+# Sync workers by default: on a quiet 2-core machine, threaded workers (4 a worker, keep-alive) served the
+# fraud door without a store at 1,643 req/s against 1,858 for sync ones, and the bare endpoint at 4,662
+# against 3,766; with PostgreSQL 957 against 835 (bench/results/decision_store_cost.md, 2026-12-04).
+# RISK_HTTP_THREADS above 1 runs threaded workers: a request waiting on a store leaves the CPU to the
+# worker's other requests, concurrent PostgreSQL commits share a WAL flush, connections are kept alive.
+threads = int(os.environ.get("RISK_HTTP_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
+# Threaded workers keep connections alive: on one shared socket the worker that wakes first accepts a burst of
+# them (a client's 8 connections all landed on one worker, the other idle), so each worker listens on a
+# socket of its own (SO_REUSEPORT) and the kernel spreads new connections over them. A worker that dies drops
+# the connections still queued on its socket.
+reuse_port = threads > 1
 # The app and its runtime (Kafka clients, state store, control listener) are built in each worker after
 # fork, never in the master: no preloading.
 preload_app = False

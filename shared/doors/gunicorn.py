@@ -1,7 +1,7 @@
 """Launching the HTTP door under gunicorn: the command and environment `risk serve`, the demo, the tests and
-the benchmarks all use. gunicorn builds the app in each worker, after fork, from an app factory spec; each
-worker serves requests on a pool of threads (infra/gunicorn.conf.py), so the app and its runtime are shared by
-concurrent requests of one process."""
+the benchmarks all use. gunicorn builds the app in each worker, after fork, from an app factory spec; a
+worker serves requests on one thread, or on RISK_HTTP_THREADS of them (infra/gunicorn.conf.py), which then
+share the app and its runtime."""
 
 from __future__ import annotations
 

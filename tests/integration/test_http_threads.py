@@ -51,11 +51,12 @@ def _post_all(base_url: str, payments: list[dict[str, Any]]) -> list[requests.Re
 
 
 def test_concurrent_requests_in_one_threaded_worker_are_each_decided_and_recorded_once(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Forty-eight distinct payments posted twelve at a time to one worker: each answered 200 with its own
     decision, each recorded once as answered; posted again concurrently, every one is replayed with the
     recorded decision; the worker kept the connection open (threaded worker, not sync)."""
+    monkeypatch.setenv("RISK_HTTP_THREADS", "4")  # the server's environment is made from this process's
     run = f"threads-{uuid.uuid4().hex[:6]}"
     payments = [_payment(run, i) for i in range(EVENTS)]
     store = DecisionStore(settings.decisions_url)
