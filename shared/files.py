@@ -136,7 +136,7 @@ def _csv_row(header: list[str], cells: list[str]) -> Row:
     undecodable = {name: [problem] for name, cell in zip(header, cells, strict=True) if (problem := _undecodable(cell))}
     if undecodable:
         return RowProblem(undecodable)
-    return _nested(_present(dict(zip(header, cells, strict=True))))
+    return nested_from_dotted(_present(dict(zip(header, cells, strict=True))))
 
 
 def _undecodable(text: str) -> str | None:
@@ -147,9 +147,9 @@ def _undecodable(text: str) -> str | None:
     return f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02X} at character {found.start() + 1})"
 
 
-def _nested(row: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys as nested dicts; a dotted key clashing with a plain one stays as it is (the contract then
-    refuses it by name)."""
+def nested_from_dotted(row: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys (CSV headers) as nested dicts; a dotted key clashing with a plain one stays as it is (the
+    contract then refuses it by name)."""
     nested: dict[str, Any] = {k: v for k, v in row.items() if "." not in k}
     for key, value in row.items():
         if "." not in key:

@@ -104,12 +104,13 @@ def rescore_columns(
     time_field = service.event_time_field
     lookback = max(service.state_retention.values(), default=0.0)
     behind = int(np.ceil(lookback / SLICE_SECONDS))
+    dotted = format_of(input_path) == "csv"  # dotted CSV headers are nested fields, as on the row path
     with tempfile.TemporaryDirectory(prefix="rescore-", dir=output_path.parent) as folder:
         spool = Spool(Path(folder))
         rows, rejected = 0, 0
         for first_row, raw in _raw_tables(input_path, chunk_size, core):
             rows += raw.num_rows
-            valid = validate_table(core.contract, raw, first_row, keep)
+            valid = validate_table(core.contract, raw, first_row, keep, dotted=dotted)
             _write_rejects(rejects, valid.rejects)
             rejected += len(valid.rejects)
             if valid.data.num_rows == 0:

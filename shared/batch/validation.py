@@ -31,6 +31,7 @@ from marshmallow import Schema, fields, validate
 from shared.batch.digests import sha256_texts
 from shared.core.contract import Contract, ValidEvent
 from shared.errors import InvalidInputError
+from shared.files import nested_from_dotted
 
 FINGERPRINT = "input_fingerprint"
 OFFSET_SUFFIX = "__offset_seconds"
@@ -113,9 +114,12 @@ def _bounds(field: fields.Field) -> tuple[Any, Any]:
     return _UNKNOWN, None
 
 
-def validate_table(core_contract: Contract, raw: pa.Table, first_row: int, keep: Sequence[str] = ()) -> Validated:
+def validate_table(
+    core_contract: Contract, raw: pa.Table, first_row: int, keep: Sequence[str] = (), *, dotted: bool = False
+) -> Validated:
     """Validate one chunk of raw rows (CSV cells as text, Parquet values as they are) whose first row is
-    number `first_row`. Kept columns the contract does not read are left out of validation."""
+    number `first_row`. Kept columns the contract does not read are left out of validation. With `dotted`
+    (a CSV input), dotted headers are nested fields, as the row path reads them (`total_cholesterol.value`)."""
     schema = core_contract.schema
     columns = columnar_fields(schema)
     read = {c.name for c in columns} if columns is not None else set()
@@ -144,7 +148,7 @@ def validate_table(core_contract: Contract, raw: pa.Table, first_row: int, keep:
         docs_table = docs_table.append_column(FINGERPRINT, fingerprints(docs_table, plain))
     rows = np.arange(first_row, first_row + n)
     unsure = np.flatnonzero(~sure)
-    events, rejects, event_rows = _row_by_row(core_contract, raw.take(unsure), rows[unsure], set(keep) - read)
+    events, rejects, event_rows = _row_by_row(core_contract, raw.take(unsure), rows[unsure], set(keep) - read, dotted)
     from_rows = _events_table(core_contract, events, columns)
     if data_table is None:
         return Validated(from_rows[0], from_rows[1], np.asarray(event_rows, dtype=np.int64), rejects)
@@ -294,12 +298,14 @@ def _json_values(values: pa.Array, plain: bool = False) -> pa.Array:
 
 
 def _row_by_row(
-    contract: Contract, raw: pa.Table, rows: np.ndarray, dropped: set[str]
+    contract: Contract, raw: pa.Table, rows: np.ndarray, dropped: set[str], dotted: bool
 ) -> tuple[list[ValidEvent], list[Reject], list[int]]:
     """The contract itself on each row the column checks were not sure of."""
     events, rejects, numbers = [], [], []
     for number, row in zip(rows.tolist(), raw.to_pylist(), strict=True):
         record = {k: _json_like(v) for k, v in row.items() if k not in dropped and _is_present(v)}
+        if dotted:
+            record = nested_from_dotted(record)
         try:
             events.append(contract.validate(record))
             numbers.append(number)

@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from services.disease_risk.samples import sample_assessments
 from services.registry import runtime
 from shared.batch import engine
 from shared.core.scoring import ScoringCore
@@ -93,3 +94,28 @@ def test_week_by_week_slices_decide_as_one_slice_of_the_whole_input(
         found, expected = json.loads(weekly_reasons), json.loads(whole_reasons)
         assert [r["feature"] for r in found] == [r["feature"] for r in expected]
         assert np.allclose([r["value"] for r in found], [r["value"] for r in expected], rtol=1e-12, atol=0)
+
+
+def test_dotted_csv_headers_are_nested_fields_on_the_fast_engine_as_on_the_row_path(
+    disease_settings: Settings, tmp_path: Path
+) -> None:
+    """Assessments in CSV with their laboratory values under dotted headers (`total_cholesterol.value`,
+    `.unit`) are decided on the fast engine as on the row path: every good row scored, the one bad unit
+    rejected naming `total_cholesterol.unit`, the same decisions cell for cell."""
+    assessments = sample_assessments(300, seed=7)
+    assessments[12]["total_cholesterol"] = {"value": 5.2, "unit": "mmol/dL"}
+    source = tmp_path / "assessments.csv"
+    pd.json_normalize(assessments).to_csv(source, index=False)
+    assert "total_cholesterol.value" in source.read_text().splitlines()[0]
+    disease = runtime("disease", disease_settings).core
+    fast = rescore(disease, source, tmp_path / "fast.parquet", progress=False, engine="fast")
+    rows = rescore(disease, source, tmp_path / "rows.parquet", progress=False, engine="rows")
+    assert (fast.rows, fast.scored, fast.rejected) == (rows.rows, rows.scored, rows.rejected) == (300, 299, 1)
+    fast_rejects = [json.loads(line) for line in (tmp_path / "fast.parquet.rejects.jsonl").read_text().splitlines()]
+    rows_rejects = [json.loads(line) for line in (tmp_path / "rows.parquet.rejects.jsonl").read_text().splitlines()]
+    assert fast_rejects == rows_rejects
+    assert fast_rejects[0]["row"] == 13 and "total_cholesterol.unit" in fast_rejects[0]["fields"]
+    a, b = _by_event(tmp_path / "fast.parquet"), _by_event(tmp_path / "rows.parquet")
+    assert list(a.index) == list(b.index)
+    for column in a.columns.difference(list(CHANGING)):
+        assert a[column].fillna("<null>").equals(b[column].fillna("<null>")), column
