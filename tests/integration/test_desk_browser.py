@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,6 +90,17 @@ def _unlabelled_fields(driver: WebDriver) -> list[str]:
     return found
 
 
+def _next_page(driver: WebDriver, action: Callable[[], object]) -> None:
+    """Run an action that loads a new page (a submitted form, a followed link) and wait until that page has
+    replaced the current one: a key press or a click returns before the browser navigates, and elements found
+    in between belong to the old document and go stale under the test."""
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    action()
+    wait = WebDriverWait(driver, NAVIGATION_SECONDS)
+    wait.until(expected_conditions.staleness_of(old_page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def test_an_analyst_works_a_case_in_the_browser(desk_url: str, browser: WebDriver, tmp_path: Path) -> None:
     """Signed out, the queue sends to sign-in; from the keyboard the analyst signs in, filters, opens a case,
     assigns and resolves it as confirmed fraud, and sees the queue shrink and the outcome counted on the
@@ -97,7 +108,8 @@ def test_an_analyst_works_a_case_in_the_browser(desk_url: str, browser: WebDrive
     browser.get(f"{desk_url}/queue")
     assert browser.current_url.startswith(f"{desk_url}/signin")  # signed out: the sign-in form first
     assert _unlabelled_fields(browser) == []
-    browser.switch_to.active_element.send_keys(KEYS["analyst"], Keys.ENTER)  # the key field has the focus
+    key_field = browser.switch_to.active_element  # the key field has the focus
+    _next_page(browser, lambda: key_field.send_keys(KEYS["analyst"], Keys.ENTER))
 
     assert browser.find_element(By.ID, "open-total").text == "3"
     assert _unlabelled_fields(browser) == []
@@ -108,29 +120,26 @@ def test_an_analyst_works_a_case_in_the_browser(desk_url: str, browser: WebDrive
 
     Select(browser.find_element(By.ID, "f-service")).select_by_value("fraud")
     outcome = browser.find_element(By.ID, "f-outcome")
-    outcome.send_keys("review", Keys.ENTER)
+    _next_page(browser, lambda: outcome.send_keys("review", Keys.ENTER))
     rows = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "table.cases a")]
     assert rows == ["tx00003", "tx00001"] and browser.find_element(By.ID, "matching").text == "2"
 
-    browser.find_element(By.LINK_TEXT, "tx00003").click()
+    _next_page(browser, browser.find_element(By.LINK_TEXT, "tx00003").click)
     assert "fraud score 0.77 is at or above 0.3" in browser.page_source
     assert _unlabelled_fields(browser) == []
-    browser.find_element(By.ID, "assign").click()
-    assigned = expected_conditions.text_to_be_present_in_element((By.CLASS_NAME, "verdict"), "assigned to")
-    WebDriverWait(browser, NAVIGATION_SECONDS).until(assigned)  # a click does not wait for the page it posts
+    _next_page(browser, browser.find_element(By.ID, "assign").click)
     assert "assigned to analyst-person" in browser.find_element(By.CLASS_NAME, "verdict").text
     browser.save_screenshot(str(tmp_path / "case.png"))
     browser.find_element(By.CSS_SELECTOR, "label[for='r-confirmed_fraud']").click()
-    browser.find_element(By.ID, "resolve").click()
-    WebDriverWait(browser, NAVIGATION_SECONDS).until(expected_conditions.url_contains("/queue"))
+    _next_page(browser, browser.find_element(By.ID, "resolve").click)
 
     assert browser.current_url.startswith(f"{desk_url}/queue")
     assert "Resolved as Confirmed fraud. The outcome fraud was recorded." in browser.page_source
     assert browser.find_element(By.ID, "open-total").text == "2"  # the queue shrank
 
-    browser.find_element(By.LINK_TEXT, "Quality").click()
+    _next_page(browser, browser.find_element(By.LINK_TEXT, "Quality").click)
     assert browser.find_element(By.ID, "fraud-outcomes").text == "1"
-    browser.find_element(By.ID, "recompute-fraud").click()
+    _next_page(browser, browser.find_element(By.ID, "recompute-fraud").click)
     assert browser.find_element(By.ID, "fraud-labelled").text == "1"
     for shot in ("queue.png", "case.png"):
         assert (tmp_path / shot).stat().st_size > 10_000
