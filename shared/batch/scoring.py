@@ -1,7 +1,8 @@
 """The fast engine's scoring of one chunk: valid events with their features in, decisions as Arrow columns out.
 
     documents + features -> model (one call for the chunk) -> bands -> rules screened in bulk
-      -> every row: the default decision, built a column at a time
+      -> every row: the default decision, built a column at a time, with the service's details (disease:
+         each condition model's and equation's result) from its own hook over the whole chunk
       -> rows some rule may hit: each condition's value in one more ZEN call over those rows, the verdict
          from them (`Ruleset.verdict_of`: hits, reasons, outcome), explanations of the rows not decided by
          default in one call, and their decision, hits and reasons written into the columns
@@ -100,18 +101,19 @@ def score_chunk(core: ScoringCore, documents: pa.Table, data: pa.Table | None, f
     measures = prediction.measures or [{}] * n
     screen = _screen_for(core)
     threshold = ruleset.explain_from_score
-    if not (screen.usable and core.challenger is None and _plain_details(core)):
+    if not (screen.usable and core.challenger is None):
         table = _default_decisions(core, documents, scores, bands, measures, started)
         return _with_core_decisions(core, table, documents, data, features, np.arange(n), started)
+    details = {} if _plain_details(core) else {"details": _details_column(core, documents, data, features, prediction)}
     probes = ruleset._list_probes  # the ruleset's own look-ups, so the flags are the ones it computes
     columns = [_values_at(p, documents, features, scores, bands, measures, probes) for p in screen.paths]
     may_hit = np.flatnonzero(screen.may_hit(columns) | (scores >= threshold if threshold is not None else False))
     if threshold is not None:  # rows above it carry their explanations into the rules' context: the core's way
-        table = _default_decisions(core, documents, scores, bands, measures, started)
+        table = _default_decisions(core, documents, scores, bands, measures, started, details)
         return _with_core_decisions(core, table, documents, data, features, may_hit, started)
     verdicts, unsure = _bulk_verdicts(core, screen, columns, documents, features, scores, bands, measures, may_hit)
     decided = _decided_columns(core, features, prediction, verdicts, n)
-    table = _default_decisions(core, documents, scores, bands, measures, started, decided)
+    table = _default_decisions(core, documents, scores, bands, measures, started, {**decided, **details})
     if len(unsure):
         table = _with_core_decisions(core, table, documents, data, features, unsure, started)
     return table
@@ -247,8 +249,21 @@ def _screen_for(core: ScoringCore) -> RuleScreen:
     return cached[1]
 
 
+def _details_column(
+    core: ScoringCore, documents: pa.Table, data: pa.Table | None, features: FeatureBatch, prediction: Prediction
+) -> list[str | None]:
+    """Every row's `details` (the service's own hook, on the chunk's loaded events, features and prediction:
+    what `ScoringCore.decide` gives each of them), as the decision schema dumps it and the output writes it."""
+    events = loaded_events(data) if data is not None else documents.drop_columns([FINGERPRINT]).to_pylist()
+    found = core.service.details(events, features, prediction)
+    if found is None:
+        return [None] * documents.num_rows
+    dump = _parts_dump(core)
+    return [None if d is None else _json_text(dump({"details": d})["details"]) for d in found]
+
+
 def _plain_details(core: ScoringCore) -> bool:
-    """Whether the service adds no details to its decisions (details need every row decided by the core)."""
+    """Whether the service adds no details to its decisions."""
     return type(core.service).details is Service.details
 
 
