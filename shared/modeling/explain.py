@@ -29,7 +29,10 @@ def shap_values(
     model: CatBoost, features: np.ndarray, names: Sequence[str], cat_features: Sequence[str] = ()
 ) -> np.ndarray:
     """Exact SHAP values per row and feature (on the model's raw, log-odds or log scale), without the bias."""
-    pool = Pool(features.tolist(), feature_names=list(names), cat_features=list(cat_features) or None)
+    # Numbers as a float array (CatBoost reads it in a fraction of the time a list of rows takes); rows with
+    # categories as lists, which CatBoost reads whatever the types of their cells.
+    rows = features.tolist() if cat_features else np.asarray(features, dtype=np.float64)
+    pool = Pool(rows, feature_names=list(names), cat_features=list(cat_features) or None)
     mode = "UsePreCalc" if len(features) >= PRECALC_FROM_ROWS else "NoPreCalc"
     values = model.get_feature_importance(
         pool, type="ShapValues", shap_mode=mode, thread_count=catboost_threads(len(features))
@@ -64,11 +67,19 @@ def top_contributions(
         if isinstance(model, ShapExplainable)
         else shap_values(model, features, names, cat_features)
     )
-    out: list[list[Contribution]] = []
-    for row_index, row in enumerate(values):
-        order = np.argsort(-row, kind="stable")[:k]
-        out.append([Contribution(names[i], _plain(features[row_index, i]), float(row[i])) for i in order if row[i] > 0])
-    return out
+    # Every row at once: each row's k largest in the order a stable sort of that row gives (ties by column),
+    # only their k columns brought back to Python.
+    order = np.argsort(-np.asarray(values, dtype=np.float64), axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(values, order, axis=1).tolist()
+    cells = np.take_along_axis(np.asarray(features), order, axis=1).tolist()
+    return [
+        [
+            Contribution(names[i], _plain(cell), float(value))
+            for i, cell, value in zip(columns, row_cells, row_values, strict=True)
+            if value > 0
+        ]
+        for columns, row_cells, row_values in zip(order.tolist(), cells, top, strict=True)
+    ]
 
 
 def _plain(value: object) -> Any:

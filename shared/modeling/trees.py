@@ -123,7 +123,7 @@ class ObliviousForest:
             return self.scale * self._leaf_shap[np.arange(len(self._leaf_shap)), leaves].sum(axis=1)
         # Many rows: one tree at a time, added in the order the sum above adds them (the same bits), with
         # no (rows, trees, features) intermediate: 7 times faster on 7,000 rows of 1,800 trees.
-        by_tree = np.ascontiguousarray(np.asarray(leaves, dtype=np.intp).T)
+        by_tree = _transposed(leaves)
         total = np.zeros((len(leaves), self._leaf_shap.shape[2]))
         for tree, table in enumerate(self._leaf_shap):
             total += table.take(by_tree[tree], axis=0)
@@ -162,6 +162,23 @@ def _padded(
 
 ROWS_SUMMED_TREE_BY_TREE = 32  # from here a loop over the trees costs less than gathering every tree at once
 ROWS_PER_CHUNK = 256  # bounds the (rows, trees, depth) intermediate arrays to ~7 MB for 600 trees of depth 6
+
+
+TRANSPOSED_ROWS = 256  # rows of the leaf matrix transposed at a time: both sides of a block stay in cache
+
+
+def _transposed(leaves: np.ndarray) -> np.ndarray:
+    """The (trees, rows) copy of a (rows, trees) leaf matrix, in its own integer type (CatBoost's uint32
+    leaves are indexes as they are). Copied a block of rows at a time: a whole transposed copy of a
+    (4,096, 3,000) matrix reads one element per cache line and costs 3 times as much."""
+    leaves = np.asarray(leaves)
+    if leaves.dtype.kind not in "iu":
+        leaves = leaves.astype(np.intp)
+    rows = len(leaves)
+    out = np.empty((leaves.shape[1], rows), dtype=leaves.dtype)
+    for start in range(0, rows, TRANSPOSED_ROWS):
+        out[:, start : start + TRANSPOSED_ROWS] = leaves[start : start + TRANSPOSED_ROWS].T
+    return out
 
 
 def _chunks(matrix: np.ndarray) -> list[np.ndarray]:
@@ -239,9 +256,9 @@ class TreeModel:
         return features
 
     def _catboost_leaves(self, matrix: np.ndarray) -> np.ndarray:
+        """(rows, trees) leaf indexes from CatBoost, in its own unsigned type (indexes as they are)."""
         return np.asarray(
-            self.catboost.calc_leaf_indexes(self._pool(matrix), thread_count=catboost_threads(len(matrix))),
-            dtype=np.intp,
+            self.catboost.calc_leaf_indexes(self._pool(matrix), thread_count=catboost_threads(len(matrix)))
         )
 
     def _pool(self, matrix: np.ndarray) -> Pool:
