@@ -45,34 +45,60 @@ DATA, DOCUMENT, KEPT, ROW = "d:", "j:", "k:", "row"
 
 @dataclass
 class Spool:
-    """Valid rows on disk, one Parquet file per time slice."""
+    """Valid rows by time slice: kept in memory while the input's valid rows fit in one slice
+    (`SLICE_ROWS`, which a slice scored with its look-back holds in memory anyway), else on disk, one
+    Parquet file per slice. A small input is thus never written and read back; a large one is spilled
+    to disk, rows kept so far first, as soon as it outgrows a slice."""
 
     folder: Path
     schema: pa.Schema | None = None
     writers: dict[int, pq.ParquetWriter] = field(default_factory=dict)
+    kept: dict[int, list[pa.Table]] = field(default_factory=dict)  # the slices' rows while in memory
     rows: int = 0
     counts: dict[int, int] = field(default_factory=dict)
 
     def write(self, table: pa.Table, slices: np.ndarray) -> None:
         if self.schema is None:
             self.schema = table.schema
-        table = table.cast(self.schema)
-        order = np.argsort(slices, kind="stable")
-        ordered, keys = table.take(order), slices[order]
+        if table.schema != self.schema:
+            table = table.cast(self.schema)
+        if len(slices) and (slices[1:] >= slices[:-1]).all():  # in time order already: no copy
+            ordered, keys = table, slices
+        else:
+            order = np.argsort(slices, kind="stable")
+            ordered, keys = table.take(order), slices[order]
         bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
         for start, end in itertools.pairwise(bounds):
             key = int(keys[start])
-            if key not in self.writers:
-                self.writers[key] = pq.ParquetWriter(self.folder / f"slice-{key}.parquet", self.schema)
-            self.writers[key].write_table(ordered.slice(start, end - start))
+            self.kept.setdefault(key, []).append(ordered.slice(start, end - start))
             self.counts[key] = self.counts.get(key, 0) + int(end - start)
         self.rows += table.num_rows
+        if self.writers or self.rows > SLICE_ROWS:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Every row kept in memory appended to its slice's file, in the order it came."""
+        assert self.schema is not None
+        for key, parts in self.kept.items():
+            if key not in self.writers:
+                self.writers[key] = pq.ParquetWriter(self.folder / f"slice-{key}.parquet", self.schema)
+            for part in parts:
+                self.writers[key].write_table(part)
+        self.kept.clear()
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
 
+    @property
+    def keys(self) -> list[int]:
+        """The slices holding rows, in time order."""
+        return sorted(self.counts)
+
     def read(self, key: int, columns: Sequence[str] | None = None) -> pa.Table | None:
+        if key in self.kept:
+            table = pa.concat_tables(self.kept[key])
+            return table.select(list(columns)) if columns is not None else table
         if key not in self.writers:
             return None
         return pq.read_table(self.folder / f"slice-{key}.parquet", columns=columns)
@@ -173,7 +199,7 @@ def _slices(spool: Spool) -> list[list[int]]:
     whose features are computed once; a large one is cut where its weeks fill a slice."""
     groups: list[list[int]] = []
     rows = 0
-    for key in sorted(spool.writers):
+    for key in spool.keys:
         count = spool.counts.get(key, 0)
         if groups and rows + count <= SLICE_ROWS and key == groups[-1][-1] + 1:
             groups[-1].append(key)
