@@ -32,18 +32,21 @@ from services.registry import runtime
 from shared.doors.batch import rescore
 from shared.settings import Settings
 
-# The engine's steps, each the cumulative time of the functions that do it (first match wins).
+# The engine's steps, each the cumulative time of the functions that do it (a function's time includes
+# its callees': name no function of a step beside one that calls it).
 STEPS: dict[str, tuple[str, ...]] = {
     "reading the input": ("engine.py:_raw_tables",),
     "validation and fingerprints": ("validation.py:validate_table",),
-    "spooling to disk by week": ("engine.py:write", "engine.py:read"),
-    "window features": ("scoring.py:features_of",),
+    "spooling by week (in memory up to a slice, else on disk)": ("engine.py:write", "engine.py:read"),
+    # a slice's own rows (the service's column-wise form, else `features_of` over events as dicts)
+    "window features": ("engine.py:_own_features",),
     "model": ("service.py:predict",),
     "rows decided by ScoringCore.decide (rules, explanations, dump)": ("scoring.py:_with_core_decisions",),
     "rows decided in bulk (verdicts, explanations, their cells)": (
         "scoring.py:_bulk_verdicts",
         "scoring.py:_decided_columns",
     ),
+    "explanations (Service.explain, inside the decided rows above)": ("service.py:explain",),
     "rules screened in bulk": ("rules.py:may_hit", "scoring.py:_values_at"),
     "decision records as columns": ("scoring.py:_default_decisions",),
     "writing the output": ("files.py:write_table",),
