@@ -113,6 +113,8 @@ def _check_flags(flags: Mapping[str, object]) -> None:
 
 def _not_a_finite_number(value: object) -> bool:
     """bool is an int subclass, but True as an age is a caller bug that we refuse rather than compute."""
+    if type(value) is float or type(value) is int:  # the usual case, answered first (bool is neither)
+        return not math.isfinite(value)
     return isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
 
 
@@ -120,13 +122,14 @@ def _range_reason(spec: EquationSpec, values: Mapping[str, float]) -> str | None
     """The first input outside the published range, named with its value, unit and the range."""
     for name, (low, high) in spec.valid_ranges.items():
         value = values[name]
-        unit = _short_unit(spec.units[name])
         if _not_a_finite_number(value):
+            unit = _short_unit(spec.units[name])
             return (
                 f"not applicable, because {name} = {value!r} is not a finite number "
                 f"({spec.name} needs {name} in {unit}, range {_fmt(low)}-{_fmt(high)})"
             )
         if not low <= _ranged_value(name, value) <= high:
+            unit = _short_unit(spec.units[name])
             return (
                 f"not applicable, because {_described(name, value, unit)} is outside the valid range "
                 f"{_fmt(low)}-{_fmt(high)} {unit} of {spec.name}"
@@ -137,8 +140,8 @@ def _range_reason(spec: EquationSpec, values: Mapping[str, float]) -> str | None
 def _positive_reason(spec: EquationSpec, values: Mapping[str, float]) -> str | None:
     """Inputs without a published range must still be positive measurements (several equations take logs)."""
     for name, value in values.items():
-        unit = _short_unit(spec.units[name])
         if _not_a_finite_number(value) or value <= 0:
+            unit = _short_unit(spec.units[name])
             return (
                 f"not applicable, because {name} = {value!r} {unit} is not a positive finite measurement "
                 f"({spec.name} publishes no range for {name}; only positive values can be used)"

@@ -163,10 +163,13 @@ def model_inputs(assessment: Mapping[str, Any]) -> dict[str, float]:
 def equation_results(assessment: Mapping[str, Any]) -> dict[str, EquationResult]:
     """Every equation's result; one whose inputs are not all given is "not applicable, because ..."."""
     given = {**assessment, **derived_inputs(assessment)}
+    absent = {field for field in _INPUT_FIELDS if given.get(field) is None}
     results = {}
     for name, inputs in EQUATION_INPUTS.items():
-        missing = list(
-            dict.fromkeys(gap for field in inputs.values() if given.get(field) is None for gap in _gaps(given, field))
+        missing = (
+            list(dict.fromkeys(gap for field in inputs.values() if field in absent for gap in _gaps(given, field)))
+            if not absent.isdisjoint(inputs.values())
+            else None
         )
         if missing:
             spec = EQUATIONS[name]
@@ -175,6 +178,9 @@ def equation_results(assessment: Mapping[str, Any]) -> dict[str, EquationResult]
         else:
             results[name] = EQUATION_FUNCTIONS[name](**{arg: given[field] for arg, field in inputs.items()})
     return results
+
+
+_INPUT_FIELDS = frozenset(field for inputs in EQUATION_INPUTS.values() for field in inputs.values())
 
 
 def derived_inputs(assessment: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from marshmallow import fields
 
 from shared.batch.digests import decision_ids
 from shared.batch.records import output_columns
@@ -258,8 +259,62 @@ def _details_column(
     found = core.service.details(events, features, prediction)
     if found is None:
         return [None] * documents.num_rows
+    field = core.service.decision_schema().dump_fields.get("details")
+    texts = _json_column(found, field) if field is not None and None not in found else None
+    if texts is not None:
+        return texts.to_pylist()
     dump = _parts_dump(core)
     return [None if d is None else _json_text(dump({"details": d})["details"]) for d in found]
+
+
+def _json_column(values: Sequence[Any], field: fields.Field) -> pa.Array | None:
+    """`json.dumps` (as `flat_value` writes it) of each value as `compile_dump` dumps it for `field`, built a
+    field at a time: nested objects whose every row has every field, lists of them of one length, and
+    text, numbers and flags; None for anything else (the caller then dumps row by row)."""
+    kind = type(field)
+    if isinstance(field, fields.Nested) and kind is fields.Nested and not field.many:
+        if not all(type(v) is dict for v in values):
+            return None
+        parts: list[Any] = []
+        for name, inner in field.schema.dump_fields.items():
+            try:
+                texts = _json_column([v[name] for v in values], inner)
+            except KeyError:
+                return None
+            if texts is None:
+                return None
+            parts += [pa.scalar(("{" if not parts else ", ") + _json_key(inner.data_key or name) + ": "), texts]
+        if not parts:
+            return pa.array(["{}"] * len(values), pa.string())
+        return pc.binary_join_element_wise(*parts, pa.scalar("}"), "")
+    if isinstance(field, fields.List) and kind is fields.List:
+        lengths = {len(v) for v in values if type(v) is list}
+        if len(lengths) != 1 or not all(type(v) is list for v in values):
+            return None
+        length = lengths.pop()
+        items = _json_column([x for v in values for x in v], field.inner) if length else None
+        if items is None:
+            return pa.array(["[]"] * len(values), pa.string()) if length == 0 and values else None
+        at = np.arange(len(values)) * length
+        members = [items.take(pa.array(at + k)) for k in range(length)]
+        listed = pc.binary_join_element_wise(*members, ", ")
+        return pc.binary_join_element_wise(pa.scalar("["), listed, pa.scalar("]"), "")
+    if kind is fields.String:
+        return pa.array(["null" if v is None else _json_key(v if type(v) is str else str(v)) for v in values])
+    if kind is fields.Float:
+        return pa.array(["null" if v is None else _float_json(float(v)) for v in values], pa.string())
+    if kind is fields.Integer:
+        return pa.array(["null" if v is None else int.__repr__(int(v)) for v in values], pa.string())
+    if kind is fields.Boolean:
+        return pa.array(["null" if v is None else "true" if v else "false" for v in values], pa.string())
+    return None
+
+
+_json_key = json.encoder.encode_basestring  # text as json.dumps(ensure_ascii=False)
+
+
+def _float_json(value: float) -> str:
+    return float.__repr__(value) if math.isfinite(value) else json.dumps(value)
 
 
 def _plain_details(core: ScoringCore) -> bool:
