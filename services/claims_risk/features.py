@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from shared.features.featureset import FeatureBatch, FeatureSet
 from shared.features.windows import DAY_SECONDS, prior_events_offline, prior_events_online
@@ -32,6 +33,11 @@ def claims_history_offline(policies: Sequence[Mapping[str, Any]], claims: Sequen
     events = pd.DataFrame(
         {"policy_id": [str(p["policy_id"]) for p in policies], "ts": [p["timestamp"].timestamp() for p in policies]}
     )
+    return _claims_history(events, claims)
+
+
+def _claims_history(events: pd.DataFrame, claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The claim-history columns of policy events given as their policy ids and times (seconds)."""
     history = pd.DataFrame(
         {"policy_id": [str(c["policy_id"]) for c in claims], "ts": [c["timestamp"].timestamp() for c in claims]}
     )
@@ -73,6 +79,20 @@ def policy_features(policies: Sequence[Mapping[str, Any]], history: pd.DataFrame
     """The policies' rating factors (the model's features) beside their claim-history columns, as one
     batch built once."""
     factors = [[p[name] for name in FEATURE_SET.features] for p in policies]
+    past = history[pd.Index(HISTORY_COLUMNS, dtype=object)].to_numpy(dtype=object).tolist()
+    return FeatureBatch.build(FEATURE_SET, [f + h for f, h in zip(factors, past, strict=True)], extra=HISTORY_COLUMNS)
+
+
+def policy_features_of_columns(
+    data: pa.Table, claims: Sequence[Mapping[str, Any]], answer_from: int = 0
+) -> FeatureBatch:
+    """`policy_features` over `claims_history_offline` of policies given as columns (the batch engine's form:
+    each field as loaded, the time a UTC instant), for the rows from `answer_from` on: the same batch."""
+    data = data.slice(answer_from)
+    seconds = data.column("timestamp").cast(pa.int64()).to_numpy() / 1e6  # as datetime.timestamp() divides
+    events = pd.DataFrame({"policy_id": data.column("policy_id").cast(pa.string()).to_pylist(), "ts": seconds})
+    history = _claims_history(events, claims)
+    factors = [list(row) for row in zip(*(data.column(n).to_pylist() for n in FEATURE_SET.features), strict=True)]
     past = history[pd.Index(HISTORY_COLUMNS, dtype=object)].to_numpy(dtype=object).tolist()
     return FeatureBatch.build(FEATURE_SET, [f + h for f, h in zip(factors, past, strict=True)], extra=HISTORY_COLUMNS)
 

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from services.claims_risk import features
 from services.claims_risk.schemas import ClaimSchema, PolicySchema
@@ -52,6 +53,9 @@ class ClaimsService(Service):
     def offline_features(self, events: Sequence[Event], history: History) -> FeatureBatch:
         claims = features.claims_history_offline(events, history.get("claims", []))
         return features.policy_features(events, claims)
+
+    def offline_features_of_columns(self, data: pa.Table, history: History, answer_from: int = 0) -> FeatureBatch:
+        return features.policy_features_of_columns(data, history.get("claims", []), answer_from)
 
     def probability_of(self, scores: np.ndarray) -> np.ndarray:
         """The score is expected claims per year: the Poisson chance of at least one claim in a year."""

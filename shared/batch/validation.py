@@ -95,7 +95,7 @@ def columnar_fields(schema: Schema) -> list[_Column] | None:
         if kind is None or field.allow_none or (kind == "time" and not field.required):
             return None
         default = field.load_default
-        if callable(default) or (default is not missing and kind != "flag"):
+        if callable(default) or (default is not missing and not _default_fits(kind, default)):
             return None
         bounds = _bounds(field)
         if bounds is None:
@@ -121,6 +121,13 @@ def columnar_fields(schema: Schema) -> list[_Column] | None:
             )
         )
     return columns
+
+
+def _default_fits(kind: str, default: Any) -> bool:
+    """Whether a load_default is a value this module writes in the field's column (a flag's bool, a number)."""
+    if kind == "flag":
+        return type(default) is bool
+    return kind == "number" and type(default) is float and math.isfinite(default)
 
 
 def _hooks_followed(schema: Schema) -> bool:
