@@ -19,6 +19,7 @@ import itertools
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,7 @@ def rescore_columns(
         with (
             RecordWriter(output_path, columns) as writer,
             tqdm(total=spool.rows, unit="event", desc=f"rescore {service.name}", disable=not progress) as bar,
+            _Behind(writer) as output,
         ):
             data_columns = [n for n in (spool.schema.names if spool.schema else []) if n.startswith(DATA)]
             for keys in _slices(spool):
@@ -180,9 +182,42 @@ def rescore_columns(
                     for name in keep:
                         decided = decided.append_column(name, part.column(KEPT + name).cast(columns[name]))
                     _count(counts, decided)
-                    writer.write_table(decided)
+                    output.write_table(decided)
                     bar.update(part.num_rows)
     return FastSummary(rows, sum(counts.values()), rejected, counts, round(time.perf_counter() - started, 3))
+
+
+class _Behind:
+    """A writer's `write_table` on a thread of its own, one chunk behind the scoring: Arrow writes Parquet
+    without the GIL, so a chunk is written while the next is scored. One chunk at most is in flight (each
+    write waits for the one before, so chunks land in order); an error in a write is raised by the next
+    write or on leaving."""
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self._writer = writer
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-writer")
+        self._pending: Future[None] | None = None
+
+    def write_table(self, table: pa.Table) -> None:
+        self._wait()
+        self._pending = self._thread.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Behind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        try:
+            self._wait()
+        except Exception:
+            if kind is None:  # else the error that stopped the scoring is the one raised
+                raise
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 def _own_features(core: ScoringCore, data: pa.Table, answer_from: int) -> FeatureBatch:
