@@ -294,6 +294,19 @@ class SqliteStateStore:
                     finally:
                         fcntl.flock(process.writer_lock_fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def _writing_alone(self) -> Iterator[sqlite3.Connection]:
+        """A write of one statement, under the machine-wide writer lock, with no BEGIN and COMMIT around it:
+        in autocommit a statement is its own transaction, all or nothing, committed as BEGIN ... COMMIT is."""
+        with _sqlite_unavailable_as_not_ready(self.path):
+            process = self._here()
+            with process.lock:
+                fcntl.flock(process.writer_lock_fd, fcntl.LOCK_EX)
+                try:
+                    yield process.connection
+                finally:
+                    fcntl.flock(process.writer_lock_fd, fcntl.LOCK_UN)
+
     def fetch(self, namespace: str, keys: Sequence[str], since: float, until: float) -> dict[str, list[Record]]:
         check_namespace(namespace)
         _check_time(since, until)
@@ -320,9 +333,10 @@ class SqliteStateStore:
     def append_then_total(
         self, batches: Mapping[str, Sequence[tuple[str, Record]]], queries: Mapping[str, Sequence[WindowQuery]]
     ) -> dict[str, list[list[WindowTotals]]]:
-        """The inserts in one write transaction, then one aggregate query per WindowQuery, summed by SQLite
-        over the table's (ts, id) order without a row reaching Python. The queries run after the commit,
-        outside the machine-wide writer lock, which other processes' writes are waiting for."""
+        """The inserts in one write transaction (a request's few records in one statement), then one aggregate
+        query per WindowQuery, summed by SQLite over the table's (ts, id) order without a row reaching Python.
+        The queries run after the commit, outside the machine-wide writer lock, which other processes' writes
+        are waiting for."""
         _check_batches(batches)
         _check_queries(queries)
         rows = [
@@ -330,12 +344,12 @@ class SqliteStateStore:
             for namespace, items in batches.items()
             for key, r in items
         ]
-        if rows:
+        if len(rows) > _ROWS_PER_INSERT:
             with self._writing() as db:
-                db.executemany(
-                    "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                db.executemany(_insert_sql(1), rows)
+        elif rows:  # a request's few records: one statement, in autocommit its own transaction
+            with self._writing_alone() as db:
+                db.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
         if not any(queries.values()):
             return {namespace: [] for namespace in queries}
         asked = [(namespace, query) for namespace, namespace_queries in queries.items() for query in namespace_queries]
@@ -408,6 +422,19 @@ def _oldest_rows(
             (namespace, *resume, before, _PRUNE_CHUNK),
         )
     return cursor.fetchall()
+
+
+# Records written by one INSERT statement (6 parameters each, under the lowest limit SQLite is built with,
+# 999); a larger batch is one transaction of one-row INSERTs.
+_ROWS_PER_INSERT = 166
+
+
+@lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    """INSERT OR IGNORE of `rows` records in one statement (idempotent by (namespace, key, id))."""
+    return "INSERT OR IGNORE INTO records (namespace, key, ts, id, value, label) VALUES " + ", ".join(
+        ["(?, ?, ?, ?, ?, ?)"] * rows
+    )
 
 
 # A statement of window totals holds at most this many SELECTs (SQLite's limit on a compound SELECT is 500)

@@ -4,7 +4,10 @@ request, for new decisions, refusals, replays and conflicts; what it does not ta
 
 from __future__ import annotations
 
+import io
 import json
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
 
+from shared import logging as risk_logging
 from shared.errors import NotReadyError
 from shared.settings import Settings
 from tests.fixtures.services import API_KEY, scoring_app
@@ -73,22 +77,43 @@ def _counters() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def _answers(app: Flask, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+@pytest.fixture
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """The apps' log lines, written to a buffer of the test's (structlog is configured by create_app); the
+    logging set back on stderr afterwards, so later lines of the session go nowhere closed."""
+    buffer = io.StringIO()
+
+    def to_buffer(level: str = "INFO", pseudonym_key: bytes = b"", stream: Any = None) -> None:
+        risk_logging.configure_logging(level, pseudonym_key, stream=buffer)
+
+    monkeypatch.setattr("shared.doors.http.configure_logging", to_buffer)
+    yield buffer
+    risk_logging.configure_logging("INFO", stream=sys.stderr)
+
+
+def _read(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON lines written since the last read, their time aside."""
+    lines = buffer.getvalue().splitlines()
+    buffer.seek(0)
+    buffer.truncate()
+    return [{k: v for k, v in json.loads(line).items() if k != "timestamp"} for line in lines if line.startswith("{")]
+
+
+def _answers(app: Flask, buffer: io.StringIO) -> list[dict[str, Any]]:
     client = app.test_client()
-    capsys.readouterr()
+    _read(buffer)
     answers = []
     for body, content_type, headers in REQUESTS:
         before = _counters()
         response = client.post("/v1/score", data=body, content_type=content_type, headers=headers)
         after = _counters()
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
         answers.append(
             {
                 "status": response.status,
                 "headers": list(response.headers.items()),
                 "body": response.data,
                 "metrics": {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)},
-                "logs": [{k: v for k, v in line.items() if k != "timestamp"} for line in lines],
+                "logs": _read(buffer),
             }
         )
     return answers
@@ -105,7 +130,7 @@ def frozen_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("store", ["sqlite", "none"])
 def test_the_fast_path_answers_byte_for_byte_as_the_flask_route(
-    store: str, fraud_settings: Settings, tmp_path: Path, frozen_time: None, capsys: pytest.CaptureFixture[str]
+    store: str, fraud_settings: Settings, tmp_path: Path, frozen_time: None, log_lines: io.StringIO
 ) -> None:
     """The same requests, in the same order, to an app with the fast path and one whose every request goes
     to Flask (each over a store of its own): status line, headers, body bytes, the log lines (their time
@@ -133,7 +158,7 @@ def test_the_fast_path_answers_byte_for_byte_as_the_flask_route(
 
     fast.wsgi_app.flask = counted  # type: ignore[attr-defined]
 
-    by_fast, by_flask = _answers(fast, capsys), _answers(slow, capsys)
+    by_fast, by_flask = _answers(fast, log_lines), _answers(slow, log_lines)
     for index, (one, other) in enumerate(zip(by_fast, by_flask, strict=True)):
         assert one == other, f"request {index}: {REQUESTS[index][0]!r}"
     replay_and_conflict = ["200 OK", "409 CONFLICT"] if store == "sqlite" else ["200 OK", "200 OK"]  # or scored again
@@ -166,7 +191,7 @@ def test_a_failure_while_scoring_is_answered_as_flask_s_handlers_answer_it(
     fraud_settings: Settings,
     frozen_time: None,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    log_lines: io.StringIO,
 ) -> None:
     """A store that fails (503 with Retry-After) or a bug (500, logged with its traceback) while a request
     is being scored: the fast path's answer, log lines and metrics are those of the Flask route."""
@@ -183,11 +208,11 @@ def test_a_failure_while_scoring_is_answered_as_flask_s_handlers_answer_it(
     answers = []
     for wsgi in (app.wsgi_app, app.wsgi_app.flask):  # type: ignore[attr-defined]
         app.wsgi_app = wsgi  # type: ignore[method-assign]
-        capsys.readouterr()
+        _read(log_lines)
         before = _counters()
         response = client.post("/v1/score", data=body, content_type="application/json", headers=HEADERS)
         after = _counters()
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+        lines = _read(log_lines)
         answers.append(
             (
                 response.status,
@@ -195,10 +220,7 @@ def test_a_failure_while_scoring_is_answered_as_flask_s_handlers_answer_it(
                 response.data,
                 {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)},
                 # a traceback's frames are each path's own; its last line, the error, is the same
-                [
-                    {k: v.splitlines()[-1] if k == "exception" else v for k, v in line.items() if k != "timestamp"}
-                    for line in lines
-                ],
+                [{k: v.splitlines()[-1] if k == "exception" else v for k, v in line.items()} for line in lines],
             )
         )
     assert answers[0] == answers[1]
