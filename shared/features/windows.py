@@ -145,29 +145,31 @@ class _SortedHistory:
         place[self.asked] = np.arange(len(self.asked))
         self.by_position = place[is_asked]
         self.asked_key_base = self.codes[is_asked] * self.key_stride - 1
+        self.asked_times = self.times[is_asked]  # in sorted order
+        self.asked_shift = self.slot_shift[self.asked]
 
     def trailing(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
         """Events in (t - seconds, t] up to and including each row asked, within its entity."""
-        first = self._edges(self.times[self.asked] - seconds)
+        first = self._edges(seconds)
         last = self.asked + 1
         return (last - first).astype(float), self._sums(first, last)
 
     def delayed(self, delay: float, span: float) -> tuple[np.ndarray, np.ndarray]:
         """Events in (t - span, t - delay] for each row asked, within its entity."""
-        times = self.times[self.asked]
-        first = self._edges(times - span)
-        last = self._edges(times - delay)
+        first = self._edges(span)
+        last = self._edges(delay)
         return (last - first).astype(float), np.rint(self._sums(first, last))
 
-    def _edges(self, queries: np.ndarray) -> np.ndarray:
+    def _edges(self, before: float) -> np.ndarray:
         """For each row asked, the position (in the sorted rows) of the first row of its entity with time
-        above its query, as `searchsorted(entity's times, query, side="right")` finds it. Times are replaced
-        by their rank among the distinct times, so (entity, rank) is one exact integer key: a row's time is
-        at most the query exactly when its rank is below the number of distinct times up to the query."""
+        above its query (its own time - `before`), as `searchsorted(entity's times, query, side="right")`
+        finds it. Times are replaced by their rank among the distinct times, so (entity, rank) is one exact
+        integer key: a row's time is at most the query exactly when its rank is below the number of
+        distinct times up to the query."""
         by_position = self.by_position
-        up_to_query = np.searchsorted(self.distinct_times, queries[by_position], side="right")
+        up_to_query = np.searchsorted(self.distinct_times, self.asked_times - before, side="right")
         keys = self.asked_key_base + up_to_query
-        edges = np.empty(len(queries), dtype=np.intp)
+        edges = np.empty(len(by_position), dtype=np.intp)
         # Asked in sorted order (nearly ascending queries: searched at the speed of a merge, not of a
         # cache miss per step), put back in the order asked; the same integers either way.
         edges[by_position] = np.searchsorted(self.keys, keys, side="right")
@@ -175,7 +177,7 @@ class _SortedHistory:
 
     def _sums(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         """running[last] - running[first] of each asked row's own entity."""
-        shift = self.slot_shift[self.asked]
+        shift = self.asked_shift
         return self.running[last + shift] - self.running[first + shift]
 
 
