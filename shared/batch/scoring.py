@@ -34,7 +34,7 @@ from marshmallow import fields
 from shared.batch.digests import decision_ids
 from shared.batch.records import output_columns
 from shared.batch.rules import RuleScreen
-from shared.batch.validation import FINGERPRINT, OFFSET_SUFFIX
+from shared.batch.validation import FINGERPRINT, OFFSET_SUFFIX, paused_gc
 from shared.core.contract import ValidEvent
 from shared.core.decision import Reason, VersionedName, VersionedNameSchema, compile_dump
 from shared.core.scoring import ScoringCore
@@ -69,9 +69,10 @@ def _document_names(core: ScoringCore) -> set[str]:
 
 def features_of(core: ScoringCore, data: pa.Table, history: History) -> FeatureBatch:
     """The window features of valid events given as columns, over the table's own history."""
-    batch = core.service.offline_features_of_columns(data, history)
-    if batch is None:
-        batch = core.service.offline_features(loaded_events(data), history)
+    with paused_gc():
+        batch = core.service.offline_features_of_columns(data, history)
+        if batch is None:
+            batch = core.service.offline_features(loaded_events(data), history)
     return batch
 
 
@@ -92,6 +93,11 @@ def loaded_events(data: pa.Table) -> list[dict[str, Any]]:
 def score_chunk(core: ScoringCore, documents: pa.Table, data: pa.Table | None, features: FeatureBatch) -> pa.Table:
     """`score_table` with the features already a batch; `data` (the loaded form) is needed only by services
     whose decisions carry details, and is rebuilt from the documents' rows otherwise."""
+    with paused_gc():
+        return _scored_chunk(core, documents, data, features)
+
+
+def _scored_chunk(core: ScoringCore, documents: pa.Table, data: pa.Table | None, features: FeatureBatch) -> pa.Table:
     started = time.perf_counter()
     core = _in_bulk(core)
     service, ruleset = core.service, core.ruleset

@@ -18,9 +18,11 @@ and `documents` (the JSON form with personal fields pseudonymised, load-only fie
 
 from __future__ import annotations
 
+import gc
 import json
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -177,12 +179,35 @@ def _bounds(field: fields.Field) -> tuple[Any, Any, bool, bool, tuple[str, ...] 
     return None
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a chunk is worked on, and restored as it was. A chunk makes
+    a few small objects per row (a dict, an equation's result) that hold no reference cycle and are freed
+    by reference counting as they go; but every burst of allocations sets the collector walking all the
+    objects alive, the chunk's among them, again and again: a third of the CPU time of 100,000 disease
+    assessments on the fast engine (31.8 CPU s with it, 22.5 without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def validate_table(
     core_contract: Contract, raw: pa.Table, first_row: int, keep: Sequence[str] = (), *, dotted: bool = False
 ) -> Validated:
     """Validate one chunk of raw rows (CSV cells as text, Parquet values as they are) whose first row is
     number `first_row`. Kept columns the contract does not read are left out of validation. With `dotted`
     (a CSV input), dotted headers are nested fields, as the row path reads them (`total_cholesterol.value`)."""
+    with paused_gc():
+        return _validate_table(core_contract, raw, first_row, keep, dotted)
+
+
+def _validate_table(
+    core_contract: Contract, raw: pa.Table, first_row: int, keep: Sequence[str], dotted: bool
+) -> Validated:
     schema = core_contract.schema
     columns = columnar_fields(schema)
     read = {name for c in columns for name in _cells_of(c, dotted)} if columns is not None else set()
