@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         history_paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
     parts = runtime(args.service, settings)
     core = parts.core
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     summary = rescore(
         core,
         source,
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         record=parts.decisions,
         engine=args.engine,
     )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     results: dict[str, Any] = {
         "service": args.service,
         "rows": summary.rows,
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         "output": "parquet",
         "seconds": round(elapsed, 2),
         "rows_per_second": round(summary.rows / elapsed, 1),
+        "cpu_seconds": round(cpu, 2),  # the process's user + system time: what other work does not inflate
+        "rows_per_cpu_second": round(summary.rows / cpu, 1),
         "decisions": summary.decisions,
     }
     if args.record:
