@@ -32,7 +32,7 @@ from services.registry import runtime, service_names
 from shared.decisions import DecisionStore
 from shared.doors.gunicorn import GUNICORN_CONFIG, gunicorn_command
 from shared.settings import Settings
-from tests.fixtures.services import running_server
+from tests.fixtures.services import RunningServer, running_server
 
 LUA = Path(__file__).with_name("wrk_replay.lua")
 
@@ -63,6 +63,27 @@ def run_wrk(base_url: str, seconds: int, connections: int, bodies: Path) -> dict
     figures["non_2xx"] = int(errors.group(1)) if errors else 0
     if figures["non_2xx"]:
         raise SystemExit(f"{figures['non_2xx']} requests failed: the figures would mean nothing")
+    return figures
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) used so far by a server's process and its children (gunicorn's workers),
+    read from /proc: per request, the figure other work on the same cores disturbs least."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0.0
+    for process in (pid, *map(int, children)):
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime and stime, fields 14 and 15 of stat
+    return total
+
+
+def run_measured(server: RunningServer, seconds: int, connections: int, bodies: Path) -> dict[str, float]:
+    """wrk's figures, and the server's CPU microseconds a request over the run."""
+    cpu_before = server_cpu_seconds(server.process.pid)
+    figures = run_wrk(server.base_url, seconds, connections, bodies)
+    cpu = server_cpu_seconds(server.process.pid) - cpu_before
+    figures["server_cpu_us_per_request"] = round(cpu / (figures["requests_per_second"] * seconds) * 1e6, 1)
     return figures
 
 
@@ -116,18 +137,24 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     bodies, description = prepare_traffic(args.service, settings, work)
     results: dict[str, object] = {"service": args.service, "decision_store": args.decisions, "traffic": description}
+    load_average = {"start": [round(figure, 2) for figure in os.getloadavg()]}  # others on the cores skew both runs
     with running_server(args.service, settings, work / "service.log", workers=2) as server:
-        results["service"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
+        results["service"] = run_measured(server, args.seconds, args.connections, bodies)
         decisions = decision_counts(server.base_url)
     if args.decisions != "none":
         results["store_size"] = store_size(args.service, settings.decisions_url)
     bare = gunicorn_command(f"bench.bare_app:create_app({args.service!r})")
     with running_server(args.service, settings, work / "bare.log", workers=2, command=bare) as server:
-        results["bare_flask_model"] = run_wrk(server.base_url, args.seconds, args.connections, bodies)
+        results["bare_flask_model"] = run_measured(server, args.seconds, args.connections, bodies)
     results["service_decisions"] = decisions
+    load_average["end"] = [round(figure, 2) for figure in os.getloadavg()]
+    results["load_average"] = load_average
     service, bare_figures = results["service"], results["bare_flask_model"]
     assert isinstance(service, dict) and isinstance(bare_figures, dict)
     results["service_to_bare_ratio"] = round(service["requests_per_second"] / bare_figures["requests_per_second"], 3)
+    results["service_to_bare_cpu_ratio"] = round(  # bare CPU a request over the service's: a ratio load skews less
+        bare_figures["server_cpu_us_per_request"] / service["server_cpu_us_per_request"], 3
+    )
     record(
         result_name("http_throughput", args.service, args.decisions),
         {
