@@ -261,8 +261,7 @@ def _details_column(
 ) -> list[str | None]:
     """Every row's `details` (the service's own hook, on the chunk's loaded events, features and prediction:
     what `ScoringCore.decide` gives each of them), as the decision schema dumps it and the output writes it."""
-    events = loaded_events(data) if data is not None else documents.drop_columns([FINGERPRINT]).to_pylist()
-    found = core.service.details(events, features, prediction)
+    found = core.service.details(_LoadedRows(documents, data), features, prediction)
     if found is None:
         return [None] * documents.num_rows
     field = core.service.decision_schema().dump_fields.get("details")
@@ -321,6 +320,27 @@ _json_key = json.encoder.encode_basestring  # text as json.dumps(ensure_ascii=Fa
 
 def _float_json(value: float) -> str:
     return float.__repr__(value) if math.isfinite(value) else json.dumps(value)
+
+
+class _LoadedRows(Sequence[dict[str, Any]]):
+    """A chunk's events as the hooks read them (`loaded_events` of `data`, else the documents' rows), each
+    one made only when a hook asks for it: a hook that reads only how many there are costs nothing."""
+
+    def __init__(self, documents: pa.Table, data: pa.Table | None) -> None:
+        self._documents, self._data = documents, data
+        self._rows: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return self._documents.num_rows
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._rows is None:
+            self._rows = (
+                loaded_events(self._data)
+                if self._data is not None
+                else self._documents.drop_columns([FINGERPRINT]).to_pylist()
+            )
+        return self._rows[index]
 
 
 def _plain_details(core: ScoringCore) -> bool:
