@@ -12,6 +12,7 @@ a 100,000-record state file: 47 us a write, p99.9 0.34 ms (SQLite's default: 75 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
@@ -23,6 +24,12 @@ from shared.errors import ConfigurationError
 CHECKPOINT_SECONDS = 0.1
 WAL_PAGES_BEFORE_A_WRITE_CHECKPOINTS = 10_000
 WAL_BYTES_KEPT = 64 * 1024 * 1024  # the WAL file is truncated to this after a reset
+
+# Held by a checkpointer while SQLite works, and by a fork while it copies the process: a fork taken while a
+# checkpointer thread is inside SQLite would copy SQLite's own mutexes held, and the child's first connection
+# would then wait on them forever (seen once: a forked child that never finished recording).
+_IN_SQLITE = threading.Lock()
+os.register_at_fork(before=_IN_SQLITE.acquire, after_in_parent=_IN_SQLITE.release, after_in_child=_IN_SQLITE.release)
 
 
 def sqlite_path(url: str, variable: str) -> Path:
@@ -65,7 +72,8 @@ class Checkpointer(threading.Thread):
         try:
             while not self.stopped.wait(CHECKPOINT_SECONDS) and self._owner() is not None:
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with _IN_SQLITE:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     continue  # e.g. the file is busy or gone for a moment: the next round tries again
         finally:
