@@ -1,11 +1,14 @@
 """`risk rescore` on the fast engine: a file through column-wise validation, window features and
 `score_chunk`, in memory bounded by the events of one time slice and its look-back, not by the file.
 
+    pass 0: each history file (e.g. claim notifications) validated whole -> its rejects written, with
+            their source; its valid events held in memory, whole, for every slice
     pass 1: the input in chunks -> validate_table -> rejects written; valid rows spooled on disk, one
             Parquet file per week of event time
     pass 2: week by week: that week's rows with the weeks its widest window looks back over (the
             service's `state_retention`) -> the features of the week's own rows (the look-back rows only
-            read by their windows; fraud's ids as integer codes) -> the week's rows scored -> the output
+            read by their windows; fraud's ids as integer codes; a history input's events all of them, as
+            the row path hands them over) -> the week's rows scored -> the output
 
 An event's window holds only the events of the look-back before it, all in the slice, so its features
 are those of the whole input (counts exactly; sums to floating-point rounding: a running sum starts at
@@ -18,7 +21,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +34,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from shared.batch.records import output_columns
-from shared.batch.scoring import features_of, score_chunk
-from shared.batch.validation import Reject, validate_table
+from shared.batch.scoring import loaded_events, score_chunk
+from shared.batch.validation import Reject, paused_gc, validate_table
+from shared.core.contract import Contract, validate_event
 from shared.core.scoring import ScoringCore
+from shared.core.service import Event, History, HistoryInput
+from shared.errors import InvalidInputError
 from shared.features.featureset import FeatureBatch
-from shared.files import RecordWriter, columns_of, format_of
+from shared.files import RecordWriter, RowProblem, columns_of, format_of, read_rows
 from shared.logging import get_logger
 
 log = get_logger("batch")
@@ -112,6 +118,7 @@ class FastSummary:
     rejected: int
     decisions: dict[str, int]
     seconds: float
+    history_rejected: int = 0  # history rows rejected (written to the rejects, not counted in `rejected`)
 
 
 def rescore_columns(
@@ -123,15 +130,24 @@ def rescore_columns(
     chunk_size: int = 50_000,
     keep: Sequence[str] = (),
     progress: bool = True,
+    history_paths: Mapping[str, Path] | None = None,
 ) -> FastSummary:
     """Score a file on the fast engine (usage already checked by the batch door). Rejected rows go to
-    `rejects` with their row number and fields."""
+    `rejects` with their row number and fields (and, for a history file's rows, its name as `source`).
+    `history_paths` names a file for some of the service's history inputs; their events feed the features
+    of every slice and are not scored. As on the row path, `rejected` counts the input's rows only."""
     started = time.perf_counter()
     service = core.service
     time_field = service.event_time_field
     lookback = max(service.state_retention.values(), default=0.0)
     behind = int(np.ceil(lookback / SLICE_SECONDS))
     dotted = format_of(input_path) == "csv"  # dotted CSV headers are nested fields, as on the row path
+    inputs = {h.name: h for h in service.history_inputs}
+    history_events: dict[str, list[Event]] = {}
+    history_rejected = 0
+    for name, path in (history_paths or {}).items():
+        history_events[name], bad = _history_events(core, inputs[name], path, chunk_size, rejects)
+        history_rejected += bad
     with tempfile.TemporaryDirectory(prefix="rescore-", dir=output_path.parent) as folder:
         spool = Spool(Path(folder))
         rows, rejected = 0, 0
@@ -169,7 +185,8 @@ def rescore_columns(
                 history = [t for t in earlier if t is not None]
                 data_all = pa.concat_tables([*history, table.select(data_columns)])
                 del earlier, history
-                own = _own_features(core, _unprefixed(data_all, DATA), data_all.num_rows - table.num_rows)
+                answer_from = data_all.num_rows - table.num_rows
+                own = _own_features(core, _unprefixed(data_all, DATA), history_events, answer_from)
                 del data_all
                 for start in range(0, table.num_rows, chunk_size):
                     part = table.slice(start, chunk_size)
@@ -184,7 +201,8 @@ def rescore_columns(
                     _count(counts, decided)
                     output.write_table(decided)
                     bar.update(part.num_rows)
-    return FastSummary(rows, sum(counts.values()), rejected, counts, round(time.perf_counter() - started, 3))
+    seconds = round(time.perf_counter() - started, 3)
+    return FastSummary(rows, sum(counts.values()), rejected, counts, seconds, history_rejected)
 
 
 class _Behind:
@@ -220,13 +238,49 @@ class _Behind:
             self._thread.shutdown(wait=True)
 
 
-def _own_features(core: ScoringCore, data: pa.Table, answer_from: int) -> FeatureBatch:
-    """The features of the rows from `answer_from` on, the rows before being their look-back only: a
-    service with a column-wise form computes no window of a look-back row."""
-    batch = core.service.offline_features_of_columns(data, {}, answer_from)
-    if batch is None:
-        batch = features_of(core, data, {}).take(slice(answer_from, data.num_rows))
+def _own_features(core: ScoringCore, data: pa.Table, history: History, answer_from: int) -> FeatureBatch:
+    """The features of the rows from `answer_from` on, the rows before being their look-back only (a
+    service with a column-wise form computes no window of a look-back row), over the history inputs'
+    events."""
+    with paused_gc():
+        batch = core.service.offline_features_of_columns(data, history, answer_from)
+        if batch is None:
+            batch = core.service.offline_features(loaded_events(data), history).take(slice(answer_from, data.num_rows))
     return batch
+
+
+def _history_events(
+    core: ScoringCore, history: HistoryInput, path: Path, chunk_size: int, rejects: RecordWriter
+) -> tuple[list[Event], int]:
+    """A history file's valid events in file order (loaded as the row path loads them) and how many rows
+    were rejected, each bad row written to `rejects` with its number and `source` as the row path writes
+    it. A CSV or Parquet file is validated a chunk of columns at a time; a JSON Lines file (Arrow reads no
+    tables of it) row by row, as on the row path."""
+    events: list[Event] = []
+    bad = 0
+    kind = format_of(path)
+    if kind in ("csv", "parquet"):
+        contract = Contract(history.schema)
+        for first_row, raw in _raw_tables(path, chunk_size, core):
+            valid = validate_table(contract, raw, first_row, dotted=kind == "csv")
+            events.extend(loaded_events(valid.data))
+            bad += len(valid.rejects)
+            _write_rejects(rejects, valid.rejects, source=history.name)
+        return events, bad
+    schema, number = history.schema(), 0
+    for chunk in read_rows(path, chunk_size):
+        found = []
+        for row in chunk:
+            number += 1
+            try:
+                if isinstance(row, RowProblem):
+                    raise InvalidInputError(row.fields, "the row could not be read")
+                events.append(validate_event(schema, row))
+            except InvalidInputError as error:
+                found.append(Reject(number, error.code, error.fields))
+        bad += len(found)
+        _write_rejects(rejects, found, source=history.name)
+    return events, bad
 
 
 def _slices(spool: Spool) -> list[list[int]]:
@@ -265,8 +319,9 @@ def _unprefixed(table: pa.Table, prefix: str) -> pa.Table:
     return table.select(chosen).rename_columns([n.removeprefix(prefix) for n in chosen])
 
 
-def _write_rejects(rejects: RecordWriter, found: Sequence[Reject]) -> None:
-    rejects.write([{"row": r.row, "error": r.error, "fields": r.fields} for r in found])
+def _write_rejects(rejects: RecordWriter, found: Sequence[Reject], source: str | None = None) -> None:
+    extra = {"source": source} if source else {}
+    rejects.write([{"row": r.row, "error": r.error, "fields": r.fields, **extra} for r in found])
 
 
 class NotColumnarError(Exception):

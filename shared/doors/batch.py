@@ -138,23 +138,23 @@ def rescore(
     started = time.perf_counter()
     service = core.service.name
     rejects_path = rejects_path_for(output_path)
-    if engine == "fast" and _fast_engine_fits(core, output_path, history_paths, record):
+    if engine == "fast" and _fast_engine_fits(output_path, record):
         try:
-            return _rescore_fast(core, input_path, output_path, chunk_size, progress, keep, started)
+            return _rescore_fast(core, input_path, output_path, chunk_size, progress, keep, history_paths, started)
         except NotColumnarError as reason:
             log.info("batch_rows_engine", reason=str(reason))
     with RecordWriter(rejects_path) as rejects:
-        history = {
-            name: _validated(
+        history, history_rejected = {}, 0
+        for name, path in history_paths.items():
+            loaded = _validated(
                 path,
                 partial(validate_event, history_inputs[name].schema()),
                 history_inputs[name].schema(),
                 chunk_size,
                 rejects,
                 source=name,
-            ).events
-            for name, path in history_paths.items()
-        }
+            )
+            history[name], history_rejected = loaded.events, history_rejected + loaded.rejected
         valid = _validated(input_path, core.validate, core.contract.schema, chunk_size, rejects, None, keep)
         _check_kept_columns_seen(input_path, keep, valid)
         events = valid.events
@@ -199,11 +199,11 @@ def rescore(
         replayed=replayed,
         rejected=rejected,
         output=output_path,
-        rejects=rejects_path if rejected else None,
+        rejects=rejects_path if rejected or history_rejected else None,
         seconds=round(time.perf_counter() - started, 3),
         decisions=counts,
     )
-    if not rejected:
+    if not rejected and not history_rejected:  # a history's bad rows are reported, not counted as the input's
         rejects_path.unlink(missing_ok=True)
     log.info(
         "batch_rescored",
@@ -217,14 +217,11 @@ def rescore(
     return summary
 
 
-def _fast_engine_fits(
-    core: ScoringCore, output_path: Path, history_paths: Mapping[str, Path], record: DecisionStore | None
-) -> bool:
-    """The fast engine scores inputs with no history files and no decision store to decide once against,
-    into CSV or Parquet (JSON Lines outputs keep nested parts as objects, which the row path writes)."""
-    return (
-        record is None and not history_paths and not core.service.history_inputs and format_of(output_path) != "jsonl"
-    )
+def _fast_engine_fits(output_path: Path, record: DecisionStore | None) -> bool:
+    """The fast engine scores inputs (with their history files, if any) with no decision store to decide
+    once against, into CSV or Parquet (JSON Lines outputs keep nested parts as objects, which the row path
+    writes)."""
+    return record is None and format_of(output_path) != "jsonl"
 
 
 def _rescore_fast(
@@ -234,6 +231,7 @@ def _rescore_fast(
     chunk_size: int,
     progress: bool,
     keep: Sequence[str],
+    history_paths: Mapping[str, Path],
     started: float,
 ) -> BatchSummary:
     service = core.service.name
@@ -247,6 +245,7 @@ def _rescore_fast(
             chunk_size=max(chunk_size, FAST_CHUNK_ROWS),
             keep=keep,
             progress=progress,
+            history_paths=history_paths,
         )
     REJECTED.labels(service, "batch").inc(done.rejected)
     for outcome, count in done.decisions.items():
@@ -256,11 +255,11 @@ def _rescore_fast(
         scored=done.scored,
         rejected=done.rejected,
         output=output_path,
-        rejects=rejects_path if done.rejected else None,
+        rejects=rejects_path if done.rejected or done.history_rejected else None,
         seconds=round(time.perf_counter() - started, 3),
         decisions=done.decisions,
     )
-    if not done.rejected:
+    if not done.rejected and not done.history_rejected:
         rejects_path.unlink(missing_ok=True)
     log.info(
         "batch_rescored",
