@@ -219,23 +219,37 @@ def prior_events_offline(
     events: pd.DataFrame, history: pd.DataFrame, *, entity: str, ts: str, window_seconds: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of `events`: how many rows of `history` (e.g. claims) of the same entity fall in
-    (t - window, t], and the time of the latest one at or before t (NaN when there is none)."""
+    (t - window, t], and the time of the latest one at or before t (NaN when there is none). All rows at
+    once: the history sorted by (entity, time) once, and each event's place in it found by one merge."""
     counts = np.zeros(len(events))
     latest = np.full(len(events), np.nan)
     if history.empty or events.empty:
         return counts, latest
-    by_entity = {key: np.sort(group[ts].to_numpy(dtype=float)) for key, group in history.groupby(entity, sort=False)}
-    event_entities = events[entity].to_numpy()
-    event_times = events[ts].to_numpy(dtype=float)
-    for row, (key, now) in enumerate(zip(event_entities, event_times, strict=True)):
-        times = by_entity.get(key)
-        if times is None:
-            continue
-        last = np.searchsorted(times, now, side="right")
-        counts[row] = last - np.searchsorted(times, now - window_seconds, side="right")
-        if last:
-            latest[row] = times[last - 1]
+    codes, _ = pd.factorize(np.concatenate([history[entity].to_numpy(), events[entity].to_numpy()]))
+    history_codes, event_codes = codes[: len(history)], codes[len(history) :]
+    history_times = history[ts].to_numpy(dtype=float)
+    order = np.lexsort((history_times, history_codes))
+    history_codes, history_times = history_codes[order], history_times[order]
+    now = events[ts].to_numpy(dtype=float)
+    first_of_entity = np.searchsorted(history_codes, event_codes, side="left")
+    last = _at_or_before(history_codes, history_times, event_codes, now)
+    counts[:] = last - _at_or_before(history_codes, history_times, event_codes, now - window_seconds)
+    some = last > first_of_entity
+    latest[some] = history_times[last[some] - 1]
     return counts, latest
+
+
+def _at_or_before(codes: np.ndarray, times: np.ndarray, query_codes: np.ndarray, query_times: np.ndarray) -> np.ndarray:
+    """For each query, how many of the (code, time)-sorted rows come before it or have its code and a time at
+    or before its own: `searchsorted(side="right")` within its code's rows, offset by the rows of lower codes."""
+    n = len(codes)
+    kind = np.concatenate([np.zeros(n, dtype=np.int8), np.ones(len(query_codes), dtype=np.int8)])
+    order = np.lexsort((kind, np.concatenate([times, query_times]), np.concatenate([codes, query_codes])))
+    is_row = order < n
+    rows_so_far = np.cumsum(is_row)
+    found = np.empty(len(query_codes), dtype=np.int64)
+    found[order[~is_row] - n] = rows_so_far[~is_row]
+    return found
 
 
 def prior_events_online(history: Sequence[Record], now: float, window_seconds: float) -> tuple[int, float | None]:
