@@ -140,9 +140,9 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("fast", "rows", "spark"),
         default="fast",
-        help="fast: column-wise, memory bounded by a week of events and its look-back (CSV or Parquet in, no "
-        "--record or --history); rows: every event through the contract and core one by one (what fast falls "
-        "back to otherwise); spark: on Apache Spark, Parquet in and out (the spark extra)",
+        help="fast: column-wise, memory bounded by a week of events and its look-back (CSV or Parquet in, CSV "
+        "or Parquet out, no --record); rows: every event through the contract and core one by one (what fast "
+        "falls back to otherwise); spark: on Apache Spark, Parquet in and out (the spark extra)",
     )
     rescore.add_argument(
         "--master",
