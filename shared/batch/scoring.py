@@ -4,8 +4,9 @@
       -> every row: the default decision, built a column at a time, with the service's details (disease:
          each condition model's and equation's result) from its own hook over the whole chunk
       -> rows some rule may hit: each condition's value in one more ZEN call over those rows, the verdict
-         from them (`Ruleset.verdict_of`: hits, reasons, outcome), explanations of the rows not decided by
-         default in one call, and their decision, hits and reasons written into the columns
+         from them (what `Ruleset.verdict_of` gives: outcome, hits and their reasons) a column at a time,
+         explanations of the rows not decided by default in one call, and their decision, hits and reasons
+         written as JSON from columns of their fields, into the chunk's columns
       -> rows whose conditions ZEN could not evaluate (a null compared): `ScoringCore.decide`, the online
          doors' own path, which names the failing rules
 
@@ -41,9 +42,9 @@ from shared.core.scoring import ScoringCore
 from shared.core.service import History, Prediction, Service
 from shared.features.featureset import FeatureBatch
 from shared.files import flat_value
-from shared.modeling.explain import Contribution
 from shared.modeling.registry import RegisteredModel
-from shared.rules.engine import Verdict
+from shared.rules.engine import RuleHit, Ruleset
+from shared.rules.templates import MISSING, UNKNOWN_TEXT, readable
 
 _VERSIONED = VersionedNameSchema()
 
@@ -118,8 +119,8 @@ def _scored_chunk(core: ScoringCore, documents: pa.Table, data: pa.Table | None,
     if threshold is not None:  # rows above it carry their explanations into the rules' context: the core's way
         table = _default_decisions(core, documents, scores, bands, measures, started, details)
         return _with_core_decisions(core, table, documents, data, features, may_hit, started)
-    verdicts, unsure = _bulk_verdicts(core, screen, columns, documents, features, scores, bands, measures, may_hit)
-    decided = _decided_columns(core, features, prediction, verdicts, n)
+    verdicts, unsure = _bulk_verdicts(screen, columns, may_hit)
+    decided = _decided_columns(core, _Chunk(documents, features, scores, bands, measures), prediction, verdicts)
     table = _default_decisions(core, documents, scores, bands, measures, started, {**decided, **details})
     if len(unsure):
         table = _with_core_decisions(core, table, documents, data, features, unsure, started)
@@ -131,45 +132,19 @@ class _Verdicts:
     """The verdicts of some rows of a chunk, found from their conditions' values in bulk."""
 
     positions: np.ndarray  # the rows' positions in the chunk
-    verdicts: list[Verdict]
-    rows: list[dict[str, Any]]  # each row's features, as the rules and reason texts read them
+    hits: np.ndarray  # row by rule: whether the rule's condition gave true on the row
 
 
 def _bulk_verdicts(
-    core: ScoringCore,
-    screen: RuleScreen,
-    columns: Sequence[Sequence[Any] | np.ndarray],
-    documents: pa.Table,
-    features: FeatureBatch,
-    scores: np.ndarray,
-    bands: np.ndarray,
-    measures: Sequence[Mapping[str, float]],
-    positions: np.ndarray,
+    screen: RuleScreen, columns: Sequence[Sequence[Any] | np.ndarray], positions: np.ndarray
 ) -> tuple[_Verdicts, np.ndarray]:
-    """`Ruleset.evaluate` of the rows at `positions` from each condition's value found in one ZEN call
-    over those rows' columns (the same context fields `ScoringCore.decide` gives it); and the positions of
-    the rows where some condition gave no boolean, which only the core decides as the online doors do."""
+    """Each condition's value on the rows at `positions`, found in one ZEN call over those rows' columns
+    (the same context fields `ScoringCore.decide` gives it); and the positions of the rows where some
+    condition gave no boolean, which only the core decides as the online doors do."""
     values = screen.values([_taken(c, positions) for c in columns])
     sure = np.array([v is not None for v in values], dtype=bool)
-    known = positions[sure]
-    picked = documents.take(known).drop_columns([FINGERPRINT]).to_pylist()
-    rows = features.take(known.tolist()).rows
-    ruleset = core.ruleset
-    verdicts = [
-        ruleset.verdict_of(
-            {
-                "event": picked[k],
-                "features": rows[k],
-                "score": float(scores[i]),
-                "band": bands[i],
-                "measures": measures[i],
-                "reasons": [],
-            },
-            row_values,
-        )
-        for k, (i, row_values) in enumerate(zip(known.tolist(), (v for v in values if v is not None), strict=True))
-    ]
-    return _Verdicts(known, verdicts, rows), positions[~sure]
+    hits = np.array([v for v in values if v is not None], dtype=bool).reshape(int(sure.sum()), screen.width)
+    return _Verdicts(positions[sure], hits), positions[~sure]
 
 
 def _taken(column: Sequence[Any] | np.ndarray, positions: np.ndarray) -> Sequence[Any] | np.ndarray:
@@ -178,41 +153,257 @@ def _taken(column: Sequence[Any] | np.ndarray, positions: np.ndarray) -> Sequenc
     return [column[i] for i in positions.tolist()]
 
 
-def _decided_columns(
-    core: ScoringCore, features: FeatureBatch, prediction: Prediction, found: _Verdicts, n: int
-) -> dict[str, list[Any]]:
+@dataclass(frozen=True)
+class _Chunk:
+    """What a rule's reason reads of a chunk's rows: their events, features, scores, bands and measures."""
+
+    documents: pa.Table
+    features: FeatureBatch
+    scores: np.ndarray
+    bands: np.ndarray
+    measures: Sequence[Mapping[str, float]]
+
+
+def _decided_columns(core: ScoringCore, chunk: _Chunk, prediction: Prediction, found: _Verdicts) -> dict[str, Any]:
     """The decision, reasons and rule hits columns with the found verdicts in their rows (every other row
-    the default: no hit, no reason), each cell as `ScoringCore.decide` and its dump write it."""
-    service, default = core.service, core.ruleset.default
-    decision = [default] * n
-    reasons, rule_hits = ["[]"] * n, ["[]"] * n
-    explained = [k for k, verdict in enumerate(found.verdicts) if verdict.outcome != default]
-    at = found.positions
-    contributions = service.explain(core.model, features, prediction, at[explained].tolist()) if explained else []
-    why = dict(zip(explained, contributions, strict=True))
+    the default: no hit, no reason), each cell as `Ruleset.verdict_of`, `ScoringCore.decide` and its dump
+    write it, built a column at a time: the outcome the most severe of a row's hits (`Ruleset._most_severe`),
+    the rules' reasons rendered rule by rule over the rows each hit, and the JSON texts from the columns."""
+    service, ruleset = core.service, core.ruleset
+    n, at = chunk.documents.num_rows, found.positions
+    labels = [*ruleset.outcomes, ruleset.default]  # the last: rows that hit nothing
+    severity = np.array([ruleset.outcomes.index(rule.then) for rule in ruleset.rules], dtype=np.int64)
+    ranks = np.where(found.hits, severity, -1).max(axis=1, initial=-1)
+    codes = np.where(ranks < 0, len(ruleset.outcomes), ranks)
+    every = np.full(n, len(ruleset.outcomes), dtype=np.int64)
+    every[at] = codes
+    decision = pa.array(labels, pa.string()).take(pa.array(every))
+
+    hit_rows, hit_rules = np.nonzero(found.hits)  # row by row, each row's hits in rule order
+    texts: list[Any] = [None] * len(hit_rows)
+    for k in range(len(ruleset.rules)):
+        mine = np.flatnonzero(hit_rules == k)
+        if len(mine):
+            for place, text in zip(mine.tolist(), _rendered(ruleset, k, chunk, at[hit_rows[mine]]), strict=True):
+                texts[place] = text
+    hit_counts = np.bincount(hit_rows, minlength=len(at))
+    ids, thens = [rule.id for rule in ruleset.rules], [rule.then for rule in ruleset.rules]
+    picked_rules = hit_rules.tolist()
+    hit_columns = {"rule_id": [ids[k] for k in picked_rules], "outcome": [thens[k] for k in picked_rules]}
+    hits = {**hit_columns, "reason": texts}
+
+    explained = np.flatnonzero(np.array(labels, dtype=object)[codes] != ruleset.default)  # as the core explains
+    positions = at[explained].tolist()
+    contributions = service.explain(core.model, chunk.features, prediction, positions) if positions else []
+    rows = _feature_rows(chunk.features, positions)
+    reason_counts = np.zeros(len(at), dtype=np.int64)
+    reason_counts[explained] = [len(c) for c in contributions]
+    flat = [c for row_contributions in contributions for c in row_contributions]
+    reason_text = service.reason_text
+    given: dict[str, list[Any]] = {
+        "feature": [c.feature for c in flat],
+        "value": [c.value for c in flat],
+        "contribution": [round(c.contribution, 6) for c in flat],
+        "text": [
+            reason_text(c.feature, row) for row, row_given in zip(rows, contributions, strict=True) for c in row_given
+        ],
+    }
+
+    fields_of = _decision_fields(core)
+    reasons = _json_lists(fields_of["reasons"], given, reason_counts)
+    rule_hits = _json_lists(fields_of["rule_hits"], hits, hit_counts)
+    if reasons is None or rule_hits is None:  # a decision schema of the service's own: dumped row by row
+        reasons, rule_hits = _dumped_parts(core, given, reason_counts, hits, hit_counts)
+    return {"decision": decision, "reasons": _spread(reasons, at, n), "rule_hits": _spread(rule_hits, at, n)}
+
+
+def _feature_rows(features: FeatureBatch, positions: list[int]) -> list[dict[str, Any]]:
+    """`FeatureBatch.rows` of the rows at `positions` (a missing value, NaN, as None), without a test per cell
+    where the features are numbers."""
+    if not positions:
+        return []
+    values = features.values[np.asarray(positions, dtype=np.intp)]
+    if values.dtype != np.float64:
+        return features.take(positions).rows
+    cells = values.astype(object)
+    cells[np.isnan(values)] = None
+    names = features.names
+    return [dict(zip(names, row, strict=True)) for row in cells.tolist()]
+
+
+_DECISION_FIELDS: weakref.WeakKeyDictionary[ScoringCore, Mapping[str, fields.Field]] = weakref.WeakKeyDictionary()
+
+
+def _decision_fields(core: ScoringCore) -> Mapping[str, fields.Field]:
+    """The service's decision schema's fields, made once per core."""
+    found = _DECISION_FIELDS.get(core)
+    if found is None:
+        found = core.service.decision_schema().dump_fields
+        _DECISION_FIELDS[core] = found
+    return found
+
+
+def _rendered(ruleset: Ruleset, k: int, chunk: _Chunk, positions: np.ndarray) -> list[str]:
+    """Rule k's reason on each of the rows at `positions` that it hit, as `Ruleset.verdict_of` renders it
+    on the row's context (`Template.render`), one placeholder at a time over the rows."""
+    rule, template = ruleset.rules[k], ruleset._reasons[k]
+    if template is None:
+        return [rule.description or rule.id] * len(positions)
+    pieces: list[list[str]] = []
+    for literal, parts in template._pieces:
+        pieces.append([literal] * len(positions))
+        if parts is not None:
+            values = _context_values(ruleset, parts, chunk, positions)
+            if values is None:  # a placeholder read from the whole context: rendered on each row's own
+                contexts = [_context_of(ruleset, chunk, i) for i in positions.tolist()]
+                return [template.render(context) for context in contexts]
+            pieces.append([UNKNOWN_TEXT if v is MISSING else readable(v) for v in values])
+    return ["".join(row) for row in zip(*pieces, strict=True)]
+
+
+def _context_values(ruleset: Ruleset, parts: tuple[str, ...], chunk: _Chunk, positions: np.ndarray) -> list[Any] | None:
+    """The value a reason's placeholder finds in the rules' context of each row (`templates.lookup`:
+    MISSING where the context lacks it), or None for a placeholder that names a whole part of it."""
+    root, rest = parts[0], parts[1:]
+    count = len(positions)
+    if root in {"score", "band", "reasons"}:
+        if rest:
+            return [MISSING] * count  # a number, a text or a list: nothing below it
+        if root == "score":
+            return chunk.scores[positions].tolist()
+        return chunk.bands[positions].tolist() if root == "band" else [[]] * count
+    if not rest:
+        return None if root in {"event", "features", "measures", "lists"} else [MISSING] * count
+    name, below = rest[0], rest[1:]
+    if root == "features":
+        if name not in chunk.features.names:
+            return [MISSING] * count
+        found = [
+            None if isinstance(v, float) and math.isnan(v) else v
+            for v in np.asarray(chunk.features.columns[name])[positions].tolist()
+        ]
+    elif root == "event":
+        documents = chunk.documents
+        if name not in documents.column_names or name == FINGERPRINT:
+            return [MISSING] * count
+        found = documents.column(name).take(pa.array(positions)).to_pylist()
+    elif root == "measures":
+        found = [chunk.measures[i].get(name, MISSING) for i in positions.tolist()]
+    elif root == "lists" and ruleset._list_probes:
+        if all(p.name != name for p in ruleset._list_probes):
+            return [MISSING] * count
+        found = _listed(name, chunk.documents.take(pa.array(positions)), ruleset._list_probes).tolist()
+    else:
+        return [MISSING] * count
+    return [_below(v, below) for v in found] if below else found
+
+
+def _below(value: Any, parts: tuple[str, ...]) -> Any:
+    """What a path finds under a value, through mappings only (`templates.lookup`)."""
+    for part in parts:
+        if value is MISSING or not isinstance(value, Mapping) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def _context_of(ruleset: Ruleset, chunk: _Chunk, i: int) -> Mapping[str, Any]:
+    """Row i's context as `ScoringCore.decide` gives it to the rules, with the lists' flags `evaluate` adds."""
+    event = chunk.documents.slice(i, 1).drop_columns([FINGERPRINT]).to_pylist()[0]
+    context = {
+        "event": event,
+        "features": chunk.features.take([i]).rows[0],
+        "score": float(chunk.scores[i]),
+        "band": chunk.bands[i],
+        "measures": chunk.measures[i],
+        "reasons": [],
+    }
+    return ruleset._with_lists(context)
+
+
+def _spread(texts: pa.Array, positions: np.ndarray, n: int) -> pa.Array:
+    """A column of n cells: the texts at `positions`, "[]" (no hit, no reason) everywhere else."""
+    where = np.full(n, len(texts), dtype=np.int64)
+    where[positions] = np.arange(len(texts))
+    return pa.concat_arrays([texts.cast(pa.string()), pa.array(["[]"], pa.string())]).take(pa.array(where))
+
+
+def _json_lists(field: fields.Field, columns: Mapping[str, Sequence[Any]], counts: np.ndarray) -> pa.Array | None:
+    """`json.dumps` of each row's list of objects as `compile_dump` dumps them for `field` (a list of
+    nested objects), from the objects' attributes as columns over every row's items in turn (`counts`
+    of them a row); None for a field of another shape."""
+    if not (type(field) is fields.List and type(field.inner) is fields.Nested and not field.inner.many):
+        return None
+    parts: list[Any] = []
+    for name, inner in field.inner.schema.dump_fields.items():
+        texts = _json_texts(inner, columns[name]) if name in columns else None
+        if texts is None:
+            return None
+        parts += [pa.scalar(("{" if not parts else ", ") + _json_key(inner.data_key or name) + ": "), texts]
+    if not parts:
+        return None
+    items = pc.binary_join_element_wise(*parts, pa.scalar("}"), "") if int(counts.sum()) else pa.array([], pa.string())
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    listed = pc.binary_join(pa.ListArray.from_arrays(offsets, items), ", ")
+    return pc.binary_join_element_wise(pa.scalar("["), listed, pa.scalar("]"), "")
+
+
+def _json_texts(field: fields.Field, values: Sequence[Any]) -> pa.Array | None:
+    """`_scalar_json` of every value of a column, a column of text or of finite floats written at once."""
+    kinds = set(map(type, values))
+    if kinds == {str} and type(field) in {fields.String, fields.Raw}:
+        return pa.array(list(map(_json_key, values)), pa.string())
+    if kinds == {float} and type(field) in {fields.Float, fields.Raw} and np.isfinite(np.array(values)).all():
+        return pa.array(list(map(float.__repr__, values)), pa.string())
+    encode = _scalar_json(field)
+    return None if encode is None else pa.array([encode(v) for v in values], pa.string())
+
+
+def _scalar_json(field: fields.Field) -> Callable[[Any], str] | None:
+    """How `json.dumps` writes one value as `compile_dump` dumps it for a field of one value, or None."""
+    kind = type(field)
+    if kind is fields.String:
+        return lambda v: "null" if v is None else _json_key(v if type(v) is str else str(v))
+    if kind is fields.Float:
+        return lambda v: "null" if v is None else _float_json(float(v))
+    if kind is fields.Integer:
+        return lambda v: "null" if v is None else int.__repr__(int(v))
+    if kind is fields.Boolean:
+        return lambda v: "null" if v is None else "true" if v else "false"
+    if kind is fields.Raw:
+        return lambda v: _float_json(v) if type(v) is float else _json_text(v)
+    return None
+
+
+def _dumped_parts(
+    core: ScoringCore,
+    given: Mapping[str, Sequence[Any]],
+    reason_counts: np.ndarray,
+    hits: Mapping[str, Sequence[Any]],
+    hit_counts: np.ndarray,
+) -> tuple[pa.Array, pa.Array]:
+    """The reasons and rule hits of each row as `Reason` and `RuleHit` records dumped by the service's own
+    decision schema (`compile_dump`) and written by `json.dumps`, row by row."""
     dump = _parts_dump(core)
-    for k, verdict in enumerate(found.verdicts):
-        i = int(at[k])
-        decision[i] = verdict.outcome
-        row = found.rows[k]
-        given = tuple(_reason(service, c, row) for c in why.get(k, ()))
-        parts = dump({"reasons": given, "rule_hits": verdict.hits})
-        reasons[i], rule_hits[i] = _json_text(parts["reasons"]), _json_text(parts["rule_hits"])
-    return {"decision": decision, "reasons": reasons, "rule_hits": rule_hits}
+    reasons = [
+        Reason(feature=f, value=v, contribution=c, text=t)
+        for f, v, c, t in zip(given["feature"], given["value"], given["contribution"], given["text"], strict=True)
+    ]
+    rule_hits = [RuleHit(*hit) for hit in zip(hits["rule_id"], hits["outcome"], hits["reason"], strict=True)]
+    reason_texts, hit_texts = [], []
+    r = h = 0
+    for reason_count, hit_count in zip(reason_counts.tolist(), hit_counts.tolist(), strict=True):
+        parts = dump(
+            {"reasons": tuple(reasons[r : r + reason_count]), "rule_hits": tuple(rule_hits[h : h + hit_count])}
+        )
+        reason_texts.append(_json_text(parts["reasons"]))
+        hit_texts.append(_json_text(parts["rule_hits"]))
+        r, h = r + reason_count, h + hit_count
+    return pa.array(reason_texts, pa.string()), pa.array(hit_texts, pa.string())
 
 
 # `flat_value` of a list (json.dumps, not ASCII-escaped) without a new encoder made for each call
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _reason(service: Service, contribution: Contribution, row: Mapping[str, Any]) -> Reason:
-    """One contribution as a decision's reason, as `ScoringCore.decide` writes it."""
-    return Reason(
-        feature=contribution.feature,
-        value=contribution.value,
-        contribution=round(contribution.contribution, 6),
-        text=service.reason_text(contribution.feature, row),
-    )
 
 
 _PART_DUMPS: weakref.WeakKeyDictionary[ScoringCore, Callable[[Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
