@@ -130,8 +130,11 @@ def _columns_replay(
     the same decisions and hits as `ScoringCore.decide`). None for a schema or rows it does not take."""
     if columnar_fields(core.contract.schema) is None or not rows:
         return None
+    if any(value is None for row in rows for value in row.values()):
+        return None  # a null given is the contract's to judge (a column's null reads as a field left out)
+    names = dict.fromkeys(name for row in rows for name in row)  # every row's fields, not the first row's only
     try:
-        raw = pa.Table.from_pylist(list(rows))
+        raw = pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None  # a column of mixed kinds: the contract reads it row by row
     valid = validate_table(core.contract, raw, first_row=1)

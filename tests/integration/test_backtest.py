@@ -164,3 +164,29 @@ def test_fraud_is_replayed_column_wise_with_the_row_paths_result(
     assert len(replays) == 1 and replays[0] is not None and fast.events == len(rows) - 1 and fast.rejected == 1
     assert sum(fast.moves.values()) > 0 and fast.moved_by == {"rules": sum(fast.moves.values())}
     assert fast == by_rows
+
+
+def test_disease_replayed_column_wise_reads_fields_the_first_row_lacks(
+    disease_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Assessments whose first row has no `cigarettes_per_day` (a non-smoker) while later ones do: the
+    column-wise replay keeps every row's fields and says exactly what the row-by-row replay says; a row
+    with a null given goes to the contract row by row."""
+    import shared.doors.backtest as module
+
+    current = runtime("disease", disease_settings).core
+    text = DISEASE.ruleset_path.read_text().replace('version: "2026.11.1"', 'version: "2026.11.7"')
+    candidate = current.replaced(
+        ruleset=parse_ruleset(DISEASE, text.replace("event.bmi >= 35", "event.bmi >= 28"), "candidate")
+    )
+    rows = sample_assessments(300, seed=8)
+    rows.sort(key=lambda row: "cigarettes_per_day" in row)  # non-smokers first
+    assert "cigarettes_per_day" not in rows[0] and any("cigarettes_per_day" in row for row in rows)
+    labels: list[int | None] = [int(row["bmi"] >= 30) for row in rows]
+
+    assert module._columns_replay(current, rows, labels, None) is not None  # the column-wise replay takes them
+    fast = backtest(current, candidate, rows, labels)
+    monkeypatch.setattr(module, "_columns_replay", lambda *a: None)
+    assert fast == backtest(current, candidate, rows, labels)
+    monkeypatch.undo()
+    assert module._columns_replay(current, [{**rows[0], "waist_cm": None}, *rows[1:]], labels, None) is None
