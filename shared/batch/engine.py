@@ -3,8 +3,8 @@
 
     pass 0: each history file (e.g. claim notifications) validated whole -> its rejects written, with
             their source; its valid events held in memory, whole, for every slice
-    pass 1: the input in chunks -> validate_table -> rejects written; valid rows spooled on disk, one
-            Parquet file per week of event time
+    pass 1: the input in chunks -> validate_table -> rejects written; valid rows kept by week of event
+            time (in memory while they fit in one slice, else on disk, one Parquet file per week)
     pass 2: week by week: that week's rows with the weeks its widest window looks back over (the
             service's `state_retention`) -> the features of the week's own rows (the look-back rows only
             read by their windows; fraud's ids as integer codes; a history input's events all of them, as
