@@ -19,9 +19,9 @@ from shared.core.scoring import ScoringCore
 from shared.doors.batch import rescore
 from shared.settings import Settings
 from tests.fixtures.events import many_payments
+from tests.fixtures.outputs import CHANGING, assert_same_cells, by_event
 
 ROWS = 100_000
-CHANGING = ("scored_at", "latency_ms")  # when and how fast: no decision depends on them
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,6 @@ def fraud_settings_module(
     )
 
 
-def _by_event(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).set_index("event_id").sort_index()
-
-
 def test_fast_engine_decides_100000_events_exactly_as_the_row_path(
     core: ScoringCore, fraud_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -60,12 +56,7 @@ def test_fast_engine_decides_100000_events_exactly_as_the_row_path(
     rows = rescore(core, source, tmp_path / "rows.parquet", progress=False, engine="rows")
     assert (fast.rows, fast.scored, fast.rejected) == (rows.rows, rows.scored, rows.rejected) == (ROWS, ROWS, 0)
     assert fast.decisions == rows.decisions
-    a, b = _by_event(tmp_path / "fast.parquet"), _by_event(tmp_path / "rows.parquet")
-    assert list(a.index) == list(b.index)
-    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-9
-    for column in a.columns.difference(["score", *CHANGING]):
-        differing = a[column].fillna("<null>") != b[column].fillna("<null>")
-        assert not differing.any(), f"{column}: {a.loc[differing, column].head(3).tolist()}"
+    a = assert_same_cells(tmp_path / "fast.parquet", tmp_path / "rows.parquet")
     assert set(a["decision"]) >= {"approve", "review"}  # the test decides something other than the default
 
 
@@ -84,12 +75,8 @@ def test_week_by_week_slices_decide_as_one_slice_of_the_whole_input(
     monkeypatch.setattr(engine, "SLICE_ROWS", 1)
     weekly = rescore(core, source, tmp_path / "weekly.parquet", progress=False, engine="fast")
     assert weekly.decisions == whole.decisions and weekly.scored == whole.scored == 40_000
-    a, b = _by_event(tmp_path / "weekly.parquet"), _by_event(tmp_path / "whole.parquet")
-    assert list(a.index) == list(b.index)
-    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-9
-    for column in a.columns.difference(["score", "reasons", *CHANGING]):
-        differing = a[column].fillna("<null>") != b[column].fillna("<null>")
-        assert not differing.any(), f"{column}: {a.loc[differing, column].head(3).tolist()}"
+    a = assert_same_cells(tmp_path / "weekly.parquet", tmp_path / "whole.parquet", exempt=["reasons"])
+    b = by_event(tmp_path / "whole.parquet")
     for weekly_reasons, whole_reasons in zip(a["reasons"], b["reasons"], strict=True):
         found, expected = json.loads(weekly_reasons), json.loads(whole_reasons)
         assert [r["feature"] for r in found] == [r["feature"] for r in expected]
@@ -115,7 +102,7 @@ def test_dotted_csv_headers_are_nested_fields_on_the_fast_engine_as_on_the_row_p
     rows_rejects = [json.loads(line) for line in (tmp_path / "rows.parquet.rejects.jsonl").read_text().splitlines()]
     assert fast_rejects == rows_rejects
     assert fast_rejects[0]["row"] == 13 and "total_cholesterol.unit" in fast_rejects[0]["fields"]
-    a, b = _by_event(tmp_path / "fast.parquet"), _by_event(tmp_path / "rows.parquet")
+    a, b = by_event(tmp_path / "fast.parquet"), by_event(tmp_path / "rows.parquet")
     assert list(a.index) == list(b.index)
     for column in a.columns.difference(list(CHANGING)):
         assert a[column].fillna("<null>").equals(b[column].fillna("<null>")), column

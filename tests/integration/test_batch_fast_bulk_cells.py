@@ -7,8 +7,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,9 +18,9 @@ from shared.rules import Ruleset
 from shared.rules.lists import ListedValues, ListsInForce
 from shared.settings import Settings
 from tests.fixtures.events import many_payments
+from tests.fixtures.outputs import assert_same_cells
 
 ROWS = 6_000
-CHANGING = ("scored_at", "latency_ms")
 
 RULES = textwrap.dedent(r"""
     service: fraud
@@ -71,10 +69,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory, fraud_model_dir: Path, fr
     )
 
 
-def _by_event(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).set_index("event_id").sort_index()
-
-
 def test_bulk_decided_cells_equal_the_row_path_whatever_the_reasons_read(
     settings: Settings, fraud_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -92,12 +86,7 @@ def test_bulk_decided_cells_equal_the_row_path_whatever_the_reasons_read(
     fast = rescore(core, source, tmp_path / "fast.parquet", progress=False, engine="fast")
     rows = rescore(core, source, tmp_path / "rows.parquet", progress=False, engine="rows")
     assert fast.decisions == rows.decisions
-    a, b = _by_event(tmp_path / "fast.parquet"), _by_event(tmp_path / "rows.parquet")
-    assert list(a.index) == list(b.index)
-    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-9
-    for column in a.columns.difference(["score", *CHANGING]):
-        differing = a[column].fillna("<null>") != b[column].fillna("<null>")
-        assert not differing.any(), f"{column}: {a.loc[differing, column].head(3).tolist()}"
+    a = assert_same_cells(tmp_path / "fast.parquet", tmp_path / "rows.parquet")
     hits = [hit for cell in a["rule_hits"] for hit in json.loads(cell)]
     assert {hit["rule_id"] for hit in hits} == {"every_field", "watched", "busy_card_approved", "whole_features"}
     texts = [hit["reason"] for hit in hits if hit["rule_id"] == "every_field"]

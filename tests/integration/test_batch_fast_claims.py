@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,8 +20,7 @@ from shared.doors import batch
 from shared.doors.batch import rescore
 from shared.settings import Settings
 from tests.fixtures.events import POLICY_TIME
-
-CHANGING = ("scored_at", "latency_ms")  # when and how fast: no decision depends on them
+from tests.fixtures.outputs import assert_same_cells
 
 
 @pytest.fixture
@@ -82,20 +80,6 @@ def _rejects(output: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _by_event(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).set_index("event_id").sort_index()
-
-
-def _assert_same_decisions(fast: Path, rows: Path) -> pd.DataFrame:
-    a, b = _by_event(fast), _by_event(rows)
-    assert list(a.index) == list(b.index)
-    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-9
-    for column in a.columns.difference(["score", *CHANGING]):
-        differing = a[column].fillna("<null>") != b[column].fillna("<null>")
-        assert not differing.any(), f"{column}: {a.loc[differing, column].head(3).tolist()}"
-    return a
-
-
 @pytest.mark.parametrize("history_format", ["csv", "jsonl", "parquet"])
 def test_fast_engine_decides_claims_with_a_claims_history_exactly_as_the_row_path(
     core: ScoringCore, tmp_path: Path, fast_runs: list[Path], history_format: str
@@ -122,7 +106,7 @@ def test_fast_engine_decides_claims_with_a_claims_history_exactly_as_the_row_pat
     rows = rescore(core, source, tmp_path / "rows.parquet", progress=False, history_paths=paths, engine="rows")
     assert (fast.rows, fast.scored, fast.rejected) == (rows.rows, rows.scored, rows.rejected) == (3000, 2998, 2)
     assert fast.decisions == rows.decisions
-    decided = _assert_same_decisions(tmp_path / "fast.parquet", tmp_path / "rows.parquet")
+    decided = assert_same_cells(tmp_path / "fast.parquet", tmp_path / "rows.parquet")
     assert {"accept", "refer", "decline"} <= set(decided["decision"])
     fast_rejects, rows_rejects = _rejects(tmp_path / "fast.parquet"), _rejects(tmp_path / "rows.parquet")
     assert fast_rejects == rows_rejects
@@ -171,5 +155,5 @@ def test_every_week_of_claims_reads_the_whole_claims_history(
     assert fast_runs == [source]
     rows = rescore(core, source, tmp_path / "rows.parquet", progress=False, history_paths=paths, engine="rows")
     assert weekly.decisions == rows.decisions and weekly.scored == rows.scored == 1500
-    decided = _assert_same_decisions(tmp_path / "weekly.parquet", tmp_path / "rows.parquet")
+    decided = assert_same_cells(tmp_path / "weekly.parquet", tmp_path / "rows.parquet")
     assert {"refer", "decline"} & set(decided["decision"])

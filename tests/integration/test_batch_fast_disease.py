@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,13 +18,9 @@ from shared.core.scoring import ScoringCore
 from shared.doors.batch import rescore
 from shared.features.featureset import FeatureBatch
 from shared.settings import Settings
+from tests.fixtures.outputs import assert_same_cells
 
 ROWS = 3_000
-CHANGING = ("scored_at", "latency_ms")  # when and how fast: no decision depends on them
-
-
-def _by_event(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).set_index("event_id").sort_index()
 
 
 def test_fast_engine_decides_assessments_and_their_details_exactly_as_the_row_path(
@@ -58,12 +53,7 @@ def test_fast_engine_decides_assessments_and_their_details_exactly_as_the_row_pa
     fast_rejects = (tmp_path / "fast.parquet.rejects.jsonl").read_text().splitlines()
     assert fast_rejects == (tmp_path / "rows.parquet.rejects.jsonl").read_text().splitlines()
     assert fast.decisions == rows.decisions and len(fast.decisions) == 3  # routine, follow_up and urgent
-    a, b = _by_event(tmp_path / "fast.parquet"), _by_event(tmp_path / "rows.parquet")
-    assert list(a.index) == list(b.index)
-    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-9
-    for column in a.columns.difference(["score", *CHANGING]):
-        differing = a[column].fillna("<null>") != b[column].fillna("<null>")
-        assert not differing.any(), f"{column}: {a.loc[differing, column].head(3).tolist()}"
+    a = assert_same_cells(tmp_path / "fast.parquet", tmp_path / "rows.parquet")
     details = [json.loads(d) for d in a["details"]]
     assert all(len(d["equations"]) == 5 and set(d["conditions"]) == {"diabetes", "chd"} for d in details)
     assert any(e["applicable"] for d in details for e in d["equations"])
