@@ -38,13 +38,13 @@ from shared.batch.rules import RuleScreen
 from shared.batch.validation import FINGERPRINT, OFFSET_SUFFIX, paused_gc
 from shared.core.contract import ValidEvent
 from shared.core.decision import Reason, VersionedName, VersionedNameSchema, compile_dump
-from shared.core.scoring import ScoringCore
+from shared.core.scoring import ScoringCore, rules_context
 from shared.core.service import History, Prediction, Service
 from shared.features.featureset import FeatureBatch
 from shared.files import flat_value
 from shared.modeling.registry import RegisteredModel
 from shared.rules.engine import RuleHit, Ruleset
-from shared.rules.templates import MISSING, UNKNOWN_TEXT, readable
+from shared.rules.templates import MISSING, UNKNOWN_TEXT, lookup_parts, readable
 
 _VERSIONED = VersionedNameSchema()
 
@@ -295,30 +295,16 @@ def _context_values(ruleset: Ruleset, parts: tuple[str, ...], chunk: _Chunk, pos
         found = _listed(name, chunk.documents.take(pa.array(positions)), ruleset._list_probes).tolist()
     else:
         return [MISSING] * count
-    return [_below(v, below) for v in found] if below else found
-
-
-def _below(value: Any, parts: tuple[str, ...]) -> Any:
-    """What a path finds under a value, through mappings only (`templates.lookup`)."""
-    for part in parts:
-        if value is MISSING or not isinstance(value, Mapping) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
+    return [lookup_parts(v, below) for v in found] if below else found
 
 
 def _context_of(ruleset: Ruleset, chunk: _Chunk, i: int) -> Mapping[str, Any]:
     """Row i's context as `ScoringCore.decide` gives it to the rules, with the lists' flags `evaluate` adds."""
     event = chunk.documents.slice(i, 1).drop_columns([FINGERPRINT]).to_pylist()[0]
-    context = {
-        "event": event,
-        "features": chunk.features.take([i]).rows[0],
-        "score": float(chunk.scores[i]),
-        "band": chunk.bands[i],
-        "measures": chunk.measures[i],
-        "reasons": [],
-    }
-    return ruleset._with_lists(context)
+    features = chunk.features.take([i]).rows[0]
+    return ruleset._with_lists(
+        rules_context(event, features, float(chunk.scores[i]), chunk.bands[i], chunk.measures[i])
+    )
 
 
 def _spread(texts: pa.Array, positions: np.ndarray, n: int) -> pa.Array:

@@ -158,14 +158,9 @@ class ScoringCore:
     ) -> list[Verdict]:
         return self.ruleset.evaluate_many(
             [
-                {
-                    "event": documents[i],
-                    "features": rows[i],
-                    "score": scores[i],
-                    "band": bands[i],
-                    "measures": measures[i],
-                    "reasons": [c.feature for c in explained.get(i, ())],
-                }
+                rules_context(
+                    documents[i], rows[i], scores[i], bands[i], measures[i], [c.feature for c in explained.get(i, ())]
+                )
                 for i in range(len(documents))
             ]
         )
@@ -203,3 +198,23 @@ class ScoringCore:
 
 def _model_name(service: Service, model: RegisteredModel) -> str:
     return str(model.card.get("name", service.name))
+
+
+def rules_context(
+    event: Mapping[str, Any],
+    features: Mapping[str, Any],
+    score: float,
+    band: str,
+    measures: Mapping[str, float],
+    reasons: Sequence[str] = (),
+) -> dict[str, Any]:
+    """What the rules read of one event being decided (`event.*`, `features.*`, `score`, `band`,
+    `measures.*`, `reasons`): one definition for the core and the fast engine's bulk path."""
+    return {
+        "event": event,
+        "features": features,
+        "score": score,
+        "band": band,
+        "measures": measures,
+        "reasons": list(reasons),
+    }

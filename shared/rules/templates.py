@@ -55,12 +55,13 @@ def _is_field_path(name: str) -> bool:
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path through nested mappings, or MISSING. Never getattr: only data is reachable."""
-    return _lookup_parts(context, tuple(path.split(".")))
+    return lookup_parts(context, tuple(path.split(".")))
 
 
-def _lookup_parts(context: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
-    """`lookup` on a pre-split path (rendering runs per hit, so the split is done once, at load)."""
-    value: Any = context
+def lookup_parts(context: Any, parts: tuple[str, ...]) -> Any:
+    """`lookup` on a pre-split path (rendering runs per hit, so the split is done once, at load), from
+    any value: MISSING wherever the path meets one that is no mapping."""
+    value = context
     for part in parts:
         if not (type(value) is dict or isinstance(value, Mapping)) or part not in value:
             return MISSING
@@ -90,7 +91,7 @@ class Template:
         for literal, parts in self._pieces:
             out.append(literal)
             if parts is not None:
-                value = _lookup_parts(context, parts)
+                value = lookup_parts(context, parts)
                 out.append(UNKNOWN_TEXT if value is MISSING else readable(value))
         return "".join(out)
 
