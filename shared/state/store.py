@@ -278,21 +278,14 @@ class SqliteStateStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, under the machine-wide writer lock: rolled back if anything fails."""
-        with _sqlite_unavailable_as_not_ready(self.path):
-            process = self._here()
-            with process.lock:
-                fcntl.flock(process.writer_lock_fd, fcntl.LOCK_EX)
-                db = process.connection
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    yield db
-                    db.execute("COMMIT")
-                finally:
-                    try:
-                        if db.in_transaction:
-                            db.execute("ROLLBACK")
-                    finally:
-                        fcntl.flock(process.writer_lock_fd, fcntl.LOCK_UN)
+        with self._writing_alone() as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     @contextmanager
     def _writing_alone(self) -> Iterator[sqlite3.Connection]:
